@@ -1,0 +1,3 @@
+from dipcli.cli import run
+
+run()

@@ -1,0 +1,73 @@
+"""The DIP encoder–decoder with skip connections (Ulyanov et al., CVPR 2018)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dipcli.nets.upsample import make_upsampler
+
+
+def conv(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Conv2d:
+    """A convolution with reflection padding, so borders are not pulled towards zero."""
+    return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, padding_mode="reflect")
+
+
+def block(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(conv(c_in, c_out, k, stride), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2))
+
+
+class _Level(nn.Module):
+    """One scale of the hourglass: down, the deeper levels, up; an optional skip beside."""
+
+    def __init__(
+        self, c_in: int, down: int, up: int, skip: int, deeper: nn.Module | None, deeper_out: int,
+        upsample: str,
+    ) -> None:
+        super().__init__()
+        self.skip = block(c_in, skip, 1) if skip else None
+        self.down = nn.Sequential(block(c_in, down, 3, stride=2), block(down, down, 3))
+        self.deeper = deeper
+        self.upsample = make_upsampler(upsample, deeper_out)
+        merged = skip + deeper_out
+        self.up = nn.Sequential(nn.BatchNorm2d(merged), block(merged, up, 3), block(up, up, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.down(x)
+        if self.deeper is not None:
+            y = self.deeper(y)
+        y = self.upsample(y)
+        if self.skip is not None:
+            y = torch.cat([self.skip(x), y], dim=1)
+        return self.up(y)
+
+
+class SkipNet(nn.Module):
+    """Hourglass generator: `scales` levels, each halving the size on the way down.
+
+    Inputs must have sides divisible by 2**scales (the I/O layer pads for this).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        down: list[int],
+        up: list[int],
+        skip: list[int],
+        upsample: str = "bilinear",
+    ) -> None:
+        super().__init__()
+        if not (len(down) == len(up) == len(skip)):
+            raise ValueError("down, up and skip need one entry per scale")
+        level: nn.Module | None = None
+        for i in reversed(range(len(down))):
+            c_in = in_channels if i == 0 else down[i - 1]
+            deeper_out = up[i + 1] if i + 1 < len(down) else down[i]
+            level = _Level(c_in, down[i], up[i], skip[i], level, deeper_out, upsample)
+        self.body = level
+        self.head = nn.Sequential(conv(up[0], out_channels, 1), nn.Sigmoid())
+        self.scales = len(down)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(z))

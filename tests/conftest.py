@@ -1,0 +1,20 @@
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)  # tiny tensors: threads cost more than they give, and runs repeat exactly
+
+
+def smooth_image(h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """A smooth synthetic image in [0, 1]: gradients and a disc, easy for DIP to fit."""
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    base = [0.5 + 0.4 * np.sin(3 * xx + c) * np.cos(2 * yy - c) for c in range(channels)]
+    img = np.stack(base, axis=2)
+    disc = (yy - 0.5) ** 2 + (xx - 0.5) ** 2 < 0.06
+    img[disc] = 0.9
+    return img.astype(np.float32)
+
+
+@pytest.fixture
+def smooth():
+    return smooth_image

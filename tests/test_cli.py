@@ -1,0 +1,117 @@
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dipcli.cli import app
+
+runner = CliRunner()
+FAST = ["--iters", "20", "--width", "8", "--quiet"]
+
+
+@pytest.fixture
+def noisy_png(tmp_path, smooth):
+    clean = (smooth(24, 40) * 255).round().astype(np.uint8)
+    rng = np.random.default_rng(0)
+    noisy = np.clip(clean + rng.normal(0, 25, clean.shape), 0, 255).astype(np.uint8)
+    iio.imwrite(tmp_path / "clean.png", clean)
+    iio.imwrite(tmp_path / "noisy.png", noisy)
+    return tmp_path / "noisy.png"
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_denoise_writes_default_output_beside_input(noisy_png):
+    res = invoke("denoise", noisy_png, "--sigma", 25, *FAST)
+    assert res.exit_code == 0, res.output
+    out = noisy_png.with_name("noisy_denoised.png")
+    data = iio.imread(out)
+    assert data.shape == (24, 40, 3) and data.dtype == np.uint8
+
+
+def test_json_output_parses_and_reports_psnr(noisy_png):
+    res = invoke("denoise", noisy_png, "--sigma", 25, "--clean",
+                 noisy_png.with_name("clean.png"), "--json", *FAST)
+    assert res.exit_code == 0, res.output
+    record = json.loads(res.stdout)
+    assert record["iterations"] == 20 and record["arch"] == "compact"
+    assert record["psnr"] > 10 and 0 < record["ssim"] <= 1 and record["params"] > 0
+
+
+def test_add_noise_mode_scores_against_input(tmp_path, noisy_png):
+    clean = noisy_png.with_name("clean.png")
+    res = invoke("denoise", clean, "--sigma", 25, "--add-noise", "--json", *FAST)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["psnr"] is not None
+
+
+def test_refuses_to_overwrite_without_force(noisy_png):
+    out = noisy_png.with_name("out.png")
+    out.write_bytes(b"keep me")
+    res = invoke("denoise", noisy_png, "--sigma", 25, "-o", out, *FAST)
+    assert res.exit_code == 2 and "--force" in res.output
+    assert out.read_bytes() == b"keep me"
+    res = invoke("denoise", noisy_png, "--sigma", 25, "-o", out, "--force", *FAST)
+    assert res.exit_code == 0 and iio.imread(out).shape == (24, 40, 3)
+
+
+def test_never_overwrites_its_input(noisy_png):
+    before = noisy_png.read_bytes()
+    res = invoke("denoise", noisy_png, "--sigma", 25, "-o", noisy_png, "--force", *FAST)
+    assert res.exit_code == 2 and noisy_png.read_bytes() == before
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["missing.png", "--sigma", "25"], 2, "no such file"),
+    (["{noisy}", "--sigma", "0"], 2, "impossible"),
+    (["{noisy}", "--sigma", "300"], 2, "impossible"),
+    (["{noisy}", "--sigma", "25", "--arch", "unet"], 2, "compact"),
+    (["{bad}", "--sigma", "25"], 1, "cannot read"),
+    (["{tiny}", "--sigma", "25"], 2, "at least"),
+    (["{noisy}", "--sigma", "25", "--clean", "{tiny}"], 2, "same image"),
+])
+def test_bad_input_gives_one_line_error_and_no_output(tmp_path, noisy_png, args, code, words):
+    (tmp_path / "bad.png").write_bytes(b"garbage")
+    iio.imwrite(tmp_path / "tiny.png", np.zeros((4, 4), np.uint8))
+    names = {"noisy": noisy_png, "bad": tmp_path / "bad.png", "tiny": tmp_path / "tiny.png"}
+    args = [a.format(**names) if a.startswith("{") else a for a in args]
+    args = [str(tmp_path / a) if a == "missing.png" else a for a in args]
+    before = set(tmp_path.iterdir())
+    res = invoke("denoise", *args, *FAST)
+    assert res.exit_code == code, res.output
+    assert words in res.output
+    assert "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_sigma_is_estimated_when_omitted(noisy_png):
+    res = invoke("denoise", noisy_png, "--json", *FAST)
+    assert res.exit_code == 0, res.output
+    assert 10 < json.loads(res.stdout)["sigma"] < 40
+
+
+def test_snapshots_are_written(noisy_png, tmp_path):
+    res = invoke("denoise", noisy_png, "--sigma", 25, "--save-every", 10,
+                 "--snapshots", tmp_path / "snaps", *FAST)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "snaps").iterdir()) == [
+        "iter_000010.png", "iter_000020.png"]
+
+
+def test_grey_16bit_keeps_its_format(tmp_path, smooth):
+    data = (smooth(33, 29, channels=1)[:, :, 0] * 65535).astype(np.uint16)
+    iio.imwrite(tmp_path / "g.png", data)
+    res = invoke("denoise", tmp_path / "g.png", "--sigma", 10, *FAST)
+    assert res.exit_code == 0, res.output
+    out = iio.imread(tmp_path / "g_denoised.png")
+    assert out.shape == (33, 29) and out.dtype == np.uint16
+
+
+def test_version():
+    res = invoke("--version")
+    assert res.exit_code == 0 and res.stdout.startswith("dip ")
