@@ -28,23 +28,45 @@ class Problem(Protocol):
     def loss(self, output: torch.Tensor, observed: torch.Tensor) -> torch.Tensor: ...
 
 
+@dataclass
+class Check:
+    """What a stop rule sees at each check. Tensors are on the device (cropped to the image)."""
+
+    iteration: int
+    total: int
+    loss: float  # data loss of the raw output
+    ema_loss: float  # data loss of the averaged output (what the discrepancy principle needs)
+    raw: torch.Tensor
+    ema: torch.Tensor
+
+
 class StopRule(Protocol):
-    """Decides, at each check, whether the fit should end now."""
+    """Decides when to stop and which iterate to keep. Consulted at every check.
+
+    ``observe`` returns True when this check's averaged output is the new best candidate; the
+    loop then keeps a copy of it on the device and writes that copy in the end. A rule that
+    never returns True leaves the last averaged output as the result.
+    """
 
     name: str
 
-    def should_stop(self, iteration: int, loss: float) -> bool: ...
+    def observe(self, check: Check) -> bool: ...
+
+    def should_stop(self) -> bool: ...
 
     def describe(self) -> str: ...
 
 
 @dataclass
 class FixedStop:
-    """Run the whole iteration budget: the stop is the budget itself."""
+    """Run the whole iteration budget and keep the last averaged output."""
 
     name: str = "fixed"
 
-    def should_stop(self, iteration: int, loss: float) -> bool:
+    def observe(self, check: Check) -> bool:
+        return False
+
+    def should_stop(self) -> bool:
         return False
 
     def describe(self) -> str:
@@ -94,9 +116,10 @@ class Subscriber(Protocol):
 
 @dataclass
 class FitResult:
-    raw: np.ndarray  # (H, W, C) float32, cropped to the requested size
-    ema: np.ndarray
-    iterations: int
+    raw: np.ndarray  # (H, W, C) float32, cropped to the requested size: the last raw output
+    ema: np.ndarray  # the averaged output at the stop rule's best iteration (or the last)
+    iterations: int  # iterations run
+    best_iteration: int  # the iteration whose averaged output is ``ema``
     seconds: float
     final_loss: float
     interrupted: bool
@@ -162,6 +185,8 @@ def fit(
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
 
     ema: torch.Tensor | None = None
+    best: torch.Tensor | None = None  # the stop rule's candidate, kept on the device
+    best_at = 0
     out = y
     good = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), None)
     good_loss = math.inf
@@ -215,7 +240,11 @@ def fit(
             history.append({k: v for k, v in vars(event).items() if not isinstance(v, torch.Tensor)})
             for sub in subscribers:
                 sub.on_event(event)
-            if config.stop.should_stop(it, last_loss):
+            check = Check(it, config.iters, last_loss, problem.loss(ema, y).item(),
+                          event.raw, event.ema)
+            if config.stop.observe(check):
+                best, best_at = event.ema.clone(), it
+            if config.stop.should_stop():
                 stop_reason = config.stop.name
                 break
     except KeyboardInterrupt:
@@ -224,10 +253,12 @@ def fit(
     seconds = time.perf_counter() - start
     if ema is None:  # interrupted before the first step finished
         ema = out
+    chosen = best if best is not None else ema[..., :ch, :cw]
     return FitResult(
         raw=_to_numpy(out[..., :ch, :cw]),
-        ema=_to_numpy(ema[..., :ch, :cw]),
+        ema=_to_numpy(chosen),
         iterations=it,
+        best_iteration=best_at if best is not None else it,
         seconds=seconds,
         final_loss=last_loss,
         interrupted=interrupted,

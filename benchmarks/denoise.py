@@ -1,0 +1,91 @@
+"""Denoising benchmark: `dip denoise --add-noise` with its defaults on F16 and Set9.
+
+    python benchmarks/denoise.py                  # full images (slow on a CPU: hours)
+    python benchmarks/denoise.py --crop 256       # 256×256 centre crops (CPU-sized run)
+    python benchmarks/denoise.py --only F16       # F16_GT.png at 512×512 only
+
+Writes benchmarks/results/denoise[-<tag>].json and .md: PSNR, SSIM, iterations, wall seconds,
+parameters and device per image, and seconds per iteration of the default net beside the
+original 5×128 DIP network on the same image (timed for a few iterations only).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from common import DATA, centre_crop_file, device_name, mean, run_dip, tempdir, write_results
+
+
+def images(only: str | None):
+    f16 = DATA / "denoising" / "F16_GT.png"
+    set9 = sorted((DATA / "set9").glob("*.png"))
+    chosen = [f16, *set9]
+    if only:
+        chosen = [p for p in chosen if only.lower() in p.name.lower()]
+    return chosen
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--crop", type=int, default=0, help="centre crop size (0 = full image)")
+    ap.add_argument("--sigma", type=float, default=25)
+    ap.add_argument("--only", help="run only images whose name contains this")
+    ap.add_argument("--original-iters", type=int, default=10,
+                    help="iterations to time the original 5×128 net for")
+    ap.add_argument("--tag", default="", help="suffix for the results file names")
+    args = ap.parse_args()
+
+    work = tempdir()
+    rows = []
+    for path in images(args.only):
+        src = centre_crop_file(path, args.crop, work)
+        out = work / f"{path.stem}_out.png"
+        rec = run_dip(["denoise", str(src), "--sigma", str(args.sigma), "--add-noise",
+                       "--seed", "0", "-o", str(out)])
+        orig = run_dip(["denoise", str(src), "--sigma", str(args.sigma), "--add-noise", "--seed",
+                        "0", "--arch", "original", "--iters", str(args.original_iters),
+                        "-o", str(work / "orig.png")])
+        row = {
+            "image": path.name, "size": src and list(iio_shape(src)),
+            "psnr": rec["psnr"], "ssim": rec["ssim"], "iterations": rec["iterations"],
+            "seconds": rec["seconds"], "params": rec["params"], "arch": rec["arch"],
+            "width": rec["width"], "sec_per_iter": rec["seconds"] / rec["iterations"],
+            "original_params": orig["params"],
+            "original_sec_per_iter": orig["seconds"] / orig["iterations"],
+            "stop_reason": rec["stop_reason"],
+        }
+        rows.append(row)
+        print(f"{row['image']}: {row['psnr']:.2f} dB, {row['seconds']:.0f} s", flush=True)
+
+    device = device_name()
+    lines = [
+        f"Denoising, σ = {args.sigma:g}, seed 0, `dip denoise` defaults"
+        f"{f', {args.crop}×{args.crop} centre crops' if args.crop else ', full images'}. "
+        f"Device: {device}.",
+        "",
+        "| image | size | PSNR (dB) | SSIM | iterations | seconds | s/iter | params "
+        "| original 5×128 s/iter |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['image']} | {r['size'][1]}×{r['size'][0]} | {r['psnr']:.2f} | {r['ssim']:.4f} "
+            f"| {r['iterations']} | {r['seconds']:.0f} | {r['sec_per_iter']:.3f} | {r['params']:,} "
+            f"| {r['original_sec_per_iter']:.3f} |")
+    if rows:
+        lines.append(f"| **mean** | | **{mean(r['psnr'] for r in rows):.2f}** "
+                     f"| {mean(r['ssim'] for r in rows):.4f} | | {mean(r['seconds'] for r in rows):.0f} "
+                     "| | | |")
+    payload = {"sigma": args.sigma, "crop": args.crop, "device": device, "rows": rows}
+    tag = f"-{args.tag}" if args.tag else ""
+    write_results(f"denoise{tag}", payload, "\n".join(lines))
+
+
+def iio_shape(path):
+    import imageio.v3 as iio
+
+    return iio.imread(path).shape[:2]
+
+
+if __name__ == "__main__":
+    main()
