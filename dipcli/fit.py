@@ -161,6 +161,7 @@ def fit(
     config: FitConfig,
     *,
     input_depth: int,
+    out_size: tuple[int, int] | None = None,
     crop: tuple[int, int] | None = None,
     reference: np.ndarray | None = None,
     device: torch.device | str = "cpu",
@@ -168,15 +169,19 @@ def fit(
 ) -> FitResult:
     """Fit ``net`` so that the problem's loss between its output and ``observed`` falls.
 
-    ``observed`` is ``(H, W, C)`` float32, already padded to the net's multiple; ``crop`` is the
-    size to cut the result (and metrics) back to; ``reference`` a clean ``crop``-sized image for
-    live PSNR/SSIM. Ctrl-C ends the fit early and still returns the result so far.
+    ``observed`` is ``(H, W, C)`` float32, already padded to the net's multiple. ``out_size`` is
+    the size the net generates (default: the observed size; larger for super-resolution);
+    ``crop`` the size to cut the result (and metrics) back to; ``reference`` a clean
+    ``crop``-sized image for live PSNR/SSIM. A problem may define ``psnr(x, ref)`` to measure
+    its own way (e.g. the Y channel for super-resolution). Ctrl-C ends the fit early and still
+    returns the result so far.
     """
     device = torch.device(device)
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    h, w = observed.shape[:2]
+    h, w = out_size or observed.shape[:2]
     ch, cw = crop or (h, w)
+    measure = getattr(problem, "psnr", psnr)
     y = _to_tensor(observed, device)
     ref = _to_tensor(reference, device) if reference is not None else None
     z = (torch.rand(1, input_depth, h, w, generator=gen) * config.input_scale).to(device)
@@ -231,8 +236,8 @@ def fit(
                 backtracks=backtracks,
             )
             if ref is not None:
-                event.psnr_raw = psnr(event.raw, ref).item()
-                event.psnr_ema = psnr(event.ema, ref).item()
+                event.psnr_raw = measure(event.raw, ref).item()
+                event.psnr_ema = measure(event.ema, ref).item()
                 event.ssim_ema = ssim(event.ema, ref).item()
                 if event.psnr_ema > best_psnr:
                     best_psnr, best_iter = event.psnr_ema, it
