@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import math
 import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +25,7 @@ from dipcli.io import WRITABLE, ImageError, read_image
 from dipcli.job import Job, run_job
 from dipcli.nets import ARCHS, NetSpec
 from dipcli.problems import Denoise
+from dipcli.regularisers import TV_KINDS, schedule, total_variation
 from dipcli.report import Snapshots, progress_for
 
 app = typer.Typer(
@@ -63,8 +67,8 @@ def main(
     """Image restoration with a Deep Image Prior."""
 
 
-def default_output(path: Path, task: str) -> Path:
-    return path.with_name(f"{path.stem}_{task}{path.suffix}")
+def default_output(path: Path, suffix: str) -> Path:
+    return path.with_name(f"{path.stem}_{suffix}{path.suffix}")
 
 
 def check_output(output: Path, inputs: list[Path], force: bool) -> None:
@@ -100,10 +104,10 @@ def load_reference(path: Path, like) -> object:
     return ref.pixels
 
 
-def denoise_config(sigma255: float, iters: int, lr: float, seed: int, check_every: int) -> FitConfig:
+def denoise_config(sigma255: float, c: Common) -> FitConfig:
     """The DIP paper's jitter: 1/30 of the input code, 1/20 for heavier noise than σ = 25."""
     return FitConfig(
-        iters=iters, lr=lr, seed=seed, check_every=check_every,
+        iters=c.iters, lr=c.lr, seed=c.seed, check_every=c.check_every,
         reg_noise=1 / 20 if sigma255 > 25 else 1 / 30,
     )
 
@@ -143,95 +147,81 @@ RawOpt = Annotated[bool, typer.Option("--raw", help="Write the last raw output i
                    "running average (the average is ~2 dB better).")]
 
 
-@app.command()
-def denoise(
-    input: InputArg,
-    sigma: Annotated[float | None, typer.Option("--sigma", "-s", help="Noise standard "
-                     "deviation on the 0–255 scale; estimated from the image when omitted.")] = None,
-    output: OutputOpt = None,
-    iters: IterOpt = 1000,
-    arch: ArchOpt = "compact",
-    width: WidthOpt = None,
-    lr: LrOpt = 0.01,
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "auto",
-    clean: CleanOpt = None,
-    add_noise: Annotated[bool, typer.Option("--add-noise", help="Experiment mode: INPUT is "
-                         "clean; add N(0, σ²) noise (seeded), denoise, score against INPUT.")] = False,
-    save_every: SaveEveryOpt = 0,
-    snapshots: SnapOpt = None,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
-    force: ForceOpt = False,
-    raw: RawOpt = False,
-) -> None:
-    """Remove Gaussian-like noise: `dip denoise noisy.png --sigma 25`."""
+@dataclass
+class Common:
+    """The options every fitting subcommand shares."""
+
+    output: Path | None
+    iters: int
+    arch: str
+    width: int | None
+    lr: float
+    seed: int
+    device: str
+    clean: Path | None
+    save_every: int
+    snapshots: Path | None
+    json_out: bool
+    quiet: bool
+    force: bool
+    raw: bool
+
+    def check(self) -> NetSpec:
+        if (self.save_every > 0) != (self.snapshots is not None):
+            raise Fail("--save-every N and --snapshots DIR go together")
+        return validate_net(self.arch, self.width)
+
+    @property
+    def check_every(self) -> int:
+        return math.gcd(10, self.save_every) if self.save_every else 10
+
+
+@contextmanager
+def user_errors():
+    """Turn every expected failure into a one-line message and its exit code."""
     try:
-        _denoise(input, sigma, output, iters, arch, width, lr, seed, device, clean, add_noise,
-                 save_every, snapshots, json_out, quiet, force, raw)
+        yield
     except Fail as exc:
         _die(exc)
+    except ImageError as exc:
+        _die(Fail(str(exc), FAILURE))
 
 
-def _denoise(input, sigma, output, iters, arch, width, lr, seed, device, clean, add_noise,
-             save_every, snapshots, json_out, quiet, force, raw) -> None:
-    if sigma is not None and not 0 < sigma < 255:
-        raise Fail(f"--sigma {sigma:g} is impossible; give the noise level on the 0–255 scale, "
-                   "between 0 and 255 (e.g. 25)")
-    if add_noise and sigma is None:
-        raise Fail("--add-noise needs --sigma to know how much noise to add")
-    if add_noise and clean is not None:
-        raise Fail("--add-noise already scores against INPUT; drop --clean")
-    if (save_every > 0) != (snapshots is not None):
-        raise Fail("--save-every N and --snapshots DIR go together")
-    spec = validate_net(arch, width)
-    output = output or default_output(input, "denoised")
-    image = load(input)
-    check_output(output, [input, clean], force)
+def fit_and_report(task: str, suffix: str, input: Path, image, problem, config: FitConfig,
+                   spec: NetSpec, c: Common, reference=None, header: str = "",
+                   extra: dict | None = None) -> None:
+    """Run one job with progress, then report on stdout (--json) or stderr; exit 130 if interrupted.
 
-    reference = load_reference(clean, image) if clean is not None else None
-    if sigma is None:
-        from skimage.restoration import estimate_sigma
-
-        sigma = float(estimate_sigma(image.pixels, channel_axis=2, average_sigmas=True)) * 255
-        if not quiet:
-            err.print(f"estimated noise σ ≈ {sigma:.1f} (pass --sigma to set it)")
-        sigma = max(sigma, 0.5)
-    problem = Denoise(sigma / 255)
-    if add_noise:
-        reference = image.pixels
-        image = image.with_pixels(problem.observe(image.pixels, seed))
-
-    check_every = math.gcd(10, save_every) if save_every else 10
-    config = denoise_config(sigma, iters, lr, seed, check_every)
-    header = (f"dip denoise {input.name}: {image.shape[1]}×{image.shape[0]}, σ = {sigma:g}, "
-              f"{spec.arch} net (width {spec.width}, {spec.scales} scales)")
-    reporter = progress_for(header, iters, quiet)
+    ``suffix`` names the default output, ``<stem>_<suffix>.<ext>`` beside the input.
+    """
+    output = c.output or default_output(input, suffix)
+    check_output(output, [input, c.clean], c.force)
+    title = (f"dip {task} {input.name}: {image.shape[1]}×{image.shape[0]}{header}, "
+             f"{spec.arch} net (width {spec.width}, {spec.scales} scales)")
+    reporter = progress_for(title, config.iters, c.quiet)
     subs = [reporter]
-    if snapshots is not None:
-        subs.append(Snapshots(snapshots, save_every, image))
-    job = Job(problem, image, spec, config, output, device, reference, raw, subs)
+    if c.snapshots is not None:
+        subs.append(Snapshots(c.snapshots, c.save_every, image))
+    job = Job(problem, image, spec, config, output, c.device, reference, c.raw, subs)
     try:
         with reporter:
             result = run_job(job)
     except ValueError as exc:
         raise Fail(str(exc)) from None
-    except ImageError as exc:
-        raise Fail(str(exc), FAILURE) from None
     except (RuntimeError, MemoryError) as exc:
         raise Fail(f"fit failed: {str(exc).splitlines()[0]}", FAILURE) from None
-
     f = result.fit
     record = {
-        "input": str(input), "output": str(output), "task": "denoise", "sigma": sigma,
+        "input": str(input), "output": str(output), "task": task, **(extra or {}),
         "arch": spec.arch, "width": spec.width, "scales": spec.scales, "params": result.params,
-        "iterations": f.iterations, "seconds": round(f.seconds, 3), "final_loss": f.final_loss,
-        "stop_reason": f.stop_reason, "device": result.device, "seed": seed,
-        "psnr": result.psnr, "ssim": result.ssim, "backtracks": f.backtracks,
+        "iterations": f.iterations, "best_iteration": f.best_iteration,
+        "seconds": round(f.seconds, 3), "final_loss": f.final_loss, "stop_reason": f.stop_reason,
+        "device": result.device, "seed": c.seed, "psnr": result.psnr, "ssim": result.ssim,
+        "backtracks": f.backtracks,
     }
-    if json_out:
+    if c.json_out:
         emit_json(record)
-    elif not quiet:
+    elif not c.quiet:
         msg = f"wrote {output} ({f.iterations} iterations, {f.seconds:.1f} s"
         if result.psnr is not None:
             msg += f", PSNR {result.psnr:.2f} dB, SSIM {result.ssim:.4f}"
@@ -239,6 +229,99 @@ def _denoise(input, sigma, output, iters, arch, width, lr, seed, device, clean, 
     if f.interrupted:
         err.print(f"interrupted: wrote the result so far to {output}")
         raise typer.Exit(INTERRUPTED)
+
+
+def noise_level(image, sigma: float | None, quiet: bool) -> float:
+    """σ on the 0–255 scale: the user's, checked, or estimated from the image."""
+    if sigma is not None:
+        if not 0 < sigma < 255:
+            raise Fail(f"--sigma {sigma:g} is impossible; give the noise level on the 0–255 scale, "
+                       "between 0 and 255 (e.g. 25)")
+        return sigma
+    from skimage.restoration import estimate_sigma
+
+    estimate = float(estimate_sigma(image.pixels, channel_axis=2, average_sigmas=True)) * 255
+    if not quiet:
+        err.print(f"estimated noise σ ≈ {estimate:.1f} (pass --sigma to set it)")
+    return max(estimate, 0.5)
+
+
+def denoise_inputs(input: Path, sigma: float | None, add_noise: bool, c: Common):
+    """Read the noisy image (or make it, with --add-noise) and its reference."""
+    if add_noise and sigma is None:
+        raise Fail("--add-noise needs --sigma to know how much noise to add")
+    if add_noise and c.clean is not None:
+        raise Fail("--add-noise already scores against INPUT; drop --clean")
+    image = load(input)
+    reference = load_reference(c.clean, image) if c.clean is not None else None
+    sigma = noise_level(image, sigma, c.quiet or c.json_out)
+    problem = Denoise(sigma / 255)
+    if add_noise:
+        reference = image.pixels
+        image = image.with_pixels(problem.observe(image.pixels, c.seed))
+    return image, reference, sigma, problem
+
+
+SigmaOpt = Annotated[float | None, typer.Option("--sigma", "-s", help="Noise standard deviation "
+                     "on the 0–255 scale; estimated from the image when omitted.")]
+AddNoiseOpt = Annotated[bool, typer.Option("--add-noise", help="Experiment mode: INPUT is clean; add "
+                        "N(0, σ²) noise (seeded), restore, and score against INPUT.")]
+
+
+@app.command()
+def denoise(
+    input: InputArg, sigma: SigmaOpt = None, output: OutputOpt = None, iters: IterOpt = 1000,
+    arch: ArchOpt = "compact", width: WidthOpt = None, lr: LrOpt = 0.01, seed: SeedOpt = 0,
+    device: DeviceOpt = "auto", clean: CleanOpt = None, add_noise: AddNoiseOpt = False,
+    save_every: SaveEveryOpt = 0, snapshots: SnapOpt = None, json_out: JsonOpt = False,
+    quiet: QuietOpt = False, force: ForceOpt = False, raw: RawOpt = False,
+) -> None:
+    """Remove Gaussian-like noise: `dip denoise noisy.png --sigma 25`."""
+    c = Common(output, iters, arch, width, lr, seed, device, clean, save_every, snapshots,
+               json_out, quiet, force, raw)
+    with user_errors():
+        spec = c.check()
+        image, reference, sigma, problem = denoise_inputs(input, sigma, add_noise, c)
+        config = denoise_config(sigma, c)
+        fit_and_report("denoise", "denoised", input, image, problem, config, spec, c, reference,
+                       f", σ = {sigma:.3g}", {"sigma": sigma})
+
+
+@app.command("two-stage")
+def two_stage(
+    input: InputArg, sigma: SigmaOpt = None,
+    tv_weight: Annotated[float, typer.Option("--tv-weight", help="λ of the per-pixel TV term in "
+                         "stage 1 (0.79 = the report's 1e-6 on a summed 512×512×3 TV).")] = 0.79,
+    stage1_frac: Annotated[float, typer.Option("--stage1-frac", help="Fraction of the iterations "
+                           "in stage 1.")] = 1 / 3,
+    schedule_kind: Annotated[str, typer.Option("--schedule", help="λ over stage 1: step, linear "
+                             "or cosine.")] = "step",
+    tv: Annotated[str, typer.Option("--tv", help="anisotropic or isotropic TV.")] = "anisotropic",
+    output: OutputOpt = None, iters: IterOpt = 1000,
+    arch: ArchOpt = "compact", width: WidthOpt = None, lr: LrOpt = 0.01, seed: SeedOpt = 0,
+    device: DeviceOpt = "auto", clean: CleanOpt = None, add_noise: AddNoiseOpt = False,
+    save_every: SaveEveryOpt = 0, snapshots: SnapOpt = None, json_out: JsonOpt = False,
+    quiet: QuietOpt = False, force: ForceOpt = False, raw: RawOpt = False,
+) -> None:
+    """Denoise in two stages: DIP + λ·TV first, then plain DIP from the same weights."""
+    c = Common(output, iters, arch, width, lr, seed, device, clean, save_every, snapshots,
+               json_out, quiet, force, raw)
+    with user_errors():
+        spec = c.check()
+        if tv not in TV_KINDS:
+            raise Fail(f"unknown --tv {tv!r}; choose one of: {', '.join(TV_KINDS)}")
+        try:
+            lam = schedule(schedule_kind, tv_weight, iters, stage1_frac)
+        except ValueError as exc:
+            raise Fail(str(exc)) from None
+        image, reference, sigma, problem = denoise_inputs(input, sigma, add_noise, c)
+        config = denoise_config(sigma, c)
+        config.regulariser = partial(total_variation, kind=tv)
+        config.reg_weight = lam
+        extra = {"sigma": sigma, "tv_weight": tv_weight, "stage1_frac": stage1_frac,
+                 "schedule": schedule_kind, "tv": tv, "stage1_end": lam.stage1_end}
+        fit_and_report("two-stage", "denoised", input, image, problem, config, spec, c, reference,
+                       f", σ = {sigma:.3g}, TV λ = {tv_weight:g} until {lam.stage1_end}", extra)
 
 
 def run() -> None:

@@ -98,7 +98,7 @@ class Event:
     total: int
     loss: float
     elapsed: float
-    reg_weight: float
+    reg_weight: float | None  # λ now; None when the fit has no regulariser
     stop_state: str
     raw: torch.Tensor
     ema: torch.Tensor
@@ -208,8 +208,8 @@ def fit(
             inp = z + config.reg_noise * torch.randn_like(z) if config.reg_noise > 0 else z
             out = net(inp)
             data_loss = problem.loss(out, y)
-            lam = config.reg_weight(it) if config.regulariser is not None else 0.0
-            loss = data_loss + lam * config.regulariser(out) if lam > 0 else data_loss
+            lam = config.reg_weight(it) if config.regulariser is not None else None
+            loss = data_loss + lam * config.regulariser(out) if lam else data_loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

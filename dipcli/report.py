@@ -26,8 +26,8 @@ def metrics_text(e: Event) -> str:
     if e.psnr_ema is not None:
         parts.append(f"PSNR {e.psnr_raw:.2f}/{e.psnr_ema:.2f} dB (raw/avg)")
         parts.append(f"best {e.best_psnr:.2f} @ {e.best_iteration}")
-    if e.reg_weight:
-        parts.append(f"λ {e.reg_weight:.2g}")
+    if e.reg_weight is not None:
+        parts.append(f"stage 1, TV λ {e.reg_weight:.2g}" if e.reg_weight else "stage 2")
     if e.backtracks:
         parts.append(f"backtracks {e.backtracks}")
     parts.append(e.stop_state)
