@@ -12,7 +12,6 @@ import math
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +24,7 @@ from dipcli.io import WRITABLE, ImageError, read_image
 from dipcli.job import Job, run_job
 from dipcli.nets import ARCHS, NetSpec
 from dipcli.problems import Denoise
-from dipcli.regularisers import TV_KINDS, schedule, total_variation
+from dipcli.regularisers import TV, PrefilterTarget, schedule
 from dipcli.report import Snapshots, progress_for
 
 app = typer.Typer(
@@ -297,6 +296,8 @@ def two_stage(
     schedule_kind: Annotated[str, typer.Option("--schedule", help="λ over stage 1: step, linear "
                              "or cosine.")] = "step",
     tv: Annotated[str, typer.Option("--tv", help="anisotropic or isotropic TV.")] = "anisotropic",
+    stage1: Annotated[str, typer.Option("--stage1", help="tv: data + λ·TV; prefilter: fit a "
+                      "TV-denoised copy (Chambolle, weight σ) instead of the noisy image.")] = "tv",
     output: OutputOpt = None, iters: IterOpt = 1000,
     arch: ArchOpt = "compact", width: WidthOpt = None, lr: LrOpt = 0.01, seed: SeedOpt = 0,
     device: DeviceOpt = "auto", clean: CleanOpt = None, add_noise: AddNoiseOpt = False,
@@ -308,20 +309,26 @@ def two_stage(
                json_out, quiet, force, raw)
     with user_errors():
         spec = c.check()
-        if tv not in TV_KINDS:
-            raise Fail(f"unknown --tv {tv!r}; choose one of: {', '.join(TV_KINDS)}")
+        if stage1 not in ("tv", "prefilter"):
+            raise Fail(f"unknown --stage1 {stage1!r}; choose tv or prefilter")
         try:
+            regulariser = TV(tv)
             lam = schedule(schedule_kind, tv_weight, iters, stage1_frac)
         except ValueError as exc:
             raise Fail(str(exc)) from None
         image, reference, sigma, problem = denoise_inputs(input, sigma, add_noise, c)
         config = denoise_config(sigma, c)
-        config.regulariser = partial(total_variation, kind=tv)
-        config.reg_weight = lam
-        extra = {"sigma": sigma, "tv_weight": tv_weight, "stage1_frac": stage1_frac,
-                 "schedule": schedule_kind, "tv": tv, "stage1_end": lam.stage1_end}
+        end = lam.stage1_end
+        if stage1 == "prefilter":
+            regulariser = PrefilterTarget(sigma / 255)
+            lam = schedule("step", 1.0, iters, stage1_frac)
+            config.data_weight = lambda it: 0.0 if it <= end else 1.0
+        config.regulariser, config.reg_weight = regulariser, lam
+        extra = {"sigma": sigma, "stage1": stage1, "tv_weight": tv_weight, "stage1_frac": stage1_frac,
+                 "schedule": schedule_kind, "tv": tv, "stage1_end": end}
+        what = f"TV λ = {tv_weight:g}" if stage1 == "tv" else "TV-prefiltered target"
         fit_and_report("two-stage", "denoised", input, image, problem, config, spec, c, reference,
-                       f", σ = {sigma:.3g}, TV λ = {tv_weight:g} until {lam.stage1_end}", extra)
+                       f", σ = {sigma:.3g}, {what} until iteration {end}", extra)
 
 
 def run() -> None:

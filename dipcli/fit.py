@@ -85,8 +85,10 @@ class FitConfig:
     seed: int = 0
     check_every: int = 10  # host synchronisation, metrics, backtracking and events happen here
     backtrack_ratio: float = 10 ** 0.5  # a data loss this many times the last good one: restore
-    regulariser: Callable[[torch.Tensor], torch.Tensor] | None = None
-    reg_weight: Callable[[int], float] = lambda it: 0.0  # noqa: E731  (λ at iteration it)
+    # loss = data_weight(it) · data loss + reg_weight(it) · regulariser(output, observed)
+    regulariser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    reg_weight: Callable[[int], float] = lambda it: 0.0  # noqa: E731
+    data_weight: Callable[[int], float] | None = None  # None: always 1
     stop: StopRule = field(default_factory=FixedStop)
 
 
@@ -209,7 +211,9 @@ def fit(
             out = net(inp)
             data_loss = problem.loss(out, y)
             lam = config.reg_weight(it) if config.regulariser is not None else None
-            loss = data_loss + lam * config.regulariser(out) if lam else data_loss
+            loss = data_loss if config.data_weight is None else config.data_weight(it) * data_loss
+            if lam:
+                loss = loss + lam * config.regulariser(out, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

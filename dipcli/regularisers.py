@@ -34,6 +34,42 @@ def total_variation(x: torch.Tensor, kind: str = "anisotropic") -> torch.Tensor:
     return per_pixel.mean()
 
 
+class TV:
+    """The TV term as a regulariser for the loop (the observation is not needed)."""
+
+    def __init__(self, kind: str = "anisotropic") -> None:
+        if kind not in TV_KINDS:
+            raise ValueError(f"unknown TV kind {kind!r}; choose one of: {', '.join(TV_KINDS)}")
+        self.kind = kind
+
+    def __call__(self, output: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        return total_variation(output, self.kind)
+
+
+class PrefilterTarget:
+    """Stage 1 of the report's other reading: fit a TV-denoised copy of the observation.
+
+    Used with the data term switched off in stage 1, so the net first learns the smooth
+    image, then (stage 2) the noisy one from those weights. The Chambolle weight is σ (0–1
+    scale), the strength at which TV removes noise of that level without flattening edges.
+    """
+
+    def __init__(self, sigma: float) -> None:
+        self.sigma = sigma
+        self.target: torch.Tensor | None = None
+
+    def __call__(self, output: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        if self.target is None:
+            from skimage.restoration import denoise_tv_chambolle
+
+            y = observed[0].detach().float().permute(1, 2, 0).cpu().numpy()
+            smooth = denoise_tv_chambolle(y, weight=self.sigma, channel_axis=2)
+            self.target = torch.from_numpy(smooth.transpose(2, 0, 1).copy())[None].to(
+                device=observed.device, dtype=observed.dtype).contiguous(
+                memory_format=torch.channels_last)
+        return torch.mean((output - self.target) ** 2)
+
+
 def schedule(kind: str, weight: float, total: int, fraction: float) -> Callable[[int], float]:
     """λ(iteration) over a first stage of ``fraction`` × ``total`` iterations, 0 afterwards.
 

@@ -56,7 +56,7 @@ def test_events_carry_live_metrics_every_check(smooth):
 def test_regulariser_hook_is_applied_with_its_schedule(smooth):
     calls = []
 
-    def reg(out):
+    def reg(out, observed):
         calls.append(1)
         return out.mean()
 

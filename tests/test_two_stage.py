@@ -1,3 +1,4 @@
+import json
 import math
 
 import imageio.v3 as iio
@@ -73,7 +74,28 @@ def test_tv_stage_changes_the_result(noisy, tmp_path):
     assert not np.array_equal(iio.imread(tmp_path / "a.png"), iio.imread(tmp_path / "b.png"))
 
 
+def test_prefilter_variant_runs_and_differs_from_tv(noisy, tmp_path):
+    a = runner.invoke(app, ["two-stage", str(noisy), "-o", str(tmp_path / "a.png"), *FAST])
+    b = runner.invoke(app, ["two-stage", str(noisy), "-o", str(tmp_path / "b.png"), "--stage1",
+                            "prefilter", "--json", *FAST])
+    assert a.exit_code == 0 and b.exit_code == 0, b.output
+    assert json.loads(b.stdout)["stage1"] == "prefilter"
+    assert not np.array_equal(iio.imread(tmp_path / "a.png"), iio.imread(tmp_path / "b.png"))
+
+
+def test_prefilter_target_is_the_tv_denoised_observation():
+    from skimage.restoration import denoise_tv_chambolle
+
+    from dipcli.regularisers import PrefilterTarget
+
+    y = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    target = denoise_tv_chambolle(y[0].permute(1, 2, 0).numpy(), weight=0.1, channel_axis=2)
+    out = torch.from_numpy(target.transpose(2, 0, 1).copy())[None].float()
+    assert PrefilterTarget(0.1)(out, y).item() < 1e-10
+
+
 @pytest.mark.parametrize("args, words", [(["--tv-weight", "-1"], "negative"),
+                                         (["--stage1", "magic"], "prefilter"),
                                          (["--stage1-frac", "1.5"], "between 0 and 1"),
                                          (["--stage1-frac", "0"], "between 0 and 1"),
                                          (["--schedule", "sawtooth"], "step, linear, cosine"),
