@@ -249,3 +249,23 @@ def test_fit_stops_early_and_returns_the_rules_candidate(smooth, make_rule):
     assert res.stop_reason == rule.name and res.stop_reason != "budget"
     assert res.best_iteration <= res.iterations
     np.testing.assert_array_equal(res.ema, as_written(rec.ema[res.best_iteration]))
+
+
+def test_benchmark_shadow_sees_every_rule_without_stopping_the_fit(smooth):
+    """The stopping benchmark runs the whole budget once and asks each rule where it would stop."""
+    from benchmarks.stopping import Peak, Shadow
+
+    clean = smooth(16, 16)
+    problem = Denoise(0.1)
+    noisy = problem.observe(clean, seed=1)
+    rules = {"wmv": WMVStop(window=20, patience=30), "discrepancy": DiscrepancyStop(0.1, min_iters=40)}
+    shadow, peak = Shadow(rules, 0.1), Peak()
+    spec = NetSpec("compact", width=8).resolved()
+    res = fit(problem, build_net(spec, 3, seed=0), noisy, FitConfig(iters=300, check_every=5, stop=shadow),
+              input_depth=spec.input_depth, reference=clean, subscribers=[peak])
+    assert res.iterations == 300 and res.stop_reason == "budget"
+    wmv = shadow.verdicts["wmv"]
+    assert wmv.stop_iteration < 300 and wmv.kept_iteration == rules["wmv"].best_iteration
+    assert wmv.kept.shape == (1, 3, 16, 16)
+    assert set(shadow.ema_loss) == set(shadow.noise_floor) == {h["iteration"] for h in res.history}
+    assert peak.iteration in shadow.ema_loss and peak.ema is not None
