@@ -248,8 +248,10 @@ def make_stop(name: str, task: str, total: int, sigma: float | None) -> StopRule
     """
     if name not in STOP_NAMES:
         raise ValueError(f"unknown stop rule {name!r}; choose one of: {', '.join(STOP_NAMES)}")
-    if sigma is not None and not 0 < sigma < 1:
+    if sigma is not None and sigma >= 1:
         raise ValueError(f"sigma {sigma:g} is not on the 0–1 scale (divide a 0–255 value by 255)")
+    if sigma is not None and not sigma > 0:
+        raise ValueError(f"sigma must be a positive noise level, got {sigma:g}")
     if name == "fixed":
         return FixedStop()
     wmv = WMVStop(patience=WMVStop().patience_for(total))

@@ -217,6 +217,8 @@ def test_make_stop_errors_are_one_line():
         make_stop("patience", "denoise", 1500, 0.1)
     with pytest.raises(ValueError, match="0–1 scale"):
         make_stop("auto", "denoise", 1500, 25.0)
+    with pytest.raises(ValueError, match="positive"):
+        make_stop("discrepancy", "denoise", 1500, 0.0)
 
 
 class Recorder:
