@@ -53,8 +53,8 @@ def run_dip(args: list[str]) -> dict:
 
 
 def write_results(name: str, payload: dict, table: str, folder: Path | None = None) -> None:
-    """Write ``name``.json and ``name``.md to ``folder`` (default benchmarks/results) and print the table."""
-    folder = folder or RESULTS
+    """Write ``<name>.json`` and ``.md`` into ``folder`` (default benchmarks/results) and print the table."""
+    folder = Path(folder) if folder else RESULTS
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     (folder / f"{name}.md").write_text(table + "\n")
