@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +44,8 @@ except ImportError:  # imported as benchmarks.stopping
         write_results,
     )
 
-from dipcli.cli import denoise_config
-from dipcli.fit import Check, Event, StopRule, fit, resolve_device
+from dipcli.cli import reg_noise
+from dipcli.fit import Check, Event, FitConfig, StopRule, fit, resolve_device
 from dipcli.io import Image, pad_to_multiple, read_image
 from dipcli.nets import NetSpec, build_net
 from dipcli.problems import Denoise
@@ -131,8 +131,8 @@ def run_one(path: Path, sigma255: float, args: argparse.Namespace, work: Path) -
     padded, size = pad_to_multiple(noisy, spec.multiple)
     rules = {name: make_stop(name, "denoise", args.iters, sigma) for name in RULES}
     shadow = Shadow(rules, sigma)
-    config = replace(denoise_config(sigma255, args.iters, args.lr, args.seed, args.check_every),
-                     stop=shadow)
+    config = FitConfig(iters=args.iters, lr=args.lr, seed=args.seed, check_every=args.check_every,
+                       reg_noise=reg_noise(sigma255), stop=shadow)
     peak = Peak()
     net = build_net(spec, padded.shape[2], seed=args.seed)
     res = fit(problem, net, padded, config, input_depth=spec.input_depth, crop=size,

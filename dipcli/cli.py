@@ -10,22 +10,36 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 
 from dipcli import __version__
 from dipcli.fit import FitConfig
 from dipcli.io import WRITABLE, ImageError, read_image
-from dipcli.job import Job, run_job
+from dipcli.job import MIN_SIDE, Job, run_job
+from dipcli.masks import load_mask
 from dipcli.nets import ARCHS, NetSpec
-from dipcli.problems import Denoise
+from dipcli.problems import (
+    SR_FACTORS,
+    SR_KERNELS,
+    Denoise,
+    Inpaint,
+    SuperRes,
+    bernoulli_mask,
+    bicubic_upscale,
+    psnr_rgb,
+    psnr_y,
+)
 from dipcli.regularisers import TV, PrefilterTarget, schedule
 from dipcli.report import Snapshots, progress_for
+from dipcli.stopping import make_stop
 
 app = typer.Typer(
     name="dip",
@@ -103,21 +117,6 @@ def load_reference(path: Path, like) -> object:
     return ref.pixels
 
 
-def denoise_config(sigma255: float, c: Common) -> FitConfig:
-    """The DIP paper's jitter: 1/30 of the input code, 1/20 for heavier noise than σ = 25."""
-    return FitConfig(
-        iters=c.iters, lr=c.lr, seed=c.seed, check_every=c.check_every,
-        reg_noise=1 / 20 if sigma255 > 25 else 1 / 30,
-    )
-
-
-def validate_net(arch: str, width: int | None) -> NetSpec:
-    try:
-        return NetSpec(arch=arch, width=width).resolved()
-    except ValueError as exc:
-        raise Fail(str(exc)) from None
-
-
 def emit_json(record: dict) -> None:
     print(json.dumps(record), flush=True)
 
@@ -126,10 +125,18 @@ InputArg = Annotated[Path, typer.Argument(help="Image to restore (PNG, JPEG, TIF
                                           show_default=False)]
 OutputOpt = Annotated[Path | None, typer.Option("-o", "--output",
                       help="Where to write; default <stem>_<task>.<ext> beside the input.")]
-IterOpt = Annotated[int, typer.Option("--iters", help="Iteration budget.", min=1)]
-ArchOpt = Annotated[str, typer.Option("--arch", help=f"Generator: {', '.join(ARCHS)}.")]
+IterOpt = Annotated[int | None, typer.Option("--iters", help="Iteration budget, the upper bound "
+                    "for every stop rule [default: the task's].", min=1, show_default=False)]
+ArchOpt = Annotated[str | None, typer.Option("--arch", help=f"Generator: {', '.join(ARCHS)} "
+                    "[default: the task's].", show_default=False)]
 WidthOpt = Annotated[int | None, typer.Option("--width", help="Channels per scale "
-                     "(default: the architecture's own).", min=1)]
+                     "[default: the architecture's].", min=1, show_default=False)]
+ScalesOpt = Annotated[int | None, typer.Option("--scales", help="Number of scales "
+                      "[default: the architecture's].", min=1, show_default=False)]
+UpsampleOpt = Annotated[str | None, typer.Option("--upsample", help="Upsampler: nearest, bilinear, "
+                        "bicubic [default: the task's].", show_default=False)]
+StopOpt = Annotated[str, typer.Option("--stop", help="When to stop: auto, wmv, discrepancy or fixed "
+                    "(--iters only).")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.", min=0.0)]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; CPU runs repeat bit for bit.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
@@ -145,15 +152,26 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing o
 RawOpt = Annotated[bool, typer.Option("--raw", help="Write the last raw output instead of the "
                    "running average (the average is ~2 dB better).")]
 
+# Per-task defaults, each chosen by a benchmark (see README, "Why these defaults").
+TASK_DEFAULTS = {
+    "denoise": dict(arch="compact", upsample=None, iters=3000),
+    "two-stage": dict(arch="compact", upsample=None, iters=3000),
+    "inpaint": dict(arch="original", upsample="nearest", iters=3000),
+    "superres": dict(arch="compact", upsample=None, iters=2000),
+}
+
 
 @dataclass
 class Common:
     """The options every fitting subcommand shares."""
 
     output: Path | None
-    iters: int
-    arch: str
+    iters: int | None
+    arch: str | None
     width: int | None
+    scales: int | None
+    upsample: str | None
+    stop: str
     lr: float
     seed: int
     device: str
@@ -165,14 +183,33 @@ class Common:
     force: bool
     raw: bool
 
-    def check(self) -> NetSpec:
+    def resolve(self, task: str) -> NetSpec:
+        """Fill the task's defaults in and check what the user gave."""
         if (self.save_every > 0) != (self.snapshots is not None):
             raise Fail("--save-every N and --snapshots DIR go together")
-        return validate_net(self.arch, self.width)
+        defaults = TASK_DEFAULTS[task]
+        self.iters = self.iters or defaults["iters"]
+        try:
+            return NetSpec(arch=self.arch or defaults["arch"], width=self.width, scales=self.scales,
+                           upsample=self.upsample or defaults["upsample"]).resolved()
+        except ValueError as exc:
+            raise Fail(str(exc)) from None
 
-    @property
-    def check_every(self) -> int:
-        return math.gcd(10, self.save_every) if self.save_every else 10
+    def config(self, task: str, sigma: float | None = None, **kw) -> FitConfig:
+        """The fit configuration: the stop rule for the task, σ on the 0–255 scale if known."""
+        try:
+            stop = make_stop(self.stop, task, self.iters, None if sigma is None else sigma / 255)
+        except ValueError as exc:
+            raise Fail(str(exc)) from None
+        check_every = math.gcd(10, self.save_every) if self.save_every else 10
+        return FitConfig(iters=self.iters, lr=self.lr, seed=self.seed, check_every=check_every,
+                         stop=stop, **kw)
+
+
+def common(output, iters, arch, width, scales, upsample, stop, lr, seed, device, clean, save_every,
+           snapshots, json_out, quiet, force, raw) -> Common:
+    return Common(output, iters, arch, width, scales, upsample, stop, lr, seed, device, clean,
+                  save_every, snapshots, json_out, quiet, force, raw)
 
 
 @contextmanager
@@ -188,20 +225,23 @@ def user_errors():
 
 def fit_and_report(task: str, suffix: str, input: Path, image, problem, config: FitConfig,
                    spec: NetSpec, c: Common, reference=None, header: str = "",
-                   extra: dict | None = None) -> None:
+                   extra: dict | None = None, composite: bool = True,
+                   scores: Callable[[np.ndarray], dict] | None = None) -> None:
     """Run one job with progress, then report on stdout (--json) or stderr; exit 130 if interrupted.
 
-    ``suffix`` names the default output, ``<stem>_<suffix>.<ext>`` beside the input.
+    ``suffix`` names the default output, ``<stem>_<suffix>.<ext>`` beside the input; ``scores``
+    adds task-specific measures of the written pixels (when a reference is known).
     """
     output = c.output or default_output(input, suffix)
     check_output(output, [input, c.clean], c.force)
     title = (f"dip {task} {input.name}: {image.shape[1]}×{image.shape[0]}{header}, "
-             f"{spec.arch} net (width {spec.width}, {spec.scales} scales)")
+             f"{spec.arch} net (width {spec.width}, {spec.scales} scales, {spec.upsample}), "
+             f"stop: {config.stop.name}")
     reporter = progress_for(title, config.iters, c.quiet)
     subs = [reporter]
     if c.snapshots is not None:
         subs.append(Snapshots(c.snapshots, c.save_every, image))
-    job = Job(problem, image, spec, config, output, c.device, reference, c.raw, subs)
+    job = Job(problem, image, spec, config, output, c.device, reference, c.raw, composite, subs)
     try:
         with reporter:
             result = run_job(job)
@@ -212,19 +252,26 @@ def fit_and_report(task: str, suffix: str, input: Path, image, problem, config: 
     f = result.fit
     record = {
         "input": str(input), "output": str(output), "task": task, **(extra or {}),
-        "arch": spec.arch, "width": spec.width, "scales": spec.scales, "params": result.params,
-        "iterations": f.iterations, "best_iteration": f.best_iteration,
-        "seconds": round(f.seconds, 3), "final_loss": f.final_loss, "stop_reason": f.stop_reason,
+        "arch": spec.arch, "width": spec.width, "scales": spec.scales, "upsample": spec.upsample,
+        "params": result.params, "iterations": f.iterations, "best_iteration": f.best_iteration,
+        "stop_rule": config.stop.name if f.stop_reason == "budget" else f.stop_reason,
+        "stop_reason": f.stop_reason, "seconds": round(f.seconds, 3), "final_loss": f.final_loss,
         "device": result.device, "seed": c.seed, "psnr": result.psnr, "ssim": result.ssim,
         "backtracks": f.backtracks,
     }
+    if scores is not None and reference is not None:
+        record.update(scores(result.image.pixels))
     if c.json_out:
         emit_json(record)
     elif not c.quiet:
-        msg = f"wrote {output} ({f.iterations} iterations, {f.seconds:.1f} s"
+        msg = (f"wrote {output} ({f.iterations} iterations, kept {f.best_iteration}, "
+               f"stopped by {f.stop_reason}, {f.seconds:.1f} s")
         if result.psnr is not None:
             msg += f", PSNR {result.psnr:.2f} dB, SSIM {result.ssim:.4f}"
         err.print(msg + ")")
+        for key, value in record.items():
+            if scores is not None and key.startswith("psnr_") and value is not None:
+                err.print(f"  {key.replace('_', ' ')}: {value:.2f} dB")
     if f.interrupted:
         err.print(f"interrupted: wrote the result so far to {output}")
         raise typer.Exit(INTERRUPTED)
@@ -261,6 +308,11 @@ def denoise_inputs(input: Path, sigma: float | None, add_noise: bool, c: Common)
     return image, reference, sigma, problem
 
 
+def reg_noise(sigma255: float) -> float:
+    """The DIP paper's input jitter: 1/30 of the code, 1/20 for noise heavier than σ = 25."""
+    return 1 / 20 if sigma255 > 25 else 1 / 30
+
+
 SigmaOpt = Annotated[float | None, typer.Option("--sigma", "-s", help="Noise standard deviation "
                      "on the 0–255 scale; estimated from the image when omitted.")]
 AddNoiseOpt = Annotated[bool, typer.Option("--add-noise", help="Experiment mode: INPUT is clean; add "
@@ -269,26 +321,27 @@ AddNoiseOpt = Annotated[bool, typer.Option("--add-noise", help="Experiment mode:
 
 @app.command()
 def denoise(
-    input: InputArg, sigma: SigmaOpt = None, output: OutputOpt = None, iters: IterOpt = 1000,
-    arch: ArchOpt = "compact", width: WidthOpt = None, lr: LrOpt = 0.01, seed: SeedOpt = 0,
-    device: DeviceOpt = "auto", clean: CleanOpt = None, add_noise: AddNoiseOpt = False,
+    input: InputArg, sigma: SigmaOpt = None, add_noise: AddNoiseOpt = False,
+    output: OutputOpt = None, iters: IterOpt = None, arch: ArchOpt = None, width: WidthOpt = None,
+    scales: ScalesOpt = None, upsample: UpsampleOpt = None, stop: StopOpt = "auto",
+    lr: LrOpt = 0.01, seed: SeedOpt = 0, device: DeviceOpt = "auto", clean: CleanOpt = None,
     save_every: SaveEveryOpt = 0, snapshots: SnapOpt = None, json_out: JsonOpt = False,
     quiet: QuietOpt = False, force: ForceOpt = False, raw: RawOpt = False,
 ) -> None:
     """Remove Gaussian-like noise: `dip denoise noisy.png --sigma 25`."""
-    c = Common(output, iters, arch, width, lr, seed, device, clean, save_every, snapshots,
-               json_out, quiet, force, raw)
+    c = common(output, iters, arch, width, scales, upsample, stop, lr, seed, device, clean,
+               save_every, snapshots, json_out, quiet, force, raw)
     with user_errors():
-        spec = c.check()
+        spec = c.resolve("denoise")
         image, reference, sigma, problem = denoise_inputs(input, sigma, add_noise, c)
-        config = denoise_config(sigma, c)
+        config = c.config("denoise", sigma, reg_noise=reg_noise(sigma))
         fit_and_report("denoise", "denoised", input, image, problem, config, spec, c, reference,
                        f", σ = {sigma:.3g}", {"sigma": sigma})
 
 
 @app.command("two-stage")
 def two_stage(
-    input: InputArg, sigma: SigmaOpt = None,
+    input: InputArg, sigma: SigmaOpt = None, add_noise: AddNoiseOpt = False,
     tv_weight: Annotated[float, typer.Option("--tv-weight", help="λ of the per-pixel TV term in "
                          "stage 1 (0.79 = the report's 1e-6 on a summed 512×512×3 TV).")] = 0.79,
     stage1_frac: Annotated[float, typer.Option("--stage1-frac", help="Fraction of the iterations "
@@ -298,30 +351,30 @@ def two_stage(
     tv: Annotated[str, typer.Option("--tv", help="anisotropic or isotropic TV.")] = "anisotropic",
     stage1: Annotated[str, typer.Option("--stage1", help="tv: data + λ·TV; prefilter: fit a "
                       "TV-denoised copy (Chambolle, weight σ) instead of the noisy image.")] = "tv",
-    output: OutputOpt = None, iters: IterOpt = 1000,
-    arch: ArchOpt = "compact", width: WidthOpt = None, lr: LrOpt = 0.01, seed: SeedOpt = 0,
-    device: DeviceOpt = "auto", clean: CleanOpt = None, add_noise: AddNoiseOpt = False,
+    output: OutputOpt = None, iters: IterOpt = None, arch: ArchOpt = None, width: WidthOpt = None,
+    scales: ScalesOpt = None, upsample: UpsampleOpt = None, stop: StopOpt = "auto",
+    lr: LrOpt = 0.01, seed: SeedOpt = 0, device: DeviceOpt = "auto", clean: CleanOpt = None,
     save_every: SaveEveryOpt = 0, snapshots: SnapOpt = None, json_out: JsonOpt = False,
     quiet: QuietOpt = False, force: ForceOpt = False, raw: RawOpt = False,
 ) -> None:
     """Denoise in two stages: DIP + λ·TV first, then plain DIP from the same weights."""
-    c = Common(output, iters, arch, width, lr, seed, device, clean, save_every, snapshots,
-               json_out, quiet, force, raw)
+    c = common(output, iters, arch, width, scales, upsample, stop, lr, seed, device, clean,
+               save_every, snapshots, json_out, quiet, force, raw)
     with user_errors():
-        spec = c.check()
+        spec = c.resolve("two-stage")
         if stage1 not in ("tv", "prefilter"):
             raise Fail(f"unknown --stage1 {stage1!r}; choose tv or prefilter")
         try:
             regulariser = TV(tv)
-            lam = schedule(schedule_kind, tv_weight, iters, stage1_frac)
+            lam = schedule(schedule_kind, tv_weight, c.iters, stage1_frac)
         except ValueError as exc:
             raise Fail(str(exc)) from None
         image, reference, sigma, problem = denoise_inputs(input, sigma, add_noise, c)
-        config = denoise_config(sigma, c)
+        config = c.config("two-stage", sigma, reg_noise=reg_noise(sigma))
         end = lam.stage1_end
         if stage1 == "prefilter":
             regulariser = PrefilterTarget(sigma / 255)
-            lam = schedule("step", 1.0, iters, stage1_frac)
+            lam = schedule("step", 1.0, c.iters, stage1_frac)
             config.data_weight = lambda it: 0.0 if it <= end else 1.0
         config.regulariser, config.reg_weight = regulariser, lam
         extra = {"sigma": sigma, "stage1": stage1, "tv_weight": tv_weight, "stage1_frac": stage1_frac,
@@ -329,6 +382,125 @@ def two_stage(
         what = f"TV λ = {tv_weight:g}" if stage1 == "tv" else "TV-prefiltered target"
         fit_and_report("two-stage", "denoised", input, image, problem, config, spec, c, reference,
                        f", σ = {sigma:.3g}, {what} until iteration {end}", extra)
+
+
+@app.command()
+def inpaint(
+    input: InputArg,
+    mask: Annotated[Path | None, typer.Option("--mask", "-m", help="Mask image of the same size "
+                    "(white = known by default; see --mask-known).", show_default=False)] = None,
+    mask_known: Annotated[str, typer.Option("--mask-known", help="Which mask colour marks known "
+                          "pixels: white, black, or auto (the larger region).")] = "auto",
+    drop: Annotated[float | None, typer.Option("--drop", help="Experiment mode: no mask file; drop "
+                    "this fraction of pixels at random (seeded).", show_default=False)] = None,
+    no_composite: Annotated[bool, typer.Option("--no-composite", help="Write the raw network output "
+                            "instead of keeping the known pixels.")] = False,
+    output: OutputOpt = None, iters: IterOpt = None, arch: ArchOpt = None, width: WidthOpt = None,
+    scales: ScalesOpt = None, upsample: UpsampleOpt = None, stop: StopOpt = "auto",
+    lr: LrOpt = 0.01, seed: SeedOpt = 0, device: DeviceOpt = "auto", clean: CleanOpt = None,
+    save_every: SaveEveryOpt = 0, snapshots: SnapOpt = None, json_out: JsonOpt = False,
+    quiet: QuietOpt = False, force: ForceOpt = False, raw: RawOpt = False,
+) -> None:
+    """Fill missing pixels: `dip inpaint photo.png --mask holes.png`."""
+    c = common(output, iters, arch, width, scales, upsample, stop, lr, seed, device, clean,
+               save_every, snapshots, json_out, quiet, force, raw)
+    with user_errors():
+        spec = c.resolve("inpaint")
+        if (mask is None) == (drop is None):
+            raise Fail("give either --mask MASK or --drop P (an experiment with random holes)")
+        if drop is not None and not 0 < drop < 1:
+            raise Fail(f"--drop {drop:g} must lie strictly between 0 and 1 (the missing fraction)")
+        image = load(input)
+        reference = load_reference(c.clean, image) if c.clean is not None else None
+        if drop is not None:
+            known, polarity = bernoulli_mask(image.shape, drop, seed), "random"
+            reference = image.pixels if reference is None else reference
+        else:
+            if not mask.exists():
+                raise Fail(f"{mask}: no such file; check the --mask path")
+            try:
+                known, polarity = load_mask(mask, image.shape, mask_known)
+            except ValueError as exc:
+                raise Fail(str(exc)) from None
+        problem = Inpaint(known)
+        image = image.with_pixels(problem.observe(image.pixels))
+        holes = ~known
+        if not (c.quiet or c.json_out):
+            err.print(f"mask: {holes.mean():.1%} of pixels missing ({polarity} = known)")
+
+        def scores(pixels: np.ndarray) -> dict:
+            from skimage.metrics import peak_signal_noise_ratio
+
+            return {"psnr_holes": float(peak_signal_noise_ratio(
+                reference[holes], pixels[holes], data_range=1.0))}
+
+        config = c.config("inpaint")
+        fit_and_report("inpaint", "inpainted", input, image, problem, config, spec, c, reference,
+                       f", {holes.mean():.1%} missing", {"mask_known": polarity,
+                       "missing_fraction": float(holes.mean())}, not no_composite, scores)
+
+
+@app.command()
+def superres(
+    input: InputArg,
+    factor: Annotated[int, typer.Option("--factor", "-f", help="Upscaling factor: 2, 3, 4 or 8.")] = 4,
+    kernel: Annotated[str, typer.Option("--kernel", help="The downsampler the low-resolution image "
+                      "came from: lanczos2 (the DIP paper's), bicubic, box or gauss.")] = "lanczos2",
+    make_lr: Annotated[bool, typer.Option("--make-lr", help="Experiment mode: INPUT is high-"
+                       "resolution; make the low-resolution input and score against INPUT.")] = False,
+    output: OutputOpt = None, iters: IterOpt = None, arch: ArchOpt = None, width: WidthOpt = None,
+    scales: ScalesOpt = None, upsample: UpsampleOpt = None, stop: StopOpt = "auto",
+    lr: LrOpt = 0.01, seed: SeedOpt = 0, device: DeviceOpt = "auto", clean: CleanOpt = None,
+    save_every: SaveEveryOpt = 0, snapshots: SnapOpt = None, json_out: JsonOpt = False,
+    quiet: QuietOpt = False, force: ForceOpt = False, raw: RawOpt = False,
+) -> None:
+    """Upscale F×: `dip superres small.png --factor 4`."""
+    c = common(output, iters, arch, width, scales, upsample, stop, lr, seed, device, clean,
+               save_every, snapshots, json_out, quiet, force, raw)
+    with user_errors():
+        spec = c.resolve("superres")
+        if factor not in SR_FACTORS:
+            raise Fail(f"--factor {factor} is not offered; choose one of {', '.join(map(str, SR_FACTORS))}")
+        if kernel not in SR_KERNELS:
+            raise Fail(f"unknown --kernel {kernel!r}; choose one of: {', '.join(SR_KERNELS)}")
+        if make_lr and c.clean is not None:
+            raise Fail("--make-lr already scores against INPUT; drop --clean")
+        problem = SuperRes(factor, kernel)
+        image = load(input)
+        reference = None
+        if make_lr:
+            if min(image.shape) < factor * MIN_SIDE:
+                raise Fail(f"INPUT is too small to shrink ×{factor}; it needs at least "
+                           f"{factor * MIN_SIDE} pixels per side")
+            reference = problem.crop_hr(image.pixels)
+            alpha = image.alpha
+            if alpha is not None:  # the alpha of the low-resolution input: every F-th pixel
+                alpha = problem.crop_hr(alpha[:, :, None])[::factor, ::factor, 0]
+            image = replace(image.with_pixels(problem.observe(image.pixels)), alpha=alpha)
+        elif c.clean is not None:
+            hr = load(c.clean, "--clean")
+            want = (image.shape[0] * factor, image.shape[1] * factor)
+            if hr.shape != want:
+                raise Fail(f"--clean {c.clean} is {hr.shape[1]}×{hr.shape[0]}; a ×{factor} reference "
+                           f"for this input must be {want[1]}×{want[0]}")
+            reference = hr.pixels
+
+        def scores(pixels: np.ndarray) -> dict:
+            lr_in = image.pixels
+            bicubic = bicubic_upscale(lr_in, factor)
+            return {
+                "psnr_y": float(psnr_y(pixels, reference, border=factor)),
+                "psnr_rgb": float(psnr_rgb(pixels, reference, border=factor)),
+                "psnr_bicubic_y": float(psnr_y(bicubic, reference, border=factor)),
+                "psnr_bicubic_rgb": float(psnr_rgb(bicubic, reference, border=factor)),
+            }
+
+        config = c.config("superres")
+        h, w = image.shape
+        fit_and_report("superres", f"x{factor}", input, image, problem, config, spec, c, reference,
+                       f" → {w * factor}×{h * factor} (×{factor}, {kernel})",
+                       {"factor": factor, "kernel": kernel, "psnr_measure": "live: Y channel, "
+                        f"{factor}-pixel border; psnr: RGB, whole image"}, scores=scores)
 
 
 def run() -> None:

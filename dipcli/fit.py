@@ -233,11 +233,14 @@ def fit(
                 continue
             good = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), ema.clone())
             good_loss = last_loss
+            raw_c, ema_c = out[..., :ch, :cw], ema[..., :ch, :cw]
+            check = Check(it, config.iters, last_loss, problem.loss(ema, y).item(), raw_c, ema_c)
+            if config.stop.observe(check):
+                best, best_at = ema_c.clone(), it
             event = Event(
                 iteration=it, total=config.iters, loss=last_loss,
                 elapsed=time.perf_counter() - start, reg_weight=lam,
-                stop_state=config.stop.describe(), raw=out[..., :ch, :cw], ema=ema[..., :ch, :cw],
-                backtracks=backtracks,
+                stop_state=config.stop.describe(), raw=raw_c, ema=ema_c, backtracks=backtracks,
             )
             if ref is not None:
                 event.psnr_raw = measure(event.raw, ref).item()
@@ -249,10 +252,6 @@ def fit(
             history.append({k: v for k, v in vars(event).items() if not isinstance(v, torch.Tensor)})
             for sub in subscribers:
                 sub.on_event(event)
-            check = Check(it, config.iters, last_loss, problem.loss(ema, y).item(),
-                          event.raw, event.ema)
-            if config.stop.observe(check):
-                best, best_at = event.ema.clone(), it
             if config.stop.should_stop():
                 stop_reason = config.stop.name
                 break
