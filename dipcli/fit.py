@@ -156,13 +156,26 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
     return t[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)
 
 
+def code_shape(net: nn.Module, h: int, w: int, input_depth: int | None = None) -> tuple[int, int, int]:
+    """(channels, height, width) of the input code for an ``h × w`` output of ``net``."""
+    declared = getattr(net, "input_shape", None)
+    if declared is None:
+        if input_depth is None:
+            raise ValueError("fit: give input_depth for a net without an input_shape(h, w) method")
+        return input_depth, h, w
+    shape = tuple(declared(h, w))
+    if input_depth is not None and input_depth != shape[0]:
+        raise ValueError(f"fit: input_depth {input_depth} but the net takes {shape[0]} input channels")
+    return shape
+
+
 def fit(
     problem: Problem,
     net: nn.Module,
     observed: np.ndarray,
     config: FitConfig,
     *,
-    input_depth: int,
+    input_depth: int | None = None,
     out_size: tuple[int, int] | None = None,
     crop: tuple[int, int] | None = None,
     reference: np.ndarray | None = None,
@@ -175,8 +188,10 @@ def fit(
     the size the net generates (default: the observed size; larger for super-resolution);
     ``crop`` the size to cut the result (and metrics) back to; ``reference`` a clean
     ``crop``-sized image for live PSNR/SSIM. A problem may define ``psnr(x, ref)`` to measure
-    its own way (e.g. the Y channel for super-resolution). Ctrl-C ends the fit early and still
-    returns the result so far.
+    its own way (e.g. the Y channel for super-resolution). The input code's shape comes from
+    ``net.input_shape(h, w)`` where the net has one (decoders take a small code), else it is
+    ``input_depth`` channels at full size. Ctrl-C ends the fit early and still returns the result
+    so far.
     """
     device = torch.device(device)
     torch.manual_seed(config.seed)
@@ -186,7 +201,7 @@ def fit(
     measure = getattr(problem, "psnr", psnr)
     y = _to_tensor(observed, device)
     ref = _to_tensor(reference, device) if reference is not None else None
-    z = (torch.rand(1, input_depth, h, w, generator=gen) * config.input_scale).to(device)
+    z = (torch.rand(1, *code_shape(net, h, w, input_depth), generator=gen) * config.input_scale).to(device)
     z = z.contiguous(memory_format=torch.channels_last)
     net = net.to(device).to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)

@@ -1,24 +1,57 @@
 """Build a generator from a small, printable spec.
 
-Named architectures:
+Named architectures (presets of three families):
 
-* ``compact`` — the 2-scale DIP of "The Devil is in the Upsampling" (ICCV 2023): width W at
-  every scale, a skip link only at the deepest scale, bilinear upsampling. Our default.
-* ``original`` — the DIP paper's denoising net: 5 scales × 128 channels, skip 4 at every
-  scale, bilinear upsampling.
+* ``compact`` — our default: the 2-scale DIP of "The Devil is in the Upsampling" (ICCV 2023),
+  width 64 at every scale, a skip link only at the deepest scale, bilinear upsampling. A preset
+  of ``scaled``.
+* ``scaled`` — the same family with every knob open: ``scales`` S, ``width`` W at every scale,
+  skip links (``skip`` channels) only at the deepest ``skip_scales`` K scales, 3×3 convolutions.
+* ``original`` — the DIP paper's denoising net: 5 scales × 128 channels, skip 4 at every scale.
+* ``deep-decoder`` — Heckel & Hand's Deep Decoder: 1×1 convolutions, 5 upsamplings, width 64.
+* ``convdecoder`` — Darestani & Heckel's ConvDecoder: 3×3 convolutions, 5 upsamplings, width 64.
+
+Every one takes any upsampler of :mod:`dipcli.nets.upsample`. Skip nets take a full-resolution
+input code, decoders a code 2^scales times smaller: :meth:`NetSpec.input_shape` (and the built
+net's ``input_shape``) say which.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
-from dipcli.nets.skip import SkipNet
+from dipcli.nets.decoders import ConvDecoder, DeepDecoder
+from dipcli.nets.skip import SkipNet, check_divisible
 from dipcli.nets.upsample import UPSAMPLERS
 
-ARCHS = ("compact", "original")
+
+@dataclass(frozen=True)
+class Preset:
+    family: str  # "skip", "deep-decoder" or "convdecoder": which class builds it
+    about: str  # one line for listings
+    defaults: dict = field(default_factory=dict)
+
+
+_COMPACT = dict(width=64, scales=2, skip=4, skip_scales=1, upsample="bilinear", input_depth=32)
+# None: skip_scales follows scales (skips at every scale), input_depth follows width.
+PRESETS: dict[str, Preset] = {
+    "compact": Preset("skip", "2-scale DIP, skip at the deepest scale (default)", _COMPACT),
+    "original": Preset("skip", "DIP paper's hourglass: 5 scales × 128, skip 4 at every scale",
+                       dict(width=128, scales=5, skip=4, skip_scales=None, upsample="bilinear",
+                            input_depth=32)),
+    "scaled": Preset("skip", "compact DIP family: S scales, width W, skips at the deepest K",
+                     _COMPACT),
+    "deep-decoder": Preset("deep-decoder", "Deep Decoder: 1×1 convs, upsample, ReLU, BatchNorm",
+                           dict(width=64, scales=5, skip=0, skip_scales=0, upsample="bilinear",
+                                input_depth=None)),
+    "convdecoder": Preset("convdecoder", "ConvDecoder: 3×3 convs, upsample, ReLU, BatchNorm",
+                          dict(width=64, scales=5, skip=0, skip_scales=0, upsample="bilinear",
+                               input_depth=None)),
+}
+ARCHS = tuple(PRESETS)
 
 
 @dataclass(frozen=True)
@@ -28,52 +61,74 @@ class NetSpec:
     arch: str = "compact"
     width: int | None = None
     scales: int | None = None
-    skip: int | None = None
+    skip: int | None = None  # channels of each skip link
     upsample: str | None = None
-    input_depth: int = 32
+    input_depth: int | None = None  # channels of the input code
+    skip_scales: int | None = None  # how many of the deepest scales have a skip link
 
     def resolved(self) -> NetSpec:
         """The spec with every default filled in, as it will be built and reported."""
-        if self.arch not in ARCHS:
+        if self.arch not in PRESETS:
             raise ValueError(f"unknown architecture {self.arch!r}; choose one of: {', '.join(ARCHS)}")
-        base = {"compact": dict(width=64, scales=2, skip=4, upsample="bilinear"),
-                "original": dict(width=128, scales=5, skip=4, upsample="bilinear")}[self.arch]
-        filled = {k: v if getattr(self, k) is None else getattr(self, k) for k, v in base.items()}
-        spec = replace(self, **filled)
+        preset = PRESETS[self.arch]
+        spec = replace(self, **{k: v for k, v in preset.defaults.items() if getattr(self, k) is None})
         if spec.upsample not in UPSAMPLERS:
             raise ValueError(
                 f"unknown upsampler {spec.upsample!r}; choose one of: {', '.join(UPSAMPLERS)}"
             )
         if spec.width < 1 or spec.scales < 1 or spec.skip < 0:
             raise ValueError("width and scales must be at least 1 and skip at least 0")
+        spec = replace(spec, skip_scales=spec.scales if spec.skip_scales is None else spec.skip_scales,
+                       input_depth=spec.width if spec.input_depth is None else spec.input_depth)
+        if spec.input_depth < 1:
+            raise ValueError("input_depth must be at least 1")
+        if preset.family != "skip" and (spec.skip or spec.skip_scales):
+            raise ValueError(f"{spec.arch} has no skip links; leave skip and skip_scales unset")
+        if not 0 <= spec.skip_scales <= spec.scales:
+            raise ValueError(f"skip_scales must be between 0 and scales ({spec.scales})")
         return spec
+
+    @property
+    def family(self) -> str:
+        self.resolved()  # refuse an unknown arch with the list of valid ones
+        return PRESETS[self.arch].family
 
     @property
     def multiple(self) -> int:
         """Image sides must be divisible by this for the net's down/up path to line up."""
         return 2 ** self.resolved().scales
 
+    def input_shape(self, h: int, w: int) -> tuple[int, int, int]:
+        """(channels, height, width) of the input code for an ``h × w`` output."""
+        s = self.resolved()
+        check_divisible(h, w, s.multiple)
+        if s.family == "skip":
+            return s.input_depth, h, w
+        return s.input_depth, h // s.multiple, w // s.multiple
+
 
 def build_net(spec: NetSpec, out_channels: int, seed: int | None = None) -> nn.Module:
     """Instantiate the generator described by ``spec`` for ``out_channels`` output channels.
 
     With ``seed``, the initial weights depend on it alone (the global RNG is left as it was),
-    so a run with ``--seed`` repeats exactly.
+    so a run with ``--seed`` repeats exactly. The net has ``input_shape(h, w)`` and ``multiple``.
     """
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return build_net(spec, out_channels)
     s = spec.resolved()
+    if s.family == "deep-decoder":
+        return DeepDecoder(s.input_depth, out_channels, s.width, s.scales, s.upsample)
+    if s.family == "convdecoder":
+        return ConvDecoder(s.input_depth, out_channels, s.width, s.scales, s.upsample)
     widths = [s.width] * s.scales
-    if s.arch == "compact":
-        # Skip only at the deepest scale: a full-resolution skip bypasses the upsampler,
-        # which is the part of the net that does the denoising.
-        skips = [0] * (s.scales - 1) + [s.skip]
-    else:
-        skips = [s.skip] * s.scales
+    # Skips only at the deepest scales: a full-resolution skip bypasses the upsampler, which is
+    # the part of the net that does the denoising.
+    skips = [0] * (s.scales - s.skip_scales) + [s.skip] * s.skip_scales
     return SkipNet(s.input_depth, out_channels, widths, widths, skips, s.upsample)
 
 
 def count_params(net: nn.Module) -> int:
+    """Trainable parameters (fixed upsampling filters are buffers and do not count)."""
     return sum(p.numel() for p in net.parameters() if p.requires_grad)

@@ -8,6 +8,13 @@ from torch import nn
 from dipcli.nets.upsample import make_upsampler
 
 
+def check_divisible(h: int, w: int, multiple: int) -> None:
+    """Refuse an output size the net's down/up path cannot produce (pad the image first)."""
+    if h % multiple or w % multiple:
+        raise ValueError(f"{w}×{h} is not a multiple of {multiple} on both sides; "
+                         "pad the image first (dipcli.io.pad_to_multiple)")
+
+
 def conv(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Conv2d:
     """A convolution with reflection padding, so borders are not pulled towards zero."""
     return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, padding_mode="reflect")
@@ -68,6 +75,16 @@ class SkipNet(nn.Module):
         self.body = level
         self.head = nn.Sequential(conv(up[0], out_channels, 1), nn.Sigmoid())
         self.scales = len(down)
+        self.in_channels = in_channels
+
+    @property
+    def multiple(self) -> int:
+        return 2**self.scales
+
+    def input_shape(self, h: int, w: int) -> tuple[int, int, int]:
+        """The input code for an ``h × w`` output: full resolution, ``in_channels`` deep."""
+        check_divisible(h, w, self.multiple)
+        return self.in_channels, h, w
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(z))
