@@ -25,7 +25,7 @@ from dipcli.fit import FitConfig
 from dipcli.io import WRITABLE, ImageError, read_image
 from dipcli.job import MIN_SIDE, Job, run_job
 from dipcli.masks import load_mask
-from dipcli.nets import ARCHS, NetSpec
+from dipcli.nets import ARCHS, UPSAMPLERS, NetSpec
 from dipcli.problems import (
     SR_FACTORS,
     SR_KERNELS,
@@ -133,8 +133,8 @@ WidthOpt = Annotated[int | None, typer.Option("--width", help="Channels per scal
                      "[default: the architecture's].", min=1, show_default=False)]
 ScalesOpt = Annotated[int | None, typer.Option("--scales", help="Number of scales "
                       "[default: the architecture's].", min=1, show_default=False)]
-UpsampleOpt = Annotated[str | None, typer.Option("--upsample", help="Upsampler: nearest, bilinear, "
-                        "bicubic [default: the task's].", show_default=False)]
+UpsampleOpt = Annotated[str | None, typer.Option("--upsample", help=f"Upsampler: {', '.join(UPSAMPLERS)} "
+                        "[default: the task's].", show_default=False)]
 StopOpt = Annotated[str, typer.Option("--stop", help="When to stop: auto, wmv, discrepancy or fixed "
                     "(--iters only).")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.", min=0.0)]
@@ -501,6 +501,39 @@ def superres(
                        f" → {w * factor}×{h * factor} (×{factor}, {kernel})",
                        {"factor": factor, "kernel": kernel, "psnr_measure": "live: Y channel, "
                         f"{factor}-pixel border; psnr: RGB, whole image"}, scores=scores)
+
+
+@app.command()
+def nets(
+    size: Annotated[int, typer.Option("--size", help="Image side to time an iteration at.", min=8)] = 256,
+    width: Annotated[int | None, typer.Option("--width", help="Width for every architecture "
+                     "[default: each one's own].", min=1, show_default=False)] = None,
+    device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """List the generators: parameters and measured seconds per iteration on this device."""
+    from rich.table import Table
+
+    from dipcli.fit import resolve_device
+    from dipcli.nets import describe_archs
+
+    with user_errors():
+        try:
+            dev = resolve_device(device)
+        except ValueError as exc:
+            raise Fail(str(exc)) from None
+        rows = describe_archs(size, dev, width)
+    if json_out:
+        for row in rows:
+            emit_json({**row, "device": str(dev), "size": size})
+        return
+    table = Table(title=f"Generators at {size}×{size} on {dev} (median of 5 timed steps)")
+    for col in ("arch", "about", "width", "scales", "upsample", "params", "s/iter"):
+        table.add_column(col, justify="right" if col in ("width", "scales", "params", "s/iter") else "left")
+    for r in rows:
+        table.add_row(r["arch"], r["about"], str(r["width"]), str(r["scales"]), r["upsample"],
+                      f"{r['params']:,}", f"{r['sec_per_iter']:.3f}")
+    Console().print(table)
 
 
 def run() -> None:

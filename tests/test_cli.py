@@ -115,3 +115,26 @@ def test_grey_16bit_keeps_its_format(tmp_path, smooth):
 def test_version():
     res = invoke("--version")
     assert res.exit_code == 0 and res.stdout.startswith("dip ")
+
+
+def test_nets_lists_every_architecture_with_cost():
+    res = invoke("nets", "--size", 16, "--json", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert {r["arch"] for r in rows} == {"compact", "original", "scaled", "deep-decoder", "convdecoder"}
+    assert all(r["params"] > 0 and r["sec_per_iter"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("arch", ["deep-decoder", "convdecoder", "scaled"])
+def test_denoise_runs_every_architecture(noisy_png, arch):
+    res = invoke("denoise", noisy_png, "--sigma", 25, "--arch", arch, "--upsample", "lpf:tri",
+                 "--json", "-o", noisy_png.with_name(f"{arch}.png"), "--iters", "10", "--width", "8")
+    assert res.exit_code == 0, res.output
+    rec = json.loads(res.stdout)
+    assert rec["arch"] == arch and rec["upsample"] == "lpf:tri"
+    assert iio.imread(noisy_png.with_name(f"{arch}.png")).shape == (24, 40, 3)
+
+
+def test_unknown_upsampler_lists_the_valid_ones(noisy_png):
+    res = invoke("denoise", noisy_png, "--sigma", 25, "--upsample", "magic", *FAST)
+    assert res.exit_code == 2 and "lpf:sinc60" in res.output
