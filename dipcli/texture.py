@@ -1,0 +1,260 @@
+"""How busy is an image? Texture features, a complexity score, and the decoder width it suggests.
+
+"The Devil is in the Upsampling" (Liu et al., ICCV 2023) found that the best width of a shallow
+2-scale DIP decoder follows the image's texture: 32 channels for smooth images, 64 for most, 128
+for busy ones. This module measures texture on the image the user actually has — a noisy one —
+and maps it to one of those widths with a small ordinal-logistic model whose constants are fitted
+by ``benchmarks/texture_width.py`` against the paper's per-image labels.
+
+How the noise is kept out of the measurement: the image is split into Haar wavelet detail bands.
+The Haar transform is orthonormal, so white noise of variance v adds exactly v to the expected
+energy of every detail coefficient, at every level. We subtract that known amount block by
+block, where v allows for the clipping of noise at 0 and 1 (a bright sky or a black background
+carries far less noise than σ² once clipped). What is left estimates the energy of the clean
+image's detail, and the features are fractions of the picture whose detail energy clears a fixed
+bar: "how much of the image is texture".
+
+The model uses two features: ``textured_l1``, the share of 32×32 blocks whose finest (2-pixel)
+detail has a clean RMS above about 14 grey levels, and ``small``, which is 1 for images of 256² or
+less and 0 from about 362² up. With the constants below the rule reads: an image of 362² or more
+gets 128 when at least 54 % of it is textured and 64 otherwise; a 256² image gets 32 unless at
+least 77 % of it is textured (then 64). ``benchmarks/texture_width.py`` prints this rule for the
+constants it fits, and measures it by cross-validation (results/texture_width.md).
+
+Pure numpy/scikit-image (with the SciPy and PyWavelets they depend on): no torch, so the
+estimator is testable and usable without a network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pywt
+from scipy.special import ndtr
+from skimage.filters import gaussian
+from skimage.restoration import estimate_sigma
+
+WIDTHS = (32, 64, 128)
+LUMA = np.array([0.2125, 0.7154, 0.0721])  # the weights of skimage.color.rgb2gray
+BLOCK = 32  # side, in pixels, of the blocks over which detail energy is judged
+LEVELS = 3  # Haar levels measured: 1 = finest (2-pixel detail), 3 = 8-pixel detail
+# A block counts as textured at level j when its clean detail energy per coefficient exceeds
+# 10**TEXTURE_BAR[j]; the count is soft (a logistic of width SOFTNESS decades) so that a block
+# near the bar moves the score a little rather than flipping it, e.g. between 8- and 16-bit input.
+TEXTURE_BAR = {1: -2.5, 2: -2.5, 3: -2.5}
+SOFTNESS = 0.1
+# Image size enters only below this many pixels (log2; 2**17 ≈ 362²). In the labels every 256²
+# image wants width 32 whatever its texture, while among larger images size says nothing about
+# 64 vs 128, so the size feature is the number of halvings below this cap, at most one (the
+# labels hold nothing smaller than 256² to extrapolate from). They only place the cap between
+# 256² (16) and 481×321 (17.24); 17 is a round value in that gap.
+SIZE_CAP = 17.0
+# Detail below about one 8-bit grey level is not texture: every image is treated as carrying at
+# least 8-bit rounding noise (variance q²/12), and energies are floored before taking logs, so an
+# 8-bit and a 16-bit copy of the same picture measure the same.
+QUANT_VAR = 1.0 / (12 * 255.0**2)
+FLOOR = 1e-5
+ESTIMATE_FLOOR = 1.5 / 255  # an estimated σ below this is rounding, not noise (see estimate_noise)
+
+# ---- the model: pasted from `python benchmarks/texture_width.py` (see its output) ----------------
+MODEL_FEATURES = ("small", "textured_l1")
+MODEL_MEAN = (0.0930233, 0.28694)
+MODEL_SCALE = (0.290465, 0.213078)
+MODEL_WEIGHTS = (-2.06978, 1.46329)
+MODEL_THRESHOLDS = (-3.12549, 2.40253)  # logit-scale cut points between 32|64 and 64|128
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Score:
+    """The texture verdict for one image.
+
+    ``score`` is on a log2-width scale: it rounds to 5, 6 or 7 for widths 32, 64 and 128 (the class
+    boundaries sit at 5.5 and 6.5), so a score of 6.4 reads "64, close to wanting 128".
+    """
+
+    score: float
+    width: int
+    sigma: float  # noise σ used, 0-255 scale (given, or estimated from the image)
+    margin: float  # distance from score to the nearest class boundary, in score units
+    probabilities: dict[int, float] = field(default_factory=dict)
+    features: dict[str, float] = field(default_factory=dict)
+
+
+# ---- noise ---------------------------------------------------------------------------------------
+
+def _clipped_moments(mu: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of clip(mu + s·N(0, 1), 0, 1): what noise looks like after saving to 8 bit."""
+    a, b = -mu / s, (1.0 - mu) / s
+    pa, pb = ndtr(a), ndtr(b)
+    da, db = np.exp(-a * a / 2) / np.sqrt(2 * np.pi), np.exp(-b * b / 2) / np.sqrt(2 * np.pi)
+    m1 = (1 - pb) + mu * (pb - pa) + s * (da - db)
+    m2 = (1 - pb) + mu * mu * (pb - pa) + 2 * mu * s * (da - db) + s * s * ((pb - pa) + a * da - b * db)
+    return m1, np.maximum(m2 - m1 * m1, 0.0)
+
+
+def _channel_noise_var(channel: np.ndarray, s: float) -> np.ndarray:
+    """Per-pixel noise variance of one noisy channel, allowing for the clip at 0 and 1.
+
+    The local mean of the observation is a biased (clipped) mean; invert the clipped-mean curve
+    to get the underlying level, then read off the clipped variance there.
+    """
+    grid = np.linspace(-3 * s, 1 + 3 * s, 1024)
+    m1, var = _clipped_moments(grid, s)
+    level = np.interp(gaussian(channel, sigma=2.0, mode="reflect"), m1, grid)
+    return np.interp(level, grid, var)
+
+
+def _noise_var(pixels: np.ndarray, s: float) -> np.ndarray:
+    """Per-pixel variance of the luminance noise: independent noise of σ = s in each channel, clipped,
+    plus 8-bit rounding."""
+    weights = LUMA if pixels.shape[2] == 3 else np.ones(1)
+    quant = QUANT_VAR * float(np.sum(weights**2))
+    if s <= 0:
+        return np.full(pixels.shape[:2], quant)
+    return quant + sum(w * w * _channel_noise_var(pixels[:, :, k], s) for k, w in enumerate(weights))
+
+
+def _unclip_sigma(pixels: np.ndarray, observed: float) -> float:
+    """The σ before clipping whose clipped noise ``estimate_sigma`` would read as ``observed``.
+
+    ``estimate_sigma`` sees the noise after clipping, so it reads low on images with dark or
+    bright areas (by 10-30 % at σ = 50); the noise model here wants the σ before clipping. Find
+    it by simulation: clipped noise (fixed seed) around the image's smoothed levels, measured by
+    the same estimator, matched to the observation.
+    """
+    if observed <= 0:
+        return 0.0
+    smooth = np.stack([gaussian(pixels[:, :, k], sigma=2.0, mode="reflect")
+                       for k in range(pixels.shape[2])], axis=2)
+    unit = np.random.default_rng(0).standard_normal(pixels.shape)
+    s = observed
+    for _ in range(5):
+        grid = np.linspace(-3 * s, 1 + 3 * s, 1024)
+        level = np.interp(smooth, _clipped_moments(grid, s)[0], grid)
+        seen = float(estimate_sigma(np.clip(level + s * unit, 0, 1), channel_axis=-1, average_sigmas=True))
+        s = min(s * observed / max(seen, 1e-3 * observed), 3 * observed)
+    return float(s)
+
+
+def _noise_sample(pixels: np.ndarray, tile: int = 256, grid: int = 4) -> np.ndarray:
+    """A mosaic of tiles spread over a large image: enough to read a stationary noise level (and
+    its clipping) at a fraction of the cost; 12 MP would take ~25 s whole."""
+
+    def spans(n: int) -> list[slice]:
+        if n <= tile * grid:
+            return [slice(0, n)]
+        return [slice(int(t), int(t) + tile) for t in np.linspace(0, n - tile, grid)]
+
+    rows, cols = spans(pixels.shape[0]), spans(pixels.shape[1])
+    if len(rows) == len(cols) == 1:
+        return pixels
+    return np.concatenate([np.concatenate([pixels[r, c] for c in cols], axis=1) for r in rows], axis=0)
+
+
+def estimate_noise(pixels: np.ndarray) -> float:
+    """Noise σ (0-1 scale) of an image with additive white noise, corrected for clipping.
+
+    ``ESTIMATE_FLOOR`` is taken out in quadrature first: on clean images the wavelet estimator reads
+    0.5-1.5 grey levels from rounding alone, and jumps within that range between 8- and 16-bit
+    copies of one picture (its median falls between quantised values). Real noise is unaffected
+    (σ = 25 reads as 24.96).
+    """
+    pixels = _noise_sample(_as_float(pixels))
+    observed = float(estimate_sigma(pixels, channel_axis=-1, average_sigmas=True))
+    return _unclip_sigma(pixels, float(np.sqrt(max(observed**2 - ESTIMATE_FLOOR**2, 0.0))))
+
+
+# ---- features ------------------------------------------------------------------------------------
+
+def _as_float(pixels: np.ndarray) -> np.ndarray:
+    pixels = np.asarray(pixels, dtype=np.float64)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 3):
+        raise ValueError(f"expected an (H, W, 1) or (H, W, 3) image, got shape {pixels.shape}")
+    return pixels
+
+
+def _block_means(a: np.ndarray, b: int) -> np.ndarray:
+    h, w = a.shape[0] // b, a.shape[1] // b
+    return a[: h * b, : w * b].reshape(h, b, w, b).mean(axis=(1, 3))
+
+
+def features(pixels: np.ndarray, sigma: float | None = None) -> dict[str, float]:
+    """Texture features of a (possibly noisy) image, with the noise's contribution removed.
+
+    ``pixels``: float (H, W, C) in [0, 1], C = 1 or 3. ``sigma``: the noise σ on the 0-1 scale,
+    or None to estimate it (then a clean image reads as slightly noisy, and its finest texture
+    as noise). Returns:
+
+    * ``sigma``: the σ used, 0-255 scale.
+    * ``log2_pixels``: image size; a fixed-width net has more to represent in a bigger image.
+    * ``small``: halvings of the pixel count below ``2**SIZE_CAP``, clipped to [0, 1].
+    * ``detail_l{j}``: log10 of the clean detail energy per Haar coefficient at level j.
+    * ``hf_ratio``: share of levels 1-2 in the detail energy of levels 1-3 (fine vs coarse).
+    * ``textured_l{j}``: soft fraction of 32×32 blocks whose clean level-j detail energy clears
+      the bar ``10**TEXTURE_BAR[j]`` — the share of the picture that is texture at that scale.
+    """
+    px = _as_float(pixels)
+    if sigma is not None and not 0 <= sigma <= 1:
+        raise ValueError(f"sigma = {sigma} is outside [0, 1]; give it on the 0-1 scale (25/255, not 25)")
+    h, w = px.shape[:2]
+    block = min(BLOCK, 1 << int(np.log2(min(h, w))))
+    if block < 1 << LEVELS:
+        raise ValueError(f"image too small for texture features ({h}×{w}); need at least {1 << LEVELS} px")
+    s = estimate_noise(px) if sigma is None else float(sigma)
+    # Crop to whole blocks (centred) so that every level's coefficients tile the blocks exactly.
+    ch, cw = (h // block) * block, (w // block) * block
+    top, left = (h - ch) // 2, (w - cw) // 2
+    px = px[top: top + ch, left: left + cw]
+    luma = px[:, :, 0] if px.shape[2] == 1 else px @ LUMA
+    noise = _block_means(_noise_var(px, s), block)
+
+    log2_pixels = float(np.log2(h * w))
+    out: dict[str, float] = {"sigma": s * 255.0, "log2_pixels": log2_pixels,
+                             "small": float(np.clip(SIZE_CAP - log2_pixels, 0.0, 1.0))}
+    details = pywt.wavedec2(luma, "haar", mode="periodization", level=LEVELS)[1:][::-1]
+    energies = {}
+    for j, bands in enumerate(details, start=1):
+        per_coef = sum(band * band for band in bands) / 3.0
+        clean = np.maximum(_block_means(per_coef, block >> j) - noise, 0.0)
+        energies[j] = float(clean.mean())
+        out[f"detail_l{j}"] = float(np.log10(energies[j] + FLOOR))
+        log_e = np.log10(clean + FLOOR)
+        z = np.clip((log_e - TEXTURE_BAR[j]) / SOFTNESS, -50, 50)
+        out[f"textured_l{j}"] = float(np.mean(1.0 / (1.0 + np.exp(-z))))
+    total = sum(energies.values())
+    out["hf_ratio"] = float((energies[1] + energies[2]) / total) if total > 0 else 0.0
+    return out
+
+
+# ---- the model -----------------------------------------------------------------------------------
+
+def _logit_score(feats: dict[str, float]) -> float:
+    z = [(feats[k] - m) / sc for k, m, sc in zip(MODEL_FEATURES, MODEL_MEAN, MODEL_SCALE, strict=True)]
+    return float(np.dot(MODEL_WEIGHTS, z))
+
+
+def _probabilities(s: float) -> dict[int, float]:
+    """Proportional-odds model: P(width <= class k) = logistic(threshold_k - s)."""
+    cum = [1.0 / (1.0 + np.exp(-(t - s))) for t in MODEL_THRESHOLDS] + [1.0]
+    probs = np.diff([0.0, *cum])
+    return {w: float(p) for w, p in zip(WIDTHS, probs, strict=True)}
+
+
+def complexity(pixels: np.ndarray, sigma: float | None = None) -> Score:
+    """Score an image's texture and suggest a decoder width (32, 64 or 128).
+
+    ``sigma`` is the noise σ on the 0-1 scale (None: estimate it). The score is the model's
+    logit, rescaled so that the two class boundaries fall at 5.5 and 6.5 (log2 of the widths).
+    """
+    feats = features(pixels, sigma)
+    s = _logit_score(feats)
+    t1, t2 = MODEL_THRESHOLDS
+    score = 5.5 + (s - t1) / (t2 - t1)
+    width = WIDTHS[int(np.clip(np.floor(score - 4.5), 0, 2))]
+    margin = float(min(abs(score - 5.5), abs(score - 6.5)))
+    return Score(score=float(score), width=width, sigma=feats["sigma"], margin=margin,
+                 probabilities=_probabilities(s), features=feats)

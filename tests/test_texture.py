@@ -1,0 +1,163 @@
+"""Texture score: deterministic, bit-depth blind, monotone in texture, and steady under noise."""
+
+import numpy as np
+import pytest
+from skimage.filters import gaussian
+
+from dipcli import texture
+from dipcli.io import Image, read_image, write_image
+
+
+def busy(h: int, w: int, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """Fine random texture in [0, 1]: what a wide decoder is for."""
+    rng = np.random.default_rng(seed)
+    tex = np.stack([gaussian(rng.random((h, w)), sigma=0.7) for _ in range(channels)], axis=2)
+    return np.clip(0.5 + 2.0 * (tex - tex.mean()), 0, 1)
+
+
+def flat(h: int, w: int, channels: int = 1) -> np.ndarray:
+    """A gentle gradient: no texture at all."""
+    ramp = np.linspace(0.3, 0.6, w)[None, :, None]
+    return np.broadcast_to(ramp, (h, w, channels)).copy()
+
+
+def half_textured(h: int = 128, w: int = 128, channels: int = 1) -> np.ndarray:
+    """Texture on the left half, flat on the right: a middling score, sensitive to noise handling."""
+    img = flat(h, w, channels)
+    img[:, : w // 2] = busy(h, w // 2, channels)
+    return img
+
+
+def graded(h: int = 128, w: int = 128, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """Texture whose contrast grows from nothing (left) to strong (right).
+
+    Many blocks sit near the texture bar, so this is the picture on which noise handling shows.
+    """
+    amplitude = np.linspace(0, 0.6, w)[None, :, None]
+    return 0.5 + amplitude * (busy(h, w, channels, seed) - 0.5)
+
+
+def add_noise(pixels: np.ndarray, sigma255: float, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(pixels + rng.normal(0, sigma255 / 255, pixels.shape), 0, 1)
+
+
+@pytest.mark.parametrize("sigma", [0.0, 25 / 255, None])
+def test_features_are_deterministic(sigma):
+    img = add_noise(graded(channels=3), 25)
+    assert texture.features(img, sigma) == texture.features(img.copy(), sigma)
+    assert texture.complexity(img, sigma) == texture.complexity(img.copy(), sigma)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("sigma", [0.0, None])
+def test_8_and_16_bit_copies_measure_the_same(tmp_path, channels, sigma):
+    picture = graded(96, 128, channels).astype(np.float32)
+    scores = []
+    for dtype, name in ((np.uint8, "a8.png"), (np.uint16, "a16.png")):
+        write_image(tmp_path / name, Image(pixels=picture, dtype=np.dtype(dtype), grey=channels == 1))
+        back = read_image(tmp_path / name)
+        assert back.dtype == dtype
+        scores.append(texture.complexity(back.pixels, sigma))
+    f8, f16 = scores[0].features, scores[1].features
+    assert f8.keys() == f16.keys()
+    for key in f8:
+        tol = 0.5 if key == "sigma" else 0.02  # sigma in grey levels (0-255); fractions and log10 energies
+        assert f8[key] == pytest.approx(f16[key], abs=tol), key
+    assert scores[0].width == scores[1].width
+    assert scores[0].score == pytest.approx(scores[1].score, abs=0.02)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_score_rises_from_flat_to_texture(channels):
+    tex, smooth = busy(96, 96, channels), flat(96, 96, channels)
+    scores = [texture.complexity(t * tex + (1 - t) * smooth, sigma=0.0).score for t in np.linspace(0, 1, 11)]
+    assert all(b >= a - 1e-9 for a, b in zip(scores, scores[1:], strict=False)), scores
+    assert scores[-1] > scores[0] + 0.5
+
+
+@pytest.mark.parametrize("shape", [(80, 112), (80, 112, 1), (80, 112, 3)])
+def test_grey_and_rgb_both_work(shape):
+    rng = np.random.default_rng(3)
+    img = rng.random(shape).astype(np.float32)
+    result = texture.complexity(img, sigma=0.0)
+    assert result.width in texture.WIDTHS
+    assert sum(result.probabilities.values()) == pytest.approx(1.0)
+    assert result.margin >= 0
+    assert np.isfinite(result.score)
+
+
+def test_rgb_with_equal_channels_reads_like_grey():
+    grey = half_textured(channels=1)
+    rgb = np.repeat(grey, 3, axis=2)
+    a, b = texture.complexity(grey, 0.0), texture.complexity(rgb, 0.0)
+    assert a.width == b.width
+    assert a.score == pytest.approx(b.score, abs=0.02)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_noise_with_given_sigma_does_not_move_the_verdict(channels, seed):
+    clean = graded(128, 128, channels, seed)
+    a = texture.complexity(clean, sigma=0.0)
+    b = texture.complexity(add_noise(clean, 25, seed + 10), sigma=25 / 255)
+    assert abs(texture.WIDTHS.index(a.width) - texture.WIDTHS.index(b.width)) <= 1
+    assert b.score == pytest.approx(a.score, abs=0.08)
+    assert b.features["textured_l1"] == pytest.approx(a.features["textured_l1"], abs=0.05)
+    assert b.sigma == pytest.approx(25.0)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_noise_with_estimated_sigma_stays_close(channels):
+    # Looser: fine texture inflates the noise estimate a little, so some texture is taken for noise.
+    clean = graded(128, 128, channels)
+    a = texture.complexity(clean, sigma=0.0)
+    b = texture.complexity(add_noise(clean, 25), sigma=None)
+    assert b.sigma == pytest.approx(25.0, rel=0.15)
+    assert abs(texture.WIDTHS.index(a.width) - texture.WIDTHS.index(b.width)) <= 1
+    assert b.score == pytest.approx(a.score, abs=0.3)
+
+
+@pytest.mark.parametrize("sigma255", [25, 50])
+def test_noise_estimate_allows_for_clipping(sigma255):
+    # Dark and bright areas clip much of the noise; the estimate should still find the σ that was added.
+    img = flat(128, 128, 3)
+    img[:40] = 0.02
+    img[-40:] = 0.97
+    noisy = add_noise(img, sigma255)
+    assert texture.estimate_noise(noisy) * 255 == pytest.approx(sigma255, rel=0.08)
+
+
+def test_noise_estimate_on_a_large_image_reads_a_mosaic():
+    img = flat(300, 1200, 1)
+    img[:, :200] = 0.01  # a dark, clipped strip where the first tile lands: allowed for there too
+    noisy = add_noise(img, 25)
+    assert texture._noise_sample(noisy).shape[:2] == (300, 1024)
+    assert texture.estimate_noise(noisy) * 255 == pytest.approx(25, rel=0.08)
+
+
+def test_width_follows_score():
+    for seed, t in enumerate(np.linspace(0, 1, 5)):
+        result = texture.complexity(t * busy(64, 64, 3, seed) + (1 - t) * flat(64, 64, 3), sigma=0.0)
+        expected = 32 if result.score < 5.5 else 64 if result.score < 6.5 else 128
+        assert result.width == expected
+        assert result.margin == pytest.approx(min(abs(result.score - 5.5), abs(result.score - 6.5)))
+
+
+def test_sigma_on_the_wrong_scale_is_refused():
+    with pytest.raises(ValueError, match="0-1 scale"):
+        texture.features(flat(64, 64), sigma=25)
+
+
+def test_too_small_or_wrong_shape_is_refused():
+    with pytest.raises(ValueError, match="too small"):
+        texture.features(np.zeros((4, 4, 1)))
+    with pytest.raises(ValueError, match="image"):
+        texture.features(np.zeros((32, 32, 2)))
+
+
+def test_model_constants_are_consistent():
+    n = len(texture.MODEL_FEATURES)
+    assert len(texture.MODEL_MEAN) == len(texture.MODEL_SCALE) == len(texture.MODEL_WEIGHTS) == n
+    assert texture.MODEL_THRESHOLDS[0] < texture.MODEL_THRESHOLDS[1]
+    assert set(texture.MODEL_FEATURES) <= set(texture.features(flat(64, 64)))
