@@ -129,8 +129,9 @@ IterOpt = Annotated[int | None, typer.Option("--iters", help="Iteration budget, 
                     "for every stop rule [default: the task's].", min=1, show_default=False)]
 ArchOpt = Annotated[str | None, typer.Option("--arch", help=f"Generator: {', '.join(ARCHS)} "
                     "[default: the task's].", show_default=False)]
-WidthOpt = Annotated[int | None, typer.Option("--width", help="Channels per scale "
-                     "[default: the architecture's].", min=1, show_default=False)]
+WidthOpt = Annotated[str | None, typer.Option("--width", help="Channels per scale, or auto: "
+                     "chosen from the image's texture (see select-width) [default: the "
+                     "architecture's].", show_default=False)]
 ScalesOpt = Annotated[int | None, typer.Option("--scales", help="Number of scales "
                       "[default: the architecture's].", min=1, show_default=False)]
 UpsampleOpt = Annotated[str | None, typer.Option("--upsample", help=f"Upsampler: {', '.join(UPSAMPLERS)} "
@@ -168,7 +169,7 @@ class Common:
     output: Path | None
     iters: int | None
     arch: str | None
-    width: int | None
+    width: str | None
     scales: int | None
     upsample: str | None
     stop: str
@@ -189,11 +190,26 @@ class Common:
             raise Fail("--save-every N and --snapshots DIR go together")
         defaults = TASK_DEFAULTS[task]
         self.iters = self.iters or defaults["iters"]
+        width = None if self.width in (None, "auto") else self.width
+        if width is not None and not (width.isdigit() and int(width) > 0):
+            raise Fail(f"--width {self.width!r}: give a positive number of channels or auto")
         try:
-            return NetSpec(arch=self.arch or defaults["arch"], width=self.width, scales=self.scales,
-                           upsample=self.upsample or defaults["upsample"]).resolved()
+            return NetSpec(arch=self.arch or defaults["arch"], width=width and int(width),
+                           scales=self.scales, upsample=self.upsample or defaults["upsample"]).resolved()
         except ValueError as exc:
             raise Fail(str(exc)) from None
+
+    def auto_width(self, spec: NetSpec, image, sigma255: float | None) -> tuple[NetSpec, dict]:
+        """With --width auto, the width the texture estimator picks for this (noisy) image."""
+        if self.width != "auto":
+            return spec, {}
+        from dipcli.texture import complexity
+
+        score = complexity(image.pixels, None if sigma255 is None else sigma255 / 255)
+        if not (self.quiet or self.json_out):
+            err.print(f"width auto: texture score {score.score:.2f} → width {score.width} "
+                      f"(margin {score.margin:.2f} to the nearest class boundary)")
+        return replace(spec, width=score.width), {"width_auto": True, "texture_score": score.score}
 
     def config(self, task: str, sigma: float | None = None, **kw) -> FitConfig:
         """The fit configuration: the stop rule for the task, σ on the 0–255 scale if known."""
@@ -334,9 +350,10 @@ def denoise(
     with user_errors():
         spec = c.resolve("denoise")
         image, reference, sigma, problem = denoise_inputs(input, sigma, add_noise, c)
+        spec, auto = c.auto_width(spec, image, sigma)
         config = c.config("denoise", sigma, reg_noise=reg_noise(sigma))
         fit_and_report("denoise", "denoised", input, image, problem, config, spec, c, reference,
-                       f", σ = {sigma:.3g}", {"sigma": sigma})
+                       f", σ = {sigma:.3g}", {"sigma": sigma, **auto})
 
 
 @app.command("two-stage")
@@ -370,6 +387,7 @@ def two_stage(
         except ValueError as exc:
             raise Fail(str(exc)) from None
         image, reference, sigma, problem = denoise_inputs(input, sigma, add_noise, c)
+        spec, auto = c.auto_width(spec, image, sigma)
         config = c.config("two-stage", sigma, reg_noise=reg_noise(sigma))
         end = lam.stage1_end
         if stage1 == "prefilter":
@@ -377,7 +395,7 @@ def two_stage(
             lam = schedule("step", 1.0, c.iters, stage1_frac)
             config.data_weight = lambda it: 0.0 if it <= end else 1.0
         config.regulariser, config.reg_weight = regulariser, lam
-        extra = {"sigma": sigma, "stage1": stage1, "tv_weight": tv_weight, "stage1_frac": stage1_frac,
+        extra = {**auto, "sigma": sigma, "stage1": stage1, "tv_weight": tv_weight, "stage1_frac": stage1_frac,
                  "schedule": schedule_kind, "tv": tv, "stage1_end": end}
         what = f"TV λ = {tv_weight:g}" if stage1 == "tv" else "TV-prefiltered target"
         fit_and_report("two-stage", "denoised", input, image, problem, config, spec, c, reference,
@@ -423,6 +441,7 @@ def inpaint(
             except ValueError as exc:
                 raise Fail(str(exc)) from None
         problem = Inpaint(known)
+        spec, auto = c.auto_width(spec, image, None)
         image = image.with_pixels(problem.observe(image.pixels))
         holes = ~known
         if not (c.quiet or c.json_out):
@@ -436,7 +455,7 @@ def inpaint(
 
         config = c.config("inpaint")
         fit_and_report("inpaint", "inpainted", input, image, problem, config, spec, c, reference,
-                       f", {holes.mean():.1%} missing", {"mask_known": polarity,
+                       f", {holes.mean():.1%} missing", {**auto, "mask_known": polarity,
                        "missing_fraction": float(holes.mean())}, not no_composite, scores)
 
 
@@ -495,12 +514,71 @@ def superres(
                 "psnr_bicubic_rgb": float(psnr_rgb(bicubic, reference, border=factor)),
             }
 
+        spec, auto = c.auto_width(spec, image, None)
         config = c.config("superres")
         h, w = image.shape
         fit_and_report("superres", f"x{factor}", input, image, problem, config, spec, c, reference,
                        f" → {w * factor}×{h * factor} (×{factor}, {kernel})",
-                       {"factor": factor, "kernel": kernel, "psnr_measure": "live: Y channel, "
+                       {**auto, "factor": factor, "kernel": kernel, "psnr_measure": "live: Y channel, "
                         f"{factor}-pixel border; psnr: RGB, whole image"}, scores=scores)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """Files as given; folders become the images directly inside them, sorted."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
+@app.command("select-width")
+def select_width(
+    inputs: Annotated[list[Path], typer.Argument(help="Images or folders of images.",
+                                                 show_default=False)],
+    sigma: SigmaOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per image per line on "
+                        "stdout.")] = False,
+) -> None:
+    """Measure texture and pick the decoder width: `dip select-width noisy.png --sigma 25`."""
+    from rich.table import Table
+
+    from dipcli.texture import complexity
+
+    if sigma is not None and not 0 < sigma < 255:
+        _die(Fail(f"--sigma {sigma:g} is impossible; give the noise level on the 0–255 scale"))
+    files = expand_inputs(inputs)
+    if not files:
+        _die(Fail("no images found in the given folders; give image files or folders holding them"))
+    table = Table(title="Texture complexity → decoder width")
+    for col in ("image", "size", "σ", "score", "width", "margin"):
+        table.add_column(col, justify="left" if col == "image" else "right")
+    failed = 0
+    for path in files:
+        try:
+            image = load(path)
+            score = complexity(image.pixels, None if sigma is None else sigma / 255)
+        except Fail as exc:
+            failed += 1
+            err.print(f"[bold red]dip: error:[/] {exc}", markup=True, soft_wrap=True)
+            continue
+        h, w = image.shape
+        if json_out:
+            emit_json({"input": str(path), "width": score.width, "score": score.score,
+                       "sigma": score.sigma, "margin": score.margin, "size": [w, h],
+                       "probabilities": {str(k): v for k, v in score.probabilities.items()}})
+        else:
+            table.add_row(str(path), f"{w}×{h}", f"{score.sigma:.1f}" + ("" if sigma else " (est.)"),
+                          f"{score.score:.2f}", str(score.width), f"{score.margin:.2f}")
+    if not json_out and table.row_count:
+        Console().print(table)
+    if failed:
+        raise typer.Exit(FAILURE)
 
 
 @app.command()

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -138,3 +139,39 @@ def test_denoise_runs_every_architecture(noisy_png, arch):
 def test_unknown_upsampler_lists_the_valid_ones(noisy_png):
     res = invoke("denoise", noisy_png, "--sigma", 25, "--upsample", "magic", *FAST)
     assert res.exit_code == 2 and "lpf:sinc60" in res.output
+
+
+def test_select_width_handles_grey_rgba_and_folders(tmp_path, smooth):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    iio.imwrite(folder / "grey.png", (smooth(48, 48, channels=1)[:, :, 0] * 255).astype(np.uint8))
+    rgba = np.concatenate([(smooth(48, 40) * 255).astype(np.uint8),
+                           np.full((48, 40, 1), 200, np.uint8)], axis=2)
+    iio.imwrite(folder / "rgba.png", rgba)
+    iio.imwrite(folder / "busy.png", rng.integers(0, 256, (48, 48, 3), dtype=np.uint8))
+    res = invoke("select-width", folder, "--sigma", 10, "--json")
+    assert res.exit_code == 0, res.output
+    rows = {Path(r["input"]).name: r for r in map(json.loads, res.stdout.splitlines())}
+    assert set(rows) == {"grey.png", "rgba.png", "busy.png"}
+    assert all(r["width"] in (32, 64, 128) and {"score", "sigma"} <= r.keys() for r in rows.values())
+    assert rows["busy.png"]["score"] > rows["grey.png"]["score"]
+
+
+def test_select_width_reports_a_bad_file_and_exits_1(tmp_path, noisy_png):
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    res = invoke("select-width", noisy_png, tmp_path / "bad.png", "--json")
+    assert res.exit_code == 1
+    assert len(res.stdout.strip().splitlines()) == 1 and "cannot read" in res.output
+
+
+def test_width_auto_picks_and_reports_a_width(noisy_png):
+    res = invoke("denoise", noisy_png, "--sigma", 25, "--width", "auto", "--iters", "10", "--json")
+    assert res.exit_code == 0, res.output
+    rec = json.loads(res.stdout)
+    assert rec["width_auto"] and rec["width"] in (32, 64, 128) and "texture_score" in rec
+
+
+def test_bad_width_is_refused(noisy_png):
+    res = invoke("denoise", noisy_png, "--sigma", 25, "--width", "wide", "--iters", "10")
+    assert res.exit_code == 2 and "auto" in res.output
