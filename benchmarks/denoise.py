@@ -52,7 +52,8 @@ def main() -> None:
             "width": rec["width"], "sec_per_iter": rec["seconds"] / rec["iterations"],
             "original_params": orig["params"],
             "original_sec_per_iter": orig["seconds"] / orig["iterations"],
-            "stop_reason": rec["stop_reason"],
+            "stop_reason": rec["stop_reason"], "best_iteration": rec["best_iteration"],
+            "peak_psnr": rec.get("peak_psnr"), "peak_iteration": rec.get("peak_iteration"),
         }
         rows.append(row)
         print(f"{row['image']}: {row['psnr']:.2f} dB, {row['seconds']:.0f} s", flush=True)
@@ -63,19 +64,21 @@ def main() -> None:
         f"{f', {args.crop}×{args.crop} centre crops' if args.crop else ', full images'}. "
         f"Device: {device}.",
         "",
-        "| image | size | PSNR (dB) | SSIM | iterations | seconds | s/iter | params "
-        "| original 5×128 s/iter |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| image | size | PSNR (dB) | SSIM | peak PSNR seen (iteration) | stop: rule @ kept/run "
+        "| seconds | s/iter | params | original 5×128 s/iter |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['image']} | {r['size'][1]}×{r['size'][0]} | {r['psnr']:.2f} | {r['ssim']:.4f} "
-            f"| {r['iterations']} | {r['seconds']:.0f} | {r['sec_per_iter']:.3f} | {r['params']:,} "
+            f"| {r['peak_psnr']:.2f} ({r['peak_iteration']}) "
+            f"| {r['stop_reason']} @ {r['best_iteration']}/{r['iterations']} "
+            f"| {r['seconds']:.0f} | {r['sec_per_iter']:.3f} | {r['params']:,} "
             f"| {r['original_sec_per_iter']:.3f} |")
     if rows:
         lines.append(f"| **mean** | | **{mean(r['psnr'] for r in rows):.2f}** "
-                     f"| {mean(r['ssim'] for r in rows):.4f} | | {mean(r['seconds'] for r in rows):.0f} "
-                     "| | | |")
+                     f"| {mean(r['ssim'] for r in rows):.4f} | {mean(r['peak_psnr'] for r in rows):.2f} | "
+                     f"| {mean(r['seconds'] for r in rows):.0f} | | | |")
     payload = {"sigma": args.sigma, "crop": args.crop, "device": device, "rows": rows}
     tag = f"-{args.tag}" if args.tag else ""
     write_results(f"denoise{tag}", payload, "\n".join(lines))

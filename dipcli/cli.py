@@ -275,6 +275,10 @@ def fit_and_report(task: str, suffix: str, input: Path, image, problem, config: 
         "device": result.device, "seed": c.seed, "psnr": result.psnr, "ssim": result.ssim,
         "backtracks": f.backtracks,
     }
+    measured = [h for h in f.history if h.get("psnr_ema") is not None]
+    if measured:  # the best averaged-output PSNR seen along the run (needs a reference)
+        peak = max(measured, key=lambda h: h["psnr_ema"])
+        record.update(peak_psnr=peak["psnr_ema"], peak_iteration=peak["iteration"])
     if scores is not None and reference is not None:
         record.update(scores(result.image.pixels))
     if c.json_out:
