@@ -1,7 +1,7 @@
 """Denoising benchmark: `dip denoise --add-noise` with its defaults on F16 and Set9.
 
     python benchmarks/denoise.py                  # full images (slow on a CPU: hours)
-    python benchmarks/denoise.py --crop 256       # 256×256 centre crops (CPU-sized run)
+    python benchmarks/denoise.py --crop 256 --exclude F16_GT --tag set9-256   # Set9 crops (CPU)
     python benchmarks/denoise.py --only F16       # F16_GT.png at 512×512 only
 
 Writes benchmarks/results/denoise[-<tag>].json and .md: PSNR, SSIM, iterations, wall seconds,
@@ -16,12 +16,14 @@ import argparse
 from common import DATA, centre_crop_file, device_name, mean, run_dip, tempdir, write_results
 
 
-def images(only: str | None):
+def images(only: str | None, exclude: str | None = None):
     f16 = DATA / "denoising" / "F16_GT.png"
     set9 = sorted((DATA / "set9").glob("*.png"))
     chosen = [f16, *set9]
     if only:
         chosen = [p for p in chosen if only.lower() in p.name.lower()]
+    if exclude:
+        chosen = [p for p in chosen if exclude.lower() not in p.name.lower()]
     return chosen
 
 
@@ -30,6 +32,7 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=0, help="centre crop size (0 = full image)")
     ap.add_argument("--sigma", type=float, default=25)
     ap.add_argument("--only", help="run only images whose name contains this")
+    ap.add_argument("--exclude", help="skip images whose name contains this")
     ap.add_argument("--original-iters", type=int, default=10,
                     help="iterations to time the original 5×128 net for")
     ap.add_argument("--tag", default="", help="suffix for the results file names")
@@ -37,7 +40,7 @@ def main() -> None:
 
     work = tempdir()
     rows = []
-    for path in images(args.only):
+    for path in images(args.only, args.exclude):
         src = centre_crop_file(path, args.crop, work)
         out = work / f"{path.stem}_out.png"
         rec = run_dip(["denoise", str(src), "--sigma", str(args.sigma), "--add-noise",
