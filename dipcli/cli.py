@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 
 from dipcli import __version__
-from dipcli.fit import FitConfig
+from dipcli.fit import PRECISIONS, FitConfig
 from dipcli.io import WRITABLE, ImageError, read_image
 from dipcli.job import MIN_SIDE, Job, run_job
 from dipcli.masks import load_mask
@@ -138,6 +138,8 @@ UpsampleOpt = Annotated[str | None, typer.Option("--upsample", help=f"Upsampler:
                         "[default: the task's].", show_default=False)]
 StopOpt = Annotated[str, typer.Option("--stop", help="When to stop: auto, wmv, discrepancy or fixed "
                     "(--iters only).")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (bfloat16 where the hardware "
+                        "has it natively, else float32), fp32 or bf16.")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.", min=0.0)]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; CPU runs repeat bit for bit.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
@@ -155,8 +157,8 @@ RawOpt = Annotated[bool, typer.Option("--raw", help="Write the last raw output i
 
 # Per-task defaults, each chosen by a benchmark (see README, "Why these defaults").
 TASK_DEFAULTS = {
-    "denoise": dict(arch="compact", upsample=None, iters=3000),
-    "two-stage": dict(arch="compact", upsample=None, iters=3000),
+    "denoise": dict(arch="compact", upsample=None, iters=1200),
+    "two-stage": dict(arch="compact", upsample=None, iters=1200),
     "inpaint": dict(arch="original", upsample="nearest", iters=3000),
     "superres": dict(arch="compact", upsample=None, iters=2000),
 }
@@ -173,6 +175,7 @@ class Common:
     scales: int | None
     upsample: str | None
     stop: str
+    precision: str
     lr: float
     seed: int
     device: str
@@ -217,15 +220,17 @@ class Common:
             stop = make_stop(self.stop, task, self.iters, None if sigma is None else sigma / 255)
         except ValueError as exc:
             raise Fail(str(exc)) from None
+        if self.precision not in ("auto", *PRECISIONS):
+            raise Fail(f"unknown --precision {self.precision!r}; choose auto, {', '.join(PRECISIONS)}")
         check_every = math.gcd(10, self.save_every) if self.save_every else 10
         return FitConfig(iters=self.iters, lr=self.lr, seed=self.seed, check_every=check_every,
-                         stop=stop, **kw)
+                         stop=stop, precision=self.precision, **kw)
 
 
-def common(output, iters, arch, width, scales, upsample, stop, lr, seed, device, clean, save_every,
-           snapshots, json_out, quiet, force, raw) -> Common:
-    return Common(output, iters, arch, width, scales, upsample, stop, lr, seed, device, clean,
-                  save_every, snapshots, json_out, quiet, force, raw)
+def common(output, iters, arch, width, scales, upsample, stop, precision, lr, seed, device, clean,
+           save_every, snapshots, json_out, quiet, force, raw) -> Common:
+    return Common(output, iters, arch, width, scales, upsample, stop, precision, lr, seed, device,
+                  clean, save_every, snapshots, json_out, quiet, force, raw)
 
 
 @contextmanager
@@ -272,7 +277,8 @@ def fit_and_report(task: str, suffix: str, input: Path, image, problem, config: 
         "params": result.params, "iterations": f.iterations, "best_iteration": f.best_iteration,
         "stop_rule": config.stop.name if f.stop_reason == "budget" else f.stop_reason,
         "stop_reason": f.stop_reason, "seconds": round(f.seconds, 3), "final_loss": f.final_loss,
-        "device": result.device, "seed": c.seed, "psnr": result.psnr, "ssim": result.ssim,
+        "device": result.device, "precision": f.precision, "seed": c.seed, "psnr": result.psnr,
+        "ssim": result.ssim,
         "backtracks": f.backtracks,
     }
     measured = [h for h in f.history if h.get("psnr_ema") is not None]
@@ -344,12 +350,13 @@ def denoise(
     input: InputArg, sigma: SigmaOpt = None, add_noise: AddNoiseOpt = False,
     output: OutputOpt = None, iters: IterOpt = None, arch: ArchOpt = None, width: WidthOpt = None,
     scales: ScalesOpt = None, upsample: UpsampleOpt = None, stop: StopOpt = "auto",
-    lr: LrOpt = 0.01, seed: SeedOpt = 0, device: DeviceOpt = "auto", clean: CleanOpt = None,
+    precision: PrecisionOpt = "auto", lr: LrOpt = 0.01, seed: SeedOpt = 0,
+    device: DeviceOpt = "auto", clean: CleanOpt = None,
     save_every: SaveEveryOpt = 0, snapshots: SnapOpt = None, json_out: JsonOpt = False,
     quiet: QuietOpt = False, force: ForceOpt = False, raw: RawOpt = False,
 ) -> None:
     """Remove Gaussian-like noise: `dip denoise noisy.png --sigma 25`."""
-    c = common(output, iters, arch, width, scales, upsample, stop, lr, seed, device, clean,
+    c = common(output, iters, arch, width, scales, upsample, stop, precision, lr, seed, device, clean,
                save_every, snapshots, json_out, quiet, force, raw)
     with user_errors():
         spec = c.resolve("denoise")
@@ -374,12 +381,13 @@ def two_stage(
                       "TV-denoised copy (Chambolle, weight σ) instead of the noisy image.")] = "tv",
     output: OutputOpt = None, iters: IterOpt = None, arch: ArchOpt = None, width: WidthOpt = None,
     scales: ScalesOpt = None, upsample: UpsampleOpt = None, stop: StopOpt = "auto",
-    lr: LrOpt = 0.01, seed: SeedOpt = 0, device: DeviceOpt = "auto", clean: CleanOpt = None,
+    precision: PrecisionOpt = "auto", lr: LrOpt = 0.01, seed: SeedOpt = 0,
+    device: DeviceOpt = "auto", clean: CleanOpt = None,
     save_every: SaveEveryOpt = 0, snapshots: SnapOpt = None, json_out: JsonOpt = False,
     quiet: QuietOpt = False, force: ForceOpt = False, raw: RawOpt = False,
 ) -> None:
     """Denoise in two stages: DIP + λ·TV first, then plain DIP from the same weights."""
-    c = common(output, iters, arch, width, scales, upsample, stop, lr, seed, device, clean,
+    c = common(output, iters, arch, width, scales, upsample, stop, precision, lr, seed, device, clean,
                save_every, snapshots, json_out, quiet, force, raw)
     with user_errors():
         spec = c.resolve("two-stage")
@@ -419,12 +427,13 @@ def inpaint(
                             "instead of keeping the known pixels.")] = False,
     output: OutputOpt = None, iters: IterOpt = None, arch: ArchOpt = None, width: WidthOpt = None,
     scales: ScalesOpt = None, upsample: UpsampleOpt = None, stop: StopOpt = "auto",
-    lr: LrOpt = 0.01, seed: SeedOpt = 0, device: DeviceOpt = "auto", clean: CleanOpt = None,
+    precision: PrecisionOpt = "auto", lr: LrOpt = 0.01, seed: SeedOpt = 0,
+    device: DeviceOpt = "auto", clean: CleanOpt = None,
     save_every: SaveEveryOpt = 0, snapshots: SnapOpt = None, json_out: JsonOpt = False,
     quiet: QuietOpt = False, force: ForceOpt = False, raw: RawOpt = False,
 ) -> None:
     """Fill missing pixels: `dip inpaint photo.png --mask holes.png`."""
-    c = common(output, iters, arch, width, scales, upsample, stop, lr, seed, device, clean,
+    c = common(output, iters, arch, width, scales, upsample, stop, precision, lr, seed, device, clean,
                save_every, snapshots, json_out, quiet, force, raw)
     with user_errors():
         spec = c.resolve("inpaint")
@@ -473,12 +482,13 @@ def superres(
                        "resolution; make the low-resolution input and score against INPUT.")] = False,
     output: OutputOpt = None, iters: IterOpt = None, arch: ArchOpt = None, width: WidthOpt = None,
     scales: ScalesOpt = None, upsample: UpsampleOpt = None, stop: StopOpt = "auto",
-    lr: LrOpt = 0.01, seed: SeedOpt = 0, device: DeviceOpt = "auto", clean: CleanOpt = None,
+    precision: PrecisionOpt = "auto", lr: LrOpt = 0.01, seed: SeedOpt = 0,
+    device: DeviceOpt = "auto", clean: CleanOpt = None,
     save_every: SaveEveryOpt = 0, snapshots: SnapOpt = None, json_out: JsonOpt = False,
     quiet: QuietOpt = False, force: ForceOpt = False, raw: RawOpt = False,
 ) -> None:
     """Upscale F×: `dip superres small.png --factor 4`."""
-    c = common(output, iters, arch, width, scales, upsample, stop, lr, seed, device, clean,
+    c = common(output, iters, arch, width, scales, upsample, stop, precision, lr, seed, device, clean,
                save_every, snapshots, json_out, quiet, force, raw)
     with user_errors():
         spec = c.resolve("superres")
