@@ -11,8 +11,11 @@ interrupted (the best result so far is still written).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -181,7 +184,7 @@ class Common(Settings):
 
     @classmethod
     def of(cls, options: dict) -> Common:
-        """The shared options out of a subcommand's parameters (its ``locals()``)."""
+        """The shared options out of a command's parameters (the fields of Common among them)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in options.items() if k in names})
 
@@ -222,6 +225,39 @@ class Common(Settings):
         check_every = math.gcd(10, self.save_every) if self.save_every else 10
         return FitConfig(iters=self.iters, lr=self.lr, seed=self.seed, check_every=check_every,
                          stop=stop, **kw)
+
+
+# Every fitting subcommand takes these (and --help lists them after the subcommand's own).
+SHARED_OPTIONS: dict[str, tuple[object, object]] = {
+    "output": (OutputOpt, None), "output_dir": (OutputDirOpt, None), "name": (NameOpt, None),
+    "recursive": (RecursiveOpt, False), "skip_existing": (SkipOpt, False), "iters": (IterOpt, None),
+    "arch": (ArchOpt, None), "width": (WidthOpt, None), "scales": (ScalesOpt, None),
+    "upsample": (UpsampleOpt, None), "stop": (StopOpt, "auto"), "lr": (LrOpt, 0.01),
+    "seed": (SeedOpt, 0), "device": (DeviceOpt, "auto"), "clean": (CleanOpt, None),
+    "clean_dir": (CleanDirOpt, None), "save_every": (SaveEveryOpt, 0), "snapshots": (SnapOpt, None),
+    "gif": (GifOpt, None), "plot": (PlotOpt, None), "report": (ReportOpt, None),
+    "json_out": (JsonOpt, False), "jobs": (JobsOpt, 1), "quiet": (QuietOpt, False),
+    "force": (ForceOpt, False), "raw": (RawOpt, False),
+}
+
+
+def fitting_command(func: Callable[..., None]) -> Callable[..., None]:
+    """Register a fitting subcommand that declares only its own options after ``c: Common``.
+
+    Typer reads the command's signature, so the wrapper shows it the function's own parameters
+    followed by :data:`SHARED_OPTIONS`, and hands the function all the shared ones as one
+    :class:`Common`: a shared option is declared once, not in every subcommand.
+    """
+    own = [p for p in inspect.signature(func, eval_str=True).parameters.values() if p.name != "c"]
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+              for name, (kind, default) in SHARED_OPTIONS.items()]
+
+    @functools.wraps(func)
+    def command(**options) -> None:
+        func(Common.of(options), **{k: v for k, v in options.items() if k not in SHARED_OPTIONS})
+
+    command.__signature__ = inspect.Signature(own + shared, return_annotation=None)
+    return app.command(func.__name__.replace("_", "-"))(command)
 
 
 @contextmanager
@@ -301,20 +337,11 @@ def prepare_denoise(item: Item, c: Common, *, spec: NetSpec, sigma: float | None
                     {"sigma": sigma, **auto}, notes=notes)
 
 
-@app.command()
+@fitting_command
 def denoise(
-    inputs: InputsArg, sigma: SigmaOpt = None, add_noise: AddNoiseOpt = False,
-    output: OutputOpt = None, output_dir: OutputDirOpt = None, name: NameOpt = None,
-    recursive: RecursiveOpt = False, skip_existing: SkipOpt = False, iters: IterOpt = None,
-    arch: ArchOpt = None, width: WidthOpt = None, scales: ScalesOpt = None,
-    upsample: UpsampleOpt = None, stop: StopOpt = "auto", lr: LrOpt = 0.01, seed: SeedOpt = 0,
-    device: DeviceOpt = "auto", clean: CleanOpt = None, clean_dir: CleanDirOpt = None,
-    save_every: SaveEveryOpt = 0, snapshots: SnapOpt = None, gif: GifOpt = None, plot: PlotOpt = None,
-    report: ReportOpt = None, json_out: JsonOpt = False, jobs: JobsOpt = 1, quiet: QuietOpt = False,
-    force: ForceOpt = False, raw: RawOpt = False,
+    c: Common, inputs: InputsArg, sigma: SigmaOpt = None, add_noise: AddNoiseOpt = False,
 ) -> None:
     """Remove Gaussian-like noise: `dip denoise noisy.png --sigma 25`."""
-    c = Common.of(locals())
     with user_errors():
         spec = c.resolve("denoise")
         check_noise_options(sigma, add_noise, c)
@@ -351,9 +378,9 @@ def prepare_two_stage(item: Item, c: Common, *, spec: NetSpec, sigma: float | No
                     f", σ = {sigma:.3g}, {what} until iteration {end}", extra, notes=notes)
 
 
-@app.command("two-stage")
+@fitting_command
 def two_stage(
-    inputs: InputsArg, sigma: SigmaOpt = None, add_noise: AddNoiseOpt = False,
+    c: Common, inputs: InputsArg, sigma: SigmaOpt = None, add_noise: AddNoiseOpt = False,
     tv_weight: Annotated[float, typer.Option("--tv-weight", help="λ of the per-pixel TV term in "
                          "stage 1 (0.79 = the report's 1e-6 on a summed 512×512×3 TV).")] = 0.79,
     stage1_frac: Annotated[float, typer.Option("--stage1-frac", help="Fraction of the iterations "
@@ -363,17 +390,8 @@ def two_stage(
     tv: Annotated[str, typer.Option("--tv", help="anisotropic or isotropic TV.")] = "anisotropic",
     stage1: Annotated[str, typer.Option("--stage1", help="tv: data + λ·TV; prefilter: fit a "
                       "TV-denoised copy (Chambolle, weight σ) instead of the noisy image.")] = "tv",
-    output: OutputOpt = None, output_dir: OutputDirOpt = None, name: NameOpt = None,
-    recursive: RecursiveOpt = False, skip_existing: SkipOpt = False, iters: IterOpt = None,
-    arch: ArchOpt = None, width: WidthOpt = None, scales: ScalesOpt = None,
-    upsample: UpsampleOpt = None, stop: StopOpt = "auto", lr: LrOpt = 0.01, seed: SeedOpt = 0,
-    device: DeviceOpt = "auto", clean: CleanOpt = None, clean_dir: CleanDirOpt = None,
-    save_every: SaveEveryOpt = 0, snapshots: SnapOpt = None, gif: GifOpt = None, plot: PlotOpt = None,
-    report: ReportOpt = None, json_out: JsonOpt = False, jobs: JobsOpt = 1, quiet: QuietOpt = False,
-    force: ForceOpt = False, raw: RawOpt = False,
 ) -> None:
     """Denoise in two stages: DIP + λ·TV first, then plain DIP from the same weights."""
-    c = Common.of(locals())
     with user_errors():
         spec = c.resolve("two-stage")
         if stage1 not in ("tv", "prefilter"):
@@ -419,9 +437,9 @@ def prepare_inpaint(item: Item, c: Common, *, spec: NetSpec, mask_known: str, dr
                      "missing_fraction": float(holes.mean())}, not no_composite, scores, notes)
 
 
-@app.command()
+@fitting_command
 def inpaint(
-    inputs: InputsArg,
+    c: Common, inputs: InputsArg,
     mask: Annotated[Path | None, typer.Option("--mask", "-m", help="Mask image of the same size "
                     "(white = known by default; see --mask-known); one input.", show_default=False)] = None,
     mask_pattern: Annotated[str | None, typer.Option("--mask-pattern", help="Pair each image with "
@@ -433,17 +451,8 @@ def inpaint(
                     "this fraction of pixels at random (seeded).", show_default=False)] = None,
     no_composite: Annotated[bool, typer.Option("--no-composite", help="Write the raw network output "
                             "instead of keeping the known pixels.")] = False,
-    output: OutputOpt = None, output_dir: OutputDirOpt = None, name: NameOpt = None,
-    recursive: RecursiveOpt = False, skip_existing: SkipOpt = False, iters: IterOpt = None,
-    arch: ArchOpt = None, width: WidthOpt = None, scales: ScalesOpt = None,
-    upsample: UpsampleOpt = None, stop: StopOpt = "auto", lr: LrOpt = 0.01, seed: SeedOpt = 0,
-    device: DeviceOpt = "auto", clean: CleanOpt = None, clean_dir: CleanDirOpt = None,
-    save_every: SaveEveryOpt = 0, snapshots: SnapOpt = None, gif: GifOpt = None, plot: PlotOpt = None,
-    report: ReportOpt = None, json_out: JsonOpt = False, jobs: JobsOpt = 1, quiet: QuietOpt = False,
-    force: ForceOpt = False, raw: RawOpt = False,
 ) -> None:
     """Fill missing pixels: `dip inpaint photo.png --mask holes.png`."""
-    c = Common.of(locals())
     with user_errors():
         spec = c.resolve("inpaint")
         if (mask is None and mask_pattern is None) == (drop is None):
@@ -497,25 +506,16 @@ def prepare_superres(item: Item, c: Common, *, spec: NetSpec, factor: int, kerne
                      f"{factor}-pixel border; psnr: RGB, whole image"}, scores=scores, notes=notes)
 
 
-@app.command()
+@fitting_command
 def superres(
-    inputs: InputsArg,
+    c: Common, inputs: InputsArg,
     factor: Annotated[int, typer.Option("--factor", "-f", help="Upscaling factor: 2, 3, 4 or 8.")] = 4,
     kernel: Annotated[str, typer.Option("--kernel", help="The downsampler the low-resolution image "
                       "came from: lanczos2 (the DIP paper's), bicubic, box or gauss.")] = "lanczos2",
     make_lr: Annotated[bool, typer.Option("--make-lr", help="Experiment mode: INPUT is high-"
                        "resolution; make the low-resolution input and score against INPUT.")] = False,
-    output: OutputOpt = None, output_dir: OutputDirOpt = None, name: NameOpt = None,
-    recursive: RecursiveOpt = False, skip_existing: SkipOpt = False, iters: IterOpt = None,
-    arch: ArchOpt = None, width: WidthOpt = None, scales: ScalesOpt = None,
-    upsample: UpsampleOpt = None, stop: StopOpt = "auto", lr: LrOpt = 0.01, seed: SeedOpt = 0,
-    device: DeviceOpt = "auto", clean: CleanOpt = None, clean_dir: CleanDirOpt = None,
-    save_every: SaveEveryOpt = 0, snapshots: SnapOpt = None, gif: GifOpt = None, plot: PlotOpt = None,
-    report: ReportOpt = None, json_out: JsonOpt = False, jobs: JobsOpt = 1, quiet: QuietOpt = False,
-    force: ForceOpt = False, raw: RawOpt = False,
 ) -> None:
     """Upscale F×: `dip superres small.png --factor 4`."""
-    c = Common.of(locals())
     with user_errors():
         spec = c.resolve("superres")
         if factor not in SR_FACTORS:
