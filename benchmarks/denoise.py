@@ -1,7 +1,7 @@
 """Denoising benchmark: `dip denoise --add-noise` with its defaults on F16 and Set9.
 
     python benchmarks/denoise.py                  # full images (slow on a CPU: hours)
-    python benchmarks/denoise.py --crop 256       # 256×256 centre crops (CPU-sized run)
+    python benchmarks/denoise.py --crop 256 --exclude F16_GT --tag set9-256   # Set9 crops (CPU)
     python benchmarks/denoise.py --only F16       # F16_GT.png at 512×512 only
 
 Writes benchmarks/results/denoise[-<tag>].json and .md: PSNR, SSIM, iterations, wall seconds,
@@ -16,12 +16,14 @@ import argparse
 from common import DATA, centre_crop_file, device_name, mean, run_dip, tempdir, write_results
 
 
-def images(only: str | None):
+def images(only: str | None, exclude: str | None = None):
     f16 = DATA / "denoising" / "F16_GT.png"
     set9 = sorted((DATA / "set9").glob("*.png"))
     chosen = [f16, *set9]
     if only:
         chosen = [p for p in chosen if only.lower() in p.name.lower()]
+    if exclude:
+        chosen = [p for p in chosen if exclude.lower() not in p.name.lower()]
     return chosen
 
 
@@ -30,6 +32,7 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=0, help="centre crop size (0 = full image)")
     ap.add_argument("--sigma", type=float, default=25)
     ap.add_argument("--only", help="run only images whose name contains this")
+    ap.add_argument("--exclude", help="skip images whose name contains this")
     ap.add_argument("--original-iters", type=int, default=10,
                     help="iterations to time the original 5×128 net for")
     ap.add_argument("--tag", default="", help="suffix for the results file names")
@@ -37,7 +40,7 @@ def main() -> None:
 
     work = tempdir()
     rows = []
-    for path in images(args.only):
+    for path in images(args.only, args.exclude):
         src = centre_crop_file(path, args.crop, work)
         out = work / f"{path.stem}_out.png"
         rec = run_dip(["denoise", str(src), "--sigma", str(args.sigma), "--add-noise",
@@ -52,7 +55,8 @@ def main() -> None:
             "width": rec["width"], "sec_per_iter": rec["seconds"] / rec["iterations"],
             "original_params": orig["params"],
             "original_sec_per_iter": orig["seconds"] / orig["iterations"],
-            "stop_reason": rec["stop_reason"],
+            "stop_reason": rec["stop_reason"], "best_iteration": rec["best_iteration"],
+            "peak_psnr": rec.get("peak_psnr"), "peak_iteration": rec.get("peak_iteration"),
         }
         rows.append(row)
         print(f"{row['image']}: {row['psnr']:.2f} dB, {row['seconds']:.0f} s", flush=True)
@@ -63,19 +67,21 @@ def main() -> None:
         f"{f', {args.crop}×{args.crop} centre crops' if args.crop else ', full images'}. "
         f"Device: {device}.",
         "",
-        "| image | size | PSNR (dB) | SSIM | iterations | seconds | s/iter | params "
-        "| original 5×128 s/iter |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| image | size | PSNR (dB) | SSIM | peak PSNR seen (iteration) | stop: rule @ kept/run "
+        "| seconds | s/iter | params | original 5×128 s/iter |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['image']} | {r['size'][1]}×{r['size'][0]} | {r['psnr']:.2f} | {r['ssim']:.4f} "
-            f"| {r['iterations']} | {r['seconds']:.0f} | {r['sec_per_iter']:.3f} | {r['params']:,} "
+            f"| {r['peak_psnr']:.2f} ({r['peak_iteration']}) "
+            f"| {r['stop_reason']} @ {r['best_iteration']}/{r['iterations']} "
+            f"| {r['seconds']:.0f} | {r['sec_per_iter']:.3f} | {r['params']:,} "
             f"| {r['original_sec_per_iter']:.3f} |")
     if rows:
         lines.append(f"| **mean** | | **{mean(r['psnr'] for r in rows):.2f}** "
-                     f"| {mean(r['ssim'] for r in rows):.4f} | | {mean(r['seconds'] for r in rows):.0f} "
-                     "| | | |")
+                     f"| {mean(r['ssim'] for r in rows):.4f} | {mean(r['peak_psnr'] for r in rows):.2f} | "
+                     f"| {mean(r['seconds'] for r in rows):.0f} | | | |")
     payload = {"sigma": args.sigma, "crop": args.crop, "device": device, "rows": rows}
     tag = f"-{args.tag}" if args.tag else ""
     write_results(f"denoise{tag}", payload, "\n".join(lines))

@@ -379,9 +379,13 @@ def make_record(task: Task, item: Item, p: Prepared, result) -> dict:
         "params": result.params, "iterations": f.iterations, "best_iteration": f.best_iteration,
         "stop_rule": p.config.stop.name if f.stop_reason == "budget" else f.stop_reason,
         "stop_reason": f.stop_reason, "seconds": round(f.seconds, 3), "final_loss": f.final_loss,
-        "device": result.device, "seed": s.seed, "psnr": result.psnr, "ssim": result.ssim,
-        "backtracks": f.backtracks,
+        "device": result.device, "precision": f.precision, "seed": s.seed, "psnr": result.psnr,
+        "ssim": result.ssim, "backtracks": f.backtracks,
     }
+    measured = [h for h in f.history if h.get("psnr_ema") is not None]
+    if measured:  # the best averaged-output PSNR seen along the run (needs a reference)
+        peak = max(measured, key=lambda h: h["psnr_ema"])
+        record.update(peak_psnr=peak["psnr_ema"], peak_iteration=peak["iteration"])
     if p.scores is not None and p.reference is not None:
         record.update(p.scores(result.image.pixels))
     for key, path in (("plot", item.plot), ("gif", item.gif)):

@@ -39,7 +39,7 @@ from dipcli.batch import (
     expand_inputs,
     run_batch,
 )
-from dipcli.fit import FitConfig
+from dipcli.fit import PRECISIONS, FitConfig
 from dipcli.io import ImageError, read_image
 from dipcli.job import MIN_SIDE
 from dipcli.masks import POLARITIES, load_mask
@@ -133,6 +133,8 @@ ScalesOpt = Annotated[int | None, typer.Option("--scales", help="Number of scale
                       show_default="the architecture's")]
 UpsampleOpt = Annotated[str | None, typer.Option("--upsample", help=f"Upsampler: {', '.join(UPSAMPLERS)}.",
                         show_default="the task's")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (bfloat16 where the hardware "
+                        "has it natively, else float32), fp32 or bf16.")]
 StopOpt = Annotated[str, typer.Option("--stop", help="When to stop: auto, wmv, discrepancy or fixed "
                     "(--iters only).")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.", min=0.0)]
@@ -163,8 +165,8 @@ RawOpt = Annotated[bool, typer.Option("--raw", help="Write the last raw output i
 
 # Per-task defaults, each chosen by a benchmark (see README, "Why these defaults").
 TASK_DEFAULTS = {
-    "denoise": dict(arch="compact", upsample=None, iters=3000),
-    "two-stage": dict(arch="compact", upsample=None, iters=3000),
+    "denoise": dict(arch="compact", upsample=None, iters=1200),
+    "two-stage": dict(arch="compact", upsample=None, iters=1200),
     "inpaint": dict(arch="original", upsample="nearest", iters=3000),
     "superres": dict(arch="compact", upsample=None, iters=2000),
 }
@@ -180,6 +182,7 @@ class Common(Settings):
     scales: int | None = None
     upsample: str | None = None
     stop: str = "auto"
+    precision: str = "auto"
     lr: float = 0.01
 
     @classmethod
@@ -222,9 +225,11 @@ class Common(Settings):
             stop = make_stop(self.stop, task, self.iters, None if sigma is None else sigma / 255)
         except ValueError as exc:
             raise Fail(str(exc)) from None
+        if self.precision not in ("auto", *PRECISIONS):
+            raise Fail(f"unknown --precision {self.precision!r}; choose auto, {', '.join(PRECISIONS)}")
         check_every = math.gcd(10, self.save_every) if self.save_every else 10
         return FitConfig(iters=self.iters, lr=self.lr, seed=self.seed, check_every=check_every,
-                         stop=stop, **kw)
+                         stop=stop, precision=self.precision, **kw)
 
 
 # Every fitting subcommand takes these (and --help lists them after the subcommand's own).
@@ -232,7 +237,8 @@ SHARED_OPTIONS: dict[str, tuple[object, object]] = {
     "output": (OutputOpt, None), "output_dir": (OutputDirOpt, None), "name": (NameOpt, None),
     "recursive": (RecursiveOpt, False), "skip_existing": (SkipOpt, False), "iters": (IterOpt, None),
     "arch": (ArchOpt, None), "width": (WidthOpt, None), "scales": (ScalesOpt, None),
-    "upsample": (UpsampleOpt, None), "stop": (StopOpt, "auto"), "lr": (LrOpt, 0.01),
+    "upsample": (UpsampleOpt, None), "stop": (StopOpt, "auto"),
+    "precision": (PrecisionOpt, "auto"), "lr": (LrOpt, 0.01),
     "seed": (SeedOpt, 0), "device": (DeviceOpt, "auto"), "clean": (CleanOpt, None),
     "clean_dir": (CleanDirOpt, None), "save_every": (SaveEveryOpt, 0), "snapshots": (SnapOpt, None),
     "gif": (GifOpt, None), "plot": (PlotOpt, None), "report": (ReportOpt, None),

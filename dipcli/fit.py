@@ -82,6 +82,7 @@ class FitConfig:
     reg_noise: float = 1.0 / 30.0  # std of the jitter added to the input code each step
     ema: float = 0.99  # decay of the exponential moving average of the outputs
     input_scale: float = 0.1  # the input code is U(0, input_scale)
+    precision: str = "fp32"  # "bf16": the generator runs under bfloat16 autocast; "auto"
     seed: int = 0
     check_every: int = 10  # host synchronisation, metrics, backtracking and events happen here
     backtrack_ratio: float = 10 ** 0.5  # a data loss this many times the last good one: restore
@@ -127,7 +128,26 @@ class FitResult:
     interrupted: bool
     backtracks: int
     stop_reason: str
+    precision: str = "fp32"
     history: list[dict] = field(default_factory=list)
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto`` is bfloat16 where the hardware computes it natively (recent CUDA GPUs; CPUs with
+    AVX-512 BF16 or AMX), where it roughly halves the time of a step; float32 elsewhere."""
+    if name == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        if device.type == "cpu":
+            native = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)()
+            return "bf16" if native else "fp32"
+        return "fp32"
+    if name not in PRECISIONS:
+        raise ValueError(f"unknown precision {name!r}; choose auto, {', '.join(PRECISIONS)}")
+    return name
 
 
 def resolve_device(name: str) -> torch.device:
@@ -220,10 +240,14 @@ def fit(
     last_loss = math.nan
     it = 0
     start = time.perf_counter()
+    precision = resolve_precision(config.precision, device)
+    bf16 = precision == "bf16"
     try:
         for it in range(1, config.iters + 1):
             inp = z + config.reg_noise * torch.randn_like(z) if config.reg_noise > 0 else z
-            out = net(inp)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                out = net(inp)
+            out = out.float()  # losses, EMA and metrics stay in float32
             data_loss = problem.loss(out, y)
             lam = config.reg_weight(it) if config.regulariser is not None else None
             loss = data_loss if config.data_weight is None else config.data_weight(it) * data_loss
@@ -287,5 +311,6 @@ def fit(
         interrupted=interrupted,
         backtracks=backtracks,
         stop_reason=stop_reason,
+        precision=precision,
         history=history,
     )

@@ -91,3 +91,19 @@ def test_device_choice():
     assert resolve_device("auto").type in ("cpu", "cuda", "mps")
     with pytest.raises(ValueError):
         resolve_device("tpu")
+
+
+def test_bf16_and_fp32_agree_within_half_a_db(smooth):
+    """bfloat16 autocast trades mantissa bits for speed; the restored image must not suffer."""
+    clean, noisy, fp32 = run(smooth, iters=150)
+    _, _, bf16 = run(smooth, iters=150, precision="bf16")
+    assert bf16.precision == "bf16" and fp32.precision == "fp32"
+    assert abs(psnr(bf16.ema, clean) - psnr(fp32.ema, clean)) < 0.5
+
+
+def test_auto_precision_resolves_to_a_known_one():
+    from dipcli.fit import resolve_precision
+
+    assert resolve_precision("auto", resolve_device("cpu")) in ("fp32", "bf16")
+    with pytest.raises(ValueError):
+        resolve_precision("fp8", resolve_device("cpu"))
