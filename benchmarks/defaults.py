@@ -28,6 +28,7 @@ from dipcli.problems import Denoise
 CONFIGS = {
     "compact w32": (NetSpec("compact", width=32), 3000),
     "compact w64": (NetSpec("compact", width=64), 1500),
+    "compact w64, bf16": (NetSpec("compact", width=64), 1500),
     "4 scales w32, skip 4": (NetSpec("original", width=32, scales=4), 2000),
     "original 5×128": (NetSpec("original"), 400),
 }
@@ -41,11 +42,15 @@ class Curve:
         self.points.append((e.iteration, round(e.psnr_ema, 3)))
 
 
-def seconds_per_iteration(spec: NetSpec, noisy: np.ndarray, n: int = 10) -> float:
+def precision_of(name: str) -> str:
+    return "bf16" if name.endswith("bf16") else "fp32"
+
+
+def seconds_per_iteration(spec: NetSpec, noisy: np.ndarray, precision: str, n: int = 10) -> float:
     """Time per step of the same loop: (time for 3 + n steps − time for 3 steps) / n."""
 
     def run(iters: int) -> float:
-        cfg = FitConfig(iters=iters, check_every=iters)
+        cfg = FitConfig(iters=iters, check_every=iters, precision=precision)
         return fit(Denoise(0.1), build_net(spec, 3, seed=0), noisy, cfg,
                    input_depth=spec.input_depth).seconds
 
@@ -104,24 +109,30 @@ def main() -> None:
     clean, s = crop_f16(args.size)
     problem = Denoise(25 / 255)
     noisy = problem.observe(clean, seed=0)
+    stored = RESULTS / "defaults.json"
+    kept = json.loads(stored.read_text())["rows"] if stored.exists() else []
     if args.timing_only:
-        rows = json.loads((RESULTS / "defaults.json").read_text())["rows"]
+        rows = kept
     else:
-        rows = []
+        # With --only, the other configurations' stored curves are kept (and re-timed).
+        rows = [r for r in kept if args.only and r["config"] not in args.only]
         for name, (spec, iters) in CONFIGS.items():
             if args.only and name not in args.only:
                 continue
             spec = spec.resolved()
             net = build_net(spec, 3, seed=0)
             curve = Curve()
-            cfg = FitConfig(iters=max(25, int(iters * args.scale_iters)), check_every=25)
+            cfg = FitConfig(iters=max(25, int(iters * args.scale_iters)), check_every=25,
+                            precision=precision_of(name))
             fit(problem, net, noisy, cfg, input_depth=spec.input_depth, reference=clean,
                 subscribers=[curve])
             rows.append({"config": name, "params": count_params(net), "curve": curve.points})
             best = max(curve.points, key=lambda p: p[1])
             print(f"{name}: best {best[1]:.2f} dB @ {best[0]}", flush=True)
+    rows.sort(key=lambda r: list(CONFIGS).index(r["config"]))
     for r in rows:
-        r["sec_per_iter"] = seconds_per_iteration(CONFIGS[r["config"]][0].resolved(), noisy)
+        r["sec_per_iter"] = seconds_per_iteration(CONFIGS[r["config"]][0].resolved(), noisy,
+                                                  precision_of(r["config"]))
         print(f"{r['config']}: {r['sec_per_iter']:.3f} s/iter", flush=True)
     write_results("defaults", {"size": s, "device": device_name(), "rows": rows}, table(rows, s))
 
