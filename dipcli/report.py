@@ -1,13 +1,22 @@
-"""Reporters: subscribers to the fitting loop's events. The loop itself never prints."""
+"""Reporters: what the user sees on stderr while inputs are fitted. The fitting loop never prints.
+
+A :class:`Display` shows one input or a whole batch: a live Rich view on a terminal (an overall
+bar above one bar per image being fitted), plain lines in a log, or nothing but errors with
+``--quiet``. Each input talks to it through a :class:`Sink`, a fit subscriber bound to that
+input; with ``--jobs`` the sink lives in a worker process and forwards through a queue, so the
+display code is the same either way.
+"""
 
 from __future__ import annotations
 
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,6 +27,14 @@ from rich.progress import (
 )
 
 from dipcli.fit import Event
+
+# Colour is left to Rich: it honours NO_COLOR and plain (non-terminal) streams on its own.
+err = Console(stderr=True, highlight=False)
+
+
+def print_error(message: str, console: Console | None = None) -> None:
+    """The one-line error format every failure uses: ``dip: error: <what and what to do>``."""
+    (console or err).print(f"[bold red]dip: error:[/] {escape(message)}", soft_wrap=True)
 
 
 def metrics_text(e: Event) -> str:
@@ -34,99 +51,220 @@ def metrics_text(e: Event) -> str:
     return " · ".join(parts)
 
 
-class RichProgress:
-    """A live bar on stderr: iteration/total, it/s, elapsed, ETA and the current metrics."""
+class Sink:
+    """One input's progress, posted to a display as ``post(method, *args)``.
 
-    def __init__(self, header: str, total: int, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
+    A fit subscriber too. ``every`` thins the updates (a worker should not flood its queue);
+    ``stop``, an event shared with the main process, ends the fit early — the loop treats the
+    raised KeyboardInterrupt as Ctrl-C and returns the best result so far.
+    """
+
+    def __init__(self, post: Callable[..., None], every: float = 0.0, stop=None) -> None:
+        self.post = post
+        self.every = every
+        self.stop = stop
+        self.last = -1e9
+
+    def note(self, text: str) -> None:
+        self.post("note", text)
+
+    def begin(self, name: str, header: str, total: int) -> None:
+        self.post("begin", name, header, total)
+
+    def on_event(self, e: Event) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise KeyboardInterrupt
+        now = time.monotonic()
+        if now - self.last < self.every and e.iteration < e.total:
+            return
+        self.last = now
+        self.post("update", e.iteration, e.total, e.elapsed, metrics_text(e))
+
+    def end(self) -> None:
+        self.post("end")
+
+
+class Display:
+    """Shows nothing but errors (``--quiet``); the base of the displays that show more.
+
+    Methods that concern one input take its ``key`` first (its index in the batch).
+    """
+
+    def __init__(self, console: Console, count: int, batch: bool) -> None:
+        self.console = console
+        self.count = count  # inputs in the batch
+        self.batch = batch
+        self.done = 0
+        self.failed = 0
+
+    def __enter__(self) -> Display:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def sink(self, key: int) -> Sink:
+        """A sink that updates this display directly (the input runs in this process)."""
+        return Sink(lambda method, *args: getattr(self, method)(key, *args))
+
+    def note(self, key: int, text: str) -> None:
+        """Something the user should know about an input before its fit (e.g. estimated σ)."""
+
+    def begin(self, key: int, name: str, header: str, total: int) -> None:
+        """An input's fit starts: ``header`` describes it, ``total`` is its iteration budget."""
+
+    def update(self, key: int, iteration: int, total: int, elapsed: float, metrics: str) -> None:
+        """An input's fit reached ``iteration``."""
+
+    def end(self, key: int) -> None:
+        """An input's fit is over."""
+
+    def say(self, text: str) -> None:
+        """A result line (``wrote ...``)."""
+
+    def error(self, text: str) -> None:
+        print_error(text, self.console)
+
+    def advance(self, failed: bool) -> None:
+        """One more input finished (or failed, or was skipped)."""
+        self.done += 1
+        self.failed += failed
+
+
+class PlainDisplay(Display):
+    """Line-based progress for logs (stderr is not a terminal): a line every ``every`` seconds."""
+
+    def __init__(self, console: Console, count: int, batch: bool, every: float = 10.0) -> None:
+        super().__init__(console, count, batch)
+        self.every = every
+        self.last: dict[int, float] = {}
+        self.names: dict[int, str] = {}
+
+    def line(self, text: str) -> None:
+        print(text, file=self.console.file, flush=True)
+
+    def note(self, key: int, text: str) -> None:
+        self.line(text)
+
+    def begin(self, key: int, name: str, header: str, total: int) -> None:
+        self.names[key], self.last[key] = name, -1e9
+        self.line(header)
+
+    def update(self, key: int, iteration: int, total: int, elapsed: float, metrics: str) -> None:
+        now = time.monotonic()
+        if now - self.last.get(key, -1e9) >= self.every or iteration == total:
+            self.last[key] = now
+            prefix = f"{self.names.get(key, '')} " if self.batch else ""
+            self.line(f"{prefix}[{iteration}/{total} {elapsed:.0f}s] {metrics}")
+
+    def say(self, text: str) -> None:
+        self.line(text)
+
+    def advance(self, failed: bool) -> None:
+        super().advance(failed)
+        if self.batch:
+            failed_text = f", {self.failed} failed" if self.failed else ""
+            self.line(f"batch: {self.done}/{self.count} done{failed_text}")
+
+
+class RichDisplay(Display):
+    """Live bars on a terminal: the batch's overall bar above one bar per image being fitted."""
+
+    def __init__(self, console: Console, count: int, batch: bool) -> None:
+        super().__init__(console, count, batch)
+        self.bars = Progress(
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TextColumn("{task.fields[speed]}"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[metrics]}"),
-            console=self.console,
-            transient=False,
+            TextColumn("{task.fields[metrics]}", markup=False),
+            console=console,
         )
-        self.header = header
-        self.total = total
-        self.task = None
+        self.overall = Progress(
+            TextColumn("[bold]batch"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[failed]}"),
+            console=console,
+        )
+        self.overall_task = self.overall.add_task("batch", total=count, failed="")
+        # stdout is left alone: it carries the results (--json), never progress.
+        self.live = Live(Group(self.overall, self.bars) if batch else self.bars, console=console,
+                         redirect_stdout=False, redirect_stderr=False)
+        self.tasks: dict[int, int] = {}
 
-    def __enter__(self) -> RichProgress:
-        self.console.print(self.header)
-        self.progress.start()
-        self.task = self.progress.add_task("fit", total=self.total, speed="", metrics="")
+    def __enter__(self) -> RichDisplay:
+        self.live.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        self.live.stop()
 
-    def on_event(self, e: Event) -> None:
-        speed = f"{e.iteration / e.elapsed:.1f} it/s" if e.elapsed > 0 else ""
-        self.progress.update(self.task, completed=e.iteration, speed=speed, metrics=metrics_text(e))
+    def print(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def note(self, key: int, text: str) -> None:
+        self.print(text)
+
+    def begin(self, key: int, name: str, header: str, total: int) -> None:
+        self.print(header)
+        self.tasks[key] = self.bars.add_task(name if self.batch else "fit", total=total, speed="",
+                                             metrics="")
+
+    def update(self, key: int, iteration: int, total: int, elapsed: float, metrics: str) -> None:
+        speed = f"{iteration / elapsed:.1f} it/s" if elapsed > 0 else ""
+        self.bars.update(self.tasks[key], completed=iteration, speed=speed, metrics=metrics)
+
+    def end(self, key: int) -> None:
+        task = self.tasks.pop(key, None)
+        if task is not None and self.batch:  # a finished image's bar makes room for the next
+            self.bars.remove_task(task)
+
+    def say(self, text: str) -> None:
+        self.print(text)
+
+    def advance(self, failed: bool) -> None:
+        super().advance(failed)
+        self.overall.update(self.overall_task, completed=self.done,
+                            failed=f"[red]{self.failed} failed[/]" if self.failed else "")
 
 
-class PlainProgress:
-    """Line-based progress for logs (stderr is not a terminal): a line every ``every`` seconds."""
-
-    def __init__(self, header: str, total: int, every: float = 10.0, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self.header = header
-        self.total = total
-        self.every = every
-        self.last = -1e9
-
-    def __enter__(self) -> PlainProgress:
-        print(self.header, file=self.stream, flush=True)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def on_event(self, e: Event) -> None:
-        now = time.monotonic()
-        if now - self.last >= self.every or e.iteration == e.total:
-            self.last = now
-            print(f"[{e.iteration}/{e.total} {e.elapsed:.0f}s] {metrics_text(e)}",
-                  file=self.stream, flush=True)
-
-
-class Quiet:
-    def __enter__(self) -> Quiet:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
-    def on_event(self, e: Event) -> None:
-        pass
+def make_display(count: int, batch: bool, quiet: bool, console: Console | None = None) -> Display:
+    """Rich on a terminal, plain lines in a log, errors only with --quiet."""
+    console = console or err
+    if quiet:
+        return Display(console, count, batch)
+    if console.is_terminal:
+        return RichDisplay(console, count, batch)
+    return PlainDisplay(console, count, batch)
 
 
 class Snapshots:
-    """Writes the averaged output every ``every`` iterations as numbered PNGs in ``folder``."""
+    """Writes the averaged output every ``every`` iterations as numbered PNGs in ``folder``.
+
+    ``written`` lists this run's frames, so a GIF never picks up a previous run's leftovers.
+    """
 
     def __init__(self, folder: Path, every: int, template) -> None:
         self.folder = folder
         self.every = every
         self.template = template  # an io.Image whose dtype/alpha the snapshots take
+        self.written: list[Path] = []
         folder.mkdir(parents=True, exist_ok=True)
 
     def on_event(self, e: Event) -> None:
         from dipcli.io import write_image
+        from dipcli.job import resized_like
 
         if e.iteration % self.every:
             return
         pixels = e.ema[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)
-        write_image(self.folder / f"iter_{e.iteration:06d}.png", self.template.with_pixels(pixels))
-
-
-def progress_for(header: str, total: int, quiet: bool):
-    """Rich on a terminal, plain lines in a log, nothing with --quiet."""
-    if quiet:
-        return Quiet()
-    if sys.stderr.isatty():
-        return RichProgress(header, total)
-    return PlainProgress(header, total)
+        path = self.folder / f"iter_{e.iteration:06d}.png"
+        write_image(path, resized_like(self.template, pixels))  # super-resolution: a larger frame
+        self.written.append(path)
