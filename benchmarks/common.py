@@ -67,3 +67,16 @@ def tempdir() -> Path:
 
 def mean(xs) -> float:
     return float(np.mean(list(xs)))
+
+
+def add_fit_arguments(ap) -> None:
+    """The net, optimiser and output options that the task benchmarks share."""
+    ap.add_argument("--arch", default="compact")
+    ap.add_argument("--width", type=int, default=None, help="net width (default: the arch's)")
+    ap.add_argument("--upsample", default=None, help="nearest|bilinear|bicubic (default: the arch's)")
+    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--only", help="run only images whose name contains this")
+    ap.add_argument("--tag", default="", help="suffix for the results file names")
+    ap.add_argument("--results", type=Path, default=None, help="results folder (default benchmarks/results)")

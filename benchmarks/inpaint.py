@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
-from common import DATA, device_name, mean, write_results
+from common import DATA, add_fit_arguments, device_name, mean, write_results
 from skimage.metrics import peak_signal_noise_ratio
 from skimage.restoration import inpaint_biharmonic
 
@@ -96,15 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--size", type=int, default=256, help="crop size around the holes (CPU runs)")
     ap.add_argument("--full", action="store_true", help="use the full images (ignores --size)")
     ap.add_argument("--iters", type=int, default=3000, help="DIP iterations (the paper: 5000–6000)")
-    ap.add_argument("--arch", default="compact")
-    ap.add_argument("--width", type=int, default=None, help="net width (default: the arch's)")
-    ap.add_argument("--upsample", default=None, help="nearest|bilinear|bicubic (default: the arch's)")
-    ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--only", help="run only images whose name contains this")
-    ap.add_argument("--tag", default="", help="suffix for the results file names")
-    ap.add_argument("--results", type=Path, default=None, help="results folder (default benchmarks/results)")
+    add_fit_arguments(ap)
     args = ap.parse_args(argv)
 
     names = [*MASKED, *BERNOULLI]

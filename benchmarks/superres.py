@@ -15,10 +15,9 @@ benchmarks/results/superres[-<tag>].json and .md.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
-from common import DATA, device_name, mean, write_results
+from common import DATA, add_fit_arguments, device_name, mean, write_results
 
 from dipcli.fit import FitConfig, fit, resolve_device
 from dipcli.io import pad_to_multiple, read_image
@@ -68,15 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--factors", type=int, nargs="+", default=[4, 8])
     ap.add_argument("--kernel", default="lanczos2", choices=SR_KERNELS)
     ap.add_argument("--iters", type=int, default=None, help="DIP iterations (default: the paper's)")
-    ap.add_argument("--arch", default="compact")
-    ap.add_argument("--width", type=int, default=None, help="net width (default: the arch's)")
-    ap.add_argument("--upsample", default=None, help="nearest|bilinear|bicubic (default: the arch's)")
-    ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--only", help="run only images whose name contains this")
-    ap.add_argument("--tag", default="", help="suffix for the results file names")
-    ap.add_argument("--results", type=Path, default=None, help="results folder (default benchmarks/results)")
+    add_fit_arguments(ap)
     args = ap.parse_args(argv)
 
     names = [n for n in IMAGES if not args.only or args.only.lower() in n.lower()]
