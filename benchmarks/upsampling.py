@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from common import DATA, RESULTS, centre_crop_file, device_name, mean, tempdir, write_results
+from common import DATA, RESULTS, centre_crop_file, device_name, mean, parallel_map, tempdir, write_results
 
 from dipcli.fit import Event, FitConfig, fit, resolve_device
 from dipcli.io import pad_to_multiple, read_image
@@ -79,6 +79,21 @@ def run_one(clean, noisy, spec: NetSpec, args, device) -> dict:
         "final_psnr_ema": curve.points[-1][2], "final_psnr_raw": curve.points[-1][1],
         "curve": [list(p) for p in curve.points],
     }
+
+
+def study_one(task: tuple[Path, str, argparse.Namespace]) -> dict:
+    """One image with one upsampler: a task for :func:`common.parallel_map`."""
+    path, up, args = task
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    clean = read_image(centre_crop_file(path, args.size, tempdir())).pixels
+    noisy = Denoise(args.sigma / 255).observe(clean, args.seed)
+    spec = NetSpec(args.arch, width=args.width, upsample=up).resolved()
+    run = {"image": path.name, "size": list(clean.shape[:2]),
+           **run_one(clean, noisy, spec, args, resolve_device(args.device))}
+    print(f"{path.name} {up}: peak {run['peak_psnr_ema']:.2f} dB at {run['peak_iter_ema']}, "
+          f"end {run['final_psnr_ema']:.2f} dB, {run['sec_per_iter']:.3f} s/iter", flush=True)
+    return run
 
 
 def tables(runs: list[dict], header: str) -> str:
@@ -144,29 +159,17 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); "
                     "on a busy machine 1 avoids threads waiting on each other")
+    ap.add_argument("--jobs", type=int, default=1, help="fits side by side (for a GPU; their "
+                    "s/iter then share the device and are not speed figures)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = ap.parse_args()
     args.size = args.size or (512 if args.full else 256)
     args.iters = args.iters or (3000 if args.full else 350)
     device = resolve_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    work = tempdir()
-    runs, names = [], []
     start = time.perf_counter()
-    for path in IMAGES[: args.images]:
-        clean = read_image(centre_crop_file(path, args.size, work)).pixels
-        noisy = Denoise(args.sigma / 255).observe(clean, args.seed)
-        names.append(path.name)
-        for up in args.upsample:
-            spec = NetSpec(args.arch, width=args.width, upsample=up).resolved()
-            run = {"image": path.name, "size": list(clean.shape[:2]),
-                   **run_one(clean, noisy, spec, args, device)}
-            runs.append(run)
-            print(f"{path.name} {up}: peak {run['peak_psnr_ema']:.2f} dB at {run['peak_iter_ema']}, "
-                  f"end {run['final_psnr_ema']:.2f} dB, {run['sec_per_iter']:.3f} s/iter "
-                  f"({time.perf_counter() - start:.0f} s so far)", flush=True)
+    names = [path.name for path in IMAGES[: args.images]]
+    tasks = [(path, up, args) for path in IMAGES[: args.images] for up in args.upsample]
+    runs = parallel_map(study_one, tasks, args.jobs)
 
     spec = NetSpec(args.arch, width=args.width).resolved()
     dev = device_name() if device.type != "mps" else "Apple MPS"
@@ -174,10 +177,12 @@ def main() -> None:
              else "no skips")
     header = (f"Upsampler study: `{spec.arch}` net ({spec.scales} scales, width {spec.width}, {skips}), "
               f"σ = {args.sigma:g}, {args.size}×{args.size} "
-              f"centre crops, {args.iters} iterations, seed {args.seed}. Device: {dev}. "
+              f"centre crops, {args.iters} iterations, seed {args.seed}. Device: {dev}"
+              f"{f', {args.jobs} fits at a time (s/iter shared)' if args.jobs > 1 else ''}. "
               f"Total {time.perf_counter() - start:.0f} s.")
     payload = {"sigma": args.sigma, "size": args.size, "iters": args.iters, "seed": args.seed,
                "spec": {k: v for k, v in vars(spec).items() if k != "upsample"}, "device": dev,
+               "jobs": args.jobs,
                "images": names, "runs": runs}
     write_results("upsampling", payload, tables(runs, header), folder=args.out)
     plot(runs, names, header.split(". Device")[0], args.out / "upsampling.png")

@@ -43,7 +43,15 @@ from dipcli.fit import FitConfig
 from dipcli.io import WRITABLE, Image, ImageError
 from dipcli.job import Job, run_job
 from dipcli.nets import NetSpec
-from dipcli.plots import MISSING_MATPLOTLIB, PLOT_TYPES, have_matplotlib, plot_curves, write_gif
+from dipcli.plots import (
+    MISSING_MATPLOTLIB,
+    PLOT_TYPES,
+    have_matplotlib,
+    needs_matplotlib,
+    plot_curves,
+    write_curves_csv,
+    write_gif,
+)
 from dipcli.report import Display, Sink, Snapshots, err, make_display
 
 OK, FAILURE, USAGE, INTERRUPTED = 0, 1, 2, 130
@@ -302,7 +310,7 @@ def check_settings(s: Settings, batch: bool) -> None:
                        f"in the name, e.g. {what} '{{stem}}_{example}'")
         if Path(value).suffix.lower() not in types:
             raise Fail(f"{what} {value}: name it with one of {', '.join(types)}")
-    if s.plot is not None and not have_matplotlib():
+    if s.plot is not None and needs_matplotlib(s.plot) and not have_matplotlib():
         raise Fail(MISSING_MATPLOTLIB)
     if s.report is not None:
         if s.report.suffix.lower() not in REPORT_TYPES:
@@ -434,7 +442,9 @@ def run_one(task: Task, item: Item, sink: Sink) -> Outcome:
 def draw(task: Task, item: Item, record: dict, history: list[dict], snaps, sink: Sink) -> None:
     """--plot and --gif for one input (after its image is safely written)."""
     try:
-        if item.plot is not None:
+        if item.plot is not None and not needs_matplotlib(item.plot):
+            write_curves_csv(item.plot, history)
+        elif item.plot is not None:
             plot_curves(item.plot, history, title=f"dip {task.name} {item.input.name}",
                         kept=record["best_iteration"], last=record["iterations"],
                         stage1_end=record.get("stage1_end"))

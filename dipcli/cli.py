@@ -150,8 +150,8 @@ SnapOpt = Annotated[Path | None, typer.Option("--snapshots", help="Folder for sn
                     "subfolder per input in a batch).")]
 GifOpt = Annotated[str | None, typer.Option("--gif", help="Animated GIF of the snapshots (needs "
                    "--save-every); a template such as {stem}_progress.gif in a batch.")]
-PlotOpt = Annotated[str | None, typer.Option("--plot", help="Loss/PSNR curves (.png, .svg, .pdf; "
-                    "needs matplotlib); a template such as {stem}_curves.png in a batch.")]
+PlotOpt = Annotated[str | None, typer.Option("--plot", help="Loss/PSNR curves (.png, .svg, .pdf: "
+                    "needs matplotlib; .csv: the numbers); a template such as {stem}_curves.png in a batch.")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write every input's results, "
                       "failures included, to a .csv or .json file.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results on stdout: one JSON object "

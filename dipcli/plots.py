@@ -12,12 +12,27 @@ from pathlib import Path
 
 import numpy as np
 
-PLOT_TYPES = (".png", ".svg", ".pdf")
+PLOT_TYPES = (".png", ".svg", ".pdf", ".csv")  # .csv: the curves' numbers, no matplotlib
 MISSING_MATPLOTLIB = "--plot needs matplotlib, an optional extra: pip install 'dipcli[plot]'"
 
 
 def have_matplotlib() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
+
+
+def needs_matplotlib(path: str | Path) -> bool:
+    return Path(path).suffix.lower() != ".csv"
+
+
+def write_curves_csv(path: Path, history: Sequence[dict]) -> None:
+    """The numbers behind the plot, one row per check: for a spreadsheet or a benchmark script."""
+    import csv
+
+    columns = list(dict.fromkeys(k for h in history for k in h))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(history)
 
 
 def plot_curves(path: Path, history: Sequence[dict], *, title: str, kept: int, last: int,

@@ -183,6 +183,18 @@ def test_gif_needs_save_every_and_missing_matplotlib_is_one_line(folder, monkeyp
     assert len(res.output.strip().splitlines()) == 1
 
 
+def test_plot_csv_writes_the_curve_numbers_without_matplotlib(folder, tmp_path, monkeypatch):
+    monkeypatch.setattr("dipcli.batch.have_matplotlib", lambda: False)
+    out = tmp_path / "curves.csv"
+    clean = folder / "a.png"
+    res = invoke("denoise", clean, *FAST, "--add-noise", "--plot", out, "-o", tmp_path / "d.png")
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(out.open()))
+    its = [int(r["iteration"]) for r in rows]
+    assert its == sorted(its) and its[-1] == 10 and float(rows[-1]["psnr_ema"]) > 0
+    assert all(float(r["elapsed"]) >= 0 for r in rows)
+
+
 def test_parallel_jobs_give_the_same_images_as_sequential(folder, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # workers: 1 thread each, as conftest gives this process
     (folder / "c.png").unlink()
