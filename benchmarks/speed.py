@@ -168,6 +168,21 @@ def have_deepinv() -> str | None:
     return None
 
 
+def measure(arch: str, size: int, loop: str, args: argparse.Namespace, on_cpu: bool) -> dict:
+    """On a CPU in a fresh process (the peak RSS is then this configuration's alone, and it
+    needs fewer iterations above 512²); on CUDA in this one, its peak memory counter reset."""
+    if not on_cpu:
+        torch.cuda.empty_cache()
+        return measure_one(arch, size, loop, args.device, args.window, args.windows)
+    window = max(2, args.window // (size // 512 or 1) ** 2)
+    cmd = [sys.executable, __file__, "--one", arch, str(size), loop, "--device", args.device,
+           "--window", str(window), "--windows", str(args.windows)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def part_iters(args: argparse.Namespace, out: dict) -> None:
     rows = []
     loops = ["ours", "naive"]
@@ -176,18 +191,15 @@ def part_iters(args: argparse.Namespace, out: dict) -> None:
     if why is None:
         configs += [("deepinv", size, "deepinv") for size in args.sizes]
     out["deepinv"] = why or "imported"
+    on_cpu = resolve_device(args.device).type == "cpu"
     for arch, size, loop in configs:
-        window = max(2, args.window // (size // 512 or 1) ** 2) if resolve_device(args.device).type == "cpu" \
-            else args.window
-        cmd = [sys.executable, __file__, "--one", arch, str(size), loop, "--device", args.device,
-               "--window", str(window), "--windows", str(args.windows)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(f"{arch} {size} {loop}: failed: {done.stderr.strip().splitlines()[-1]}", flush=True)
-            rows.append({"arch": arch, "size": size, "loop": loop,
-                         "error": done.stderr.strip().splitlines()[-1]})
+        try:
+            row = measure(arch, size, loop, args, on_cpu)
+        except (RuntimeError, ValueError, ImportError) as exc:
+            error = str(exc).strip().splitlines()[-1]
+            print(f"{arch} {size} {loop}: failed: {error}", flush=True)
+            rows.append({"arch": arch, "size": size, "loop": loop, "error": error})
             continue
-        row = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(f"{arch} {size}² {loop}: {row['sec_per_iter']:.4f} s/iter, "
               f"{row['peak_memory_mb']:.0f} MB", flush=True)
@@ -223,7 +235,8 @@ def part_ttq(args: argparse.Namespace, out: dict) -> None:
     for name, extra in TTQ_CONFIGS.items():
         curve = work / "curve.csv"
         rec = run_dip(["denoise", str(src), "--sigma", str(SIGMA), "--add-noise", "--device",
-                       args.device, "--plot", str(curve), "-o", str(work / "out.png"), *extra])
+                       args.device, "--plot", str(curve), "-o", str(work / "out.png"), *extra,
+                       *(["--iters", str(args.max_iters)] if args.max_iters else [])])
         history = list(csv.DictReader(curve.open()))
         reach = {}
         for target in TARGETS:
@@ -308,6 +321,7 @@ def main() -> None:
                     "(on a CPU, fewer above 512²)")
     ap.add_argument("--windows", type=int, default=3, help="timed windows after the warm-up one")
     ap.add_argument("--ttq-crop", type=int, default=0, help="time-to-quality on a centre crop (0: 512²)")
+    ap.add_argument("--max-iters", type=int, help="cap the time-to-quality runs (smoke tests)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", type=Path, default=RESULTS)
