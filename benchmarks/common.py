@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,16 +35,47 @@ def device_name() -> str:
     return f"CPU ({model}, {os.cpu_count()} cores), torch {torch.__version__}"
 
 
+def centre_window(shape: tuple[int, ...], size: int) -> tuple[slice, slice]:
+    """The ``size``-square window at the centre of an image of ``shape`` (size 0: all of it)."""
+    if not size:
+        return slice(None), slice(None)
+    h, w = shape[:2]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return slice(top, top + size), slice(left, left + size)
+
+
+def centre_crop(pixels: np.ndarray, size: int) -> np.ndarray:
+    """The centre ``size``-square of ``pixels`` (size 0 = the whole image)."""
+    return pixels[centre_window(pixels.shape, size)]
+
+
+def hole_crop(mask: np.ndarray, size: int) -> tuple[slice, slice]:
+    """A ``size``-square window centred on the holes' centroid, moved inside the image.
+
+    Inpainting crops must contain the holes, or there is nothing to measure.
+    """
+    h, w = mask.shape
+    ys, xs = np.nonzero(~mask)
+    cy, cx = (int(ys.mean()), int(xs.mean())) if ys.size else (h // 2, w // 2)
+    top = min(max(0, cy - size // 2), max(0, h - size))
+    left = min(max(0, cx - size // 2), max(0, w - size))
+    return slice(top, top + size), slice(left, left + size)
+
+
+def crop_file(path: Path, window: tuple[slice, slice], folder: Path) -> Path:
+    """Write ``path``'s pixels inside ``window`` (its own bit depth and channels) into ``folder``.
+
+    The benchmarks that go through `dip`'s own reading code (``prepare_*``) need files, not
+    arrays, so a crop is written out as a PNG of the same name.
+    """
+    out = folder / f"{path.stem}.png"
+    iio.imwrite(out, iio.imread(path)[window])
+    return out
+
+
 def centre_crop_file(path: Path, size: int, folder: Path) -> Path:
     """Write a centre crop of ``path`` (size 0 = the whole image) into ``folder``; return its path."""
-    img = iio.imread(path)
-    if size:
-        h, w = img.shape[:2]
-        top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-        img = img[top: top + size, left: left + size]
-    out = folder / f"{path.stem}.png"
-    iio.imwrite(out, img)
-    return out
+    return crop_file(path, centre_window(iio.imread(path).shape, size), folder)
 
 
 def run_dip(args: list[str]) -> dict:
@@ -55,11 +87,26 @@ def run_dip(args: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# A JSON list of numbers (or nulls) only, as json.dumps(indent=2) spreads it over many lines.
+_NUMBER_LIST = re.compile(r"\[(\s*(?:-?[\d.eE+-]+|null|NaN|-?Infinity)"
+                          r"(?:,\s*(?:-?[\d.eE+-]+|null|NaN|-?Infinity))*\s*)\]")
+
+
+def to_json(payload: dict) -> str:
+    """Indented JSON with every list of numbers on one line.
+
+    Per-check traces (hundreds of numbers per row) would otherwise take a line per number and
+    make the results files tens of thousands of lines long.
+    """
+    text = json.dumps(payload, indent=2)
+    return _NUMBER_LIST.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
+
+
 def write_results(name: str, payload: dict, table: str, folder: Path | None = None) -> None:
     """Write ``<name>.json`` and ``.md`` into ``folder`` (default benchmarks/results) and print the table."""
     folder = Path(folder) if folder else RESULTS
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (folder / f"{name}.json").write_text(to_json(payload) + "\n")
     (folder / f"{name}.md").write_text(table + "\n")
     print(table)
 
@@ -104,3 +151,30 @@ def parallel_map(fn: Callable, items: Iterable, jobs: int = 1) -> list:
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
                              initargs=(threads,)) as pool:
         return list(pool.map(fn, items))
+
+
+def add_study_arguments(ap) -> None:
+    """The options of the studies that fit `dip`'s own task configurations (stopping, two-stage).
+
+    Net options default to None, i.e. to what `dip` itself would run for the task
+    (TASK_DEFAULTS and the architecture's own width), so that the study measures the CLI.
+    """
+    ap.add_argument("--iters", type=int, default=None,
+                    help="iteration budget (default: the task's CLI budget; 3000 with --full)")
+    ap.add_argument("--sigmas", type=float, nargs="+", default=[25, 50], help="0–255 scale")
+    ap.add_argument("--size", type=int, default=256, help="centre crop size (default 256)")
+    ap.add_argument("--full", action="store_true", help="whole images (for a GPU)")
+    ap.add_argument("--images", type=int, help="only the first N images")
+    ap.add_argument("--only", help="only images whose name contains this")
+    ap.add_argument("--arch", default=None, help="generator (default: the task's)")
+    ap.add_argument("--width", default=None, help="net width, or auto (default: the arch's)")
+    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--precision", default="auto", help="auto (as `dip`), fp32 or bf16")
+    ap.add_argument("--check-every", type=int, default=None,
+                    help="iterations between checks (default: the CLI's, 10)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="fits at once, in worker processes (quality only: they share the device)")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    ap.add_argument("--tag", default="", help="suffix for the results file names")

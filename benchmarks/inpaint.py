@@ -17,7 +17,7 @@ import argparse
 import time
 
 import numpy as np
-from common import DATA, add_fit_arguments, device_name, mean, write_results
+from common import DATA, add_fit_arguments, device_name, hole_crop, mean, write_results
 from skimage.metrics import peak_signal_noise_ratio
 from skimage.restoration import inpaint_biharmonic
 
@@ -41,16 +41,6 @@ def load_case(name: str) -> tuple[np.ndarray, np.ndarray, str]:
     clean = read_image(folder / f"{name}.png").pixels
     mask, polarity = load_mask(folder / f"{name}_mask.png", clean.shape, known="auto")
     return clean, mask, f"{polarity} = known (auto)"
-
-
-def hole_crop(mask: np.ndarray, size: int) -> tuple[slice, slice]:
-    """A ``size``-square window centred on the holes' centroid, moved inside the image."""
-    h, w = mask.shape
-    ys, xs = np.nonzero(~mask)
-    cy, cx = (int(ys.mean()), int(xs.mean())) if ys.size else (h // 2, w // 2)
-    top = min(max(0, cy - size // 2), max(0, h - size))
-    left = min(max(0, cx - size // 2), max(0, w - size))
-    return slice(top, top + size), slice(left, left + size)
 
 
 def psnr(ref: np.ndarray, x: np.ndarray) -> float:

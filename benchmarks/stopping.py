@@ -1,57 +1,111 @@
 """Early-stopping benchmark: how close `--stop auto` comes to the peak PSNR, and the time it saves.
 
-    python benchmarks/stopping.py                  # Set9, 256×256 centre crops, σ = 25 and 50 (CPU: hours)
-    python benchmarks/stopping.py --full           # whole images (a GPU job)
-    python benchmarks/stopping.py --size 32 --iters 30 --images 1 --out /tmp/stop   # smoke test
+    python benchmarks/stopping.py                                  # every task, 256×256 crops (CPU: days)
+    python benchmarks/stopping.py --full --iters 3000 --jobs 4     # whole images (a GPU job)
+    python benchmarks/stopping.py --tasks denoise --only House --sigmas 25
+    python benchmarks/stopping.py --size 32 --iters 30 --other-iters 30 --images 1 --sigmas 25 \\
+        --out /tmp/stop                                            # smoke test
 
-One fit per image and σ answers everything. It runs the whole budget (the loop sees a rule that
-never stops), while :class:`Shadow` hands each of the loop's own Check objects to the auto rule
-and to each of its parts alone, and records where each would have stopped and which averaged
-output it would have written. The clean image is recorded but only used to score: the PSNR of
-the averaged output at every check gives the peak (measured at the checks, every 10
-iterations), and the outputs each rule would have written are scored as written (8-bit).
+Cases, one fit each (``--tasks`` picks; ``--jobs N`` runs N at once):
 
-Per image and σ: peak PSNR and its iteration, PSNR at the detected stop, the gap, iterations to
-stop, the kept iteration, the fixed-budget PSNR, and wall time to the stop against the whole
-budget (both measured in the same run, so both include the per-check metrics and the shadowed
-rules' small cost). For tuning the discrepancy rule it also records, at the peak, the residual
-over σ² and over the clipping-corrected noise variance: the tolerance that would have hit it.
+* ``denoise`` and ``two-stage``: the nine Set9 images at each σ of ``--sigmas`` (25 and 50), the
+  noise added with the seed as ``dip … --add-noise`` does;
+* ``inpaint``: kate and vase with their masks (known pixels found with ``--mask-known auto``),
+  cropped around the holes;
+* ``superres``: zebra ×4 in make-LR mode (Lanczos-2 downsampling), scored as the SR literature
+  does: Y channel (BT.601), a 4-pixel border left out.
+
+Every case is prepared by the CLI's own ``prepare_*`` function and run by ``run_job``, with the
+task's defaults (net from TASK_DEFAULTS, reg-noise, learning rate, precision, the stop rule that
+``--stop auto`` builds), so what is measured is what `dip` runs. ``--arch``/``--width`` override.
+
+Budgets. A stop rule can only be judged on a budget that runs past the PSNR peak, and its WMV
+patience is a fraction of the budget, so the budget is part of what is measured. ``--iters``
+sets the budget of denoise and two-stage (default: the CLI's; 3000 with ``--full``, the DIP
+paper's, well past the peak); inpaint and superres run their own CLI budgets (3000 and 2000, the
+paper's, which are what a user runs) unless ``--other-iters`` is given, e.g. for a smoke test.
+
+One fit per case answers everything. It runs the whole budget (the loop sees a rule that never
+stops), while :class:`Shadow` hands each of the loop's own Check objects to the auto rule (and,
+when σ is known, to each of its parts alone) and records where each would have stopped and which
+averaged output it would have written. The clean image is only used to score: the PSNR of the
+averaged output at every check gives the peak, and the outputs each rule would have written are
+scored as written (8-bit; inpainting with the known pixels kept; super-resolution on Y).
+
+Per case: peak PSNR and its iteration, PSNR at the detected stop, the gap, iterations to stop,
+the kept iteration, the fixed-budget PSNR, and wall time to the stop against the whole budget
+(both from the same run, so both include the per-check metrics and the shadowed rules' small
+cost; with ``--jobs`` > 1 the fits share the device and the seconds are not timings). For tuning
+the rules offline, each row also holds a per-check trace: iteration, PSNR of the averaged output
+(live, unquantised), its data loss (``ema_loss``), the clipping-corrected noise floor the
+discrepancy rule compares it with (denoising), and the WMV windowed variance of the raw outputs.
 
 Writes benchmarks/results/stopping[-<tag>].json (top-level ``median_gap_db`` and
-``worst_gap_db`` over all denoising runs, per-σ summaries, per-image rows) and .md.
+``worst_gap_db`` over the denoising runs, denoise and two-stage together; summaries per task and
+per σ; per-case rows) and .md.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 try:
-    from common import DATA, RESULTS, centre_crop_file, device_name, mean, tempdir, write_results
+    from common import (
+        DATA,
+        add_study_arguments,
+        centre_crop_file,
+        crop_file,
+        device_name,
+        hole_crop,
+        mean,
+        parallel_map,
+        tempdir,
+        write_results,
+    )
 except ImportError:  # imported as benchmarks.stopping
     from benchmarks.common import (
         DATA,
-        RESULTS,
+        add_study_arguments,
         centre_crop_file,
+        crop_file,
         device_name,
+        hole_crop,
         mean,
+        parallel_map,
         tempdir,
         write_results,
     )
 
-from dipcli.cli import reg_noise
-from dipcli.fit import Check, Event, FitConfig, StopRule, fit, resolve_device
-from dipcli.io import Image, pad_to_multiple, read_image
-from dipcli.nets import NetSpec, build_net
-from dipcli.problems import Denoise
-from dipcli.stopping import clipped_noise_variance, make_stop
+from dipcli.batch import Item, Prepared
+from dipcli.cli import (
+    TASK_DEFAULTS,
+    TWO_STAGE_DEFAULTS,
+    Common,
+    prepare_denoise,
+    prepare_inpaint,
+    prepare_superres,
+    prepare_two_stage,
+)
+from dipcli.fit import Check, Event, StopRule
+from dipcli.io import read_image
+from dipcli.job import Job, run_job
+from dipcli.masks import load_mask
+from dipcli.nets import NetSpec
+from dipcli.problems import psnr_y
+from dipcli.stopping import SIGMA_TASKS, WMVStop, clipped_noise_variance, make_stop
 
 RULES = ("auto", "discrepancy", "wmv")  # auto and each of its parts alone
+TASKS = ("denoise", "two-stage", "inpaint", "superres")
+INPAINT_CASES = ("kate", "vase")
+SR_CASE, SR_FACTOR, SR_KERNEL = DATA / "sr" / "zebra_GT.png", 4, "lanczos2"
+FULL_BUDGET = 3000  # the DIP paper's denoising budget, for whole-image (GPU) runs
 
 
 @dataclass
@@ -69,19 +123,28 @@ class Shadow:
     """A stop rule that never stops: it feeds every check to other rules and notes their verdicts.
 
     Running the full budget this way gives the true peak and every rule's choice from one fit.
+    It also records, per check, what the rules decide on, so that their parameters can be tuned
+    offline: the averaged output's data loss, the noise floor the discrepancy rule compares it
+    with (when σ, on the 0–1 scale, is known), and the WMV score of a probe that sees every check
+    (the rules stop listening once they fire; the probe does not).
     """
 
     name = "shadow"
 
-    def __init__(self, rules: dict[str, StopRule], sigma: float) -> None:
+    def __init__(self, rules: dict[str, StopRule], sigma: float | None) -> None:
         self.verdicts = {name: Verdict(rule) for name, rule in rules.items()}
         self.sigma = sigma
         self.ema_loss: dict[int, float] = {}
         self.noise_floor: dict[int, float] = {}
+        self.wmv_variance: dict[int, float | None] = {}
+        self._probe = WMVStop()
 
     def observe(self, check: Check) -> bool:
         self.ema_loss[check.iteration] = check.ema_loss
-        self.noise_floor[check.iteration] = clipped_noise_variance(check.ema, self.sigma)
+        if self.sigma is not None:
+            self.noise_floor[check.iteration] = clipped_noise_variance(check.ema, self.sigma)
+        self._probe.observe(check)
+        self.wmv_variance[check.iteration] = self._probe.score
         for v in self.verdicts.values():
             if v.stop_iteration is not None:
                 continue
@@ -113,104 +176,233 @@ def to_hwc(t: torch.Tensor) -> np.ndarray:
     return t[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
-def written_psnr(pixels: np.ndarray, clean: Image) -> float:
-    """PSNR of ``pixels`` after quantisation to the image's bit depth, as `dip` would write it."""
-    scale = 65535.0 if clean.dtype == np.uint16 else 255.0
-    written = np.round(np.clip(pixels, 0, 1) * scale) / scale
-    mse = float(np.mean((written - clean.pixels) ** 2))
+def as_written(pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``pixels`` quantised to the bit depth `dip` writes them at (that of the input)."""
+    scale = 65535.0 if dtype == np.uint16 else 255.0
+    return np.round(np.clip(pixels, 0, 1) * scale) / scale
+
+
+def written_psnr(pixels: np.ndarray, reference: np.ndarray, dtype: np.dtype = np.dtype(np.uint8)) -> float:
+    """PSNR of ``pixels`` after quantisation to ``dtype``, as `dip` would write them."""
+    mse = float(np.mean((as_written(pixels, dtype) - reference) ** 2))
     return 10 * np.log10(1.0 / max(mse, 1e-12))
 
 
-def run_one(path: Path, sigma255: float, args: argparse.Namespace, work: Path) -> dict:
-    """Denoise one image for the whole budget with the rules shadowed; return its row."""
-    clean = read_image(centre_crop_file(path, args.size, work))
-    sigma = sigma255 / 255
-    problem = Denoise(sigma)
-    noisy = problem.observe(clean.pixels, args.seed)
-    spec = NetSpec(args.arch, width=args.width).resolved()
-    padded, size = pad_to_multiple(noisy, spec.multiple)
-    rules = {name: make_stop(name, "denoise", args.iters, sigma) for name in RULES}
-    shadow = Shadow(rules, sigma)
-    config = FitConfig(iters=args.iters, lr=args.lr, seed=args.seed, check_every=args.check_every,
-                       reg_noise=reg_noise(sigma255), stop=shadow)
-    peak = Peak()
-    net = build_net(spec, padded.shape[2], seed=args.seed)
-    res = fit(problem, net, padded, config, input_depth=spec.input_depth, crop=size,
-              reference=clean.pixels, device=resolve_device(args.device), subscribers=[peak])
-    elapsed = {h["iteration"]: h["elapsed"] for h in res.history}
-    peak_psnr = written_psnr(to_hwc(peak.ema), clean)
+def scorer(task: str, p: Prepared) -> Callable[[np.ndarray], float]:
+    """How the task's result is scored, as written: RGB PSNR; for inpainting with the known
+    pixels kept (what `dip inpaint` writes); for super-resolution on Y with an F-pixel border."""
+    dtype = p.image.dtype
+    if task == "superres":
+        factor = p.extra["factor"]
+        return lambda x: float(psnr_y(as_written(x, dtype), p.reference, border=factor))
+    composite = getattr(p.problem, "composite", None) if p.composite else None
 
-    def verdict_row(v: Verdict) -> dict:
+    def score(x: np.ndarray) -> float:
+        return written_psnr(composite(x, p.image.pixels) if composite else x, p.reference, dtype)
+
+    return score
+
+
+PSNR_MEASURE = {"denoise": "RGB", "two-stage": "RGB", "inpaint": "RGB, known pixels kept",
+                "superres": f"Y (BT.601), {SR_FACTOR}-pixel border"}
+
+
+def cli_settings(args: argparse.Namespace, task: str, iters: int) -> tuple[Common, NetSpec]:
+    """The CLI's shared options as `dip TASK` would hold them with these flags, and its net."""
+    c = Common(iters=iters, arch=args.arch, width=args.width, lr=args.lr, seed=args.seed,
+               device=args.device, precision=args.precision, quiet=True, force=True)
+    return c, c.resolve(task)
+
+
+def sig4(x: float | None) -> float | None:
+    """Four significant digits: losses and variances are ~1e-3 to 1e-6, where 4 decimals is nothing."""
+    return None if x is None else float(f"{x:.4g}")
+
+
+def watch(task: str, p: Prepared, c: Common, rules: Sequence[str], work: Path,
+          check_every: int | None = None) -> dict:
+    """Fit a prepared case for its whole budget with its stop rules shadowed; return the measures.
+
+    ``rules`` names the verdicts wanted: ``auto`` is the rule the CLI built into ``p.config``
+    (exactly what ``--stop auto`` runs), any other name the rule ``make_stop`` gives for it.
+    """
+    sigma = p.extra["sigma"] / 255 if task in SIGMA_TASKS else None
+    config = p.config
+    chosen = {name: config.stop if name == "auto" else make_stop(name, task, config.iters, sigma)
+              for name in rules}
+    shadow, peak = Shadow(chosen, sigma), Peak()
+    config = replace(config, stop=shadow, check_every=check_every or config.check_every)
+    job = Job(p.problem, p.image, p.spec, config, work / "out.png", c.device, p.reference,
+              composite=p.composite, subscribers=[peak])
+    done = run_job(job)
+    res = done.fit
+    score = scorer(task, p)
+    elapsed = {h["iteration"]: h["elapsed"] for h in res.history}
+    peak_psnr = score(to_hwc(peak.ema))
+
+    def verdict(v: Verdict) -> dict:
         stop_at = v.stop_iteration or res.iterations
         kept = to_hwc(v.kept) if v.kept is not None else res.ema  # never flagged: the last average
-        p = written_psnr(kept, clean)
+        psnr = score(kept)
         to_stop = elapsed.get(stop_at, res.seconds) if v.stop_iteration else res.seconds
         return {"stop_iteration": stop_at, "reason": v.reason,
-                "kept_iteration": v.kept_iteration or res.iterations, "psnr": p,
-                "gap_db": peak_psnr - p, "seconds_to_stop": to_stop}
+                "kept_iteration": v.kept_iteration or res.iterations, "psnr": psnr,
+                "gap_db": peak_psnr - psnr, "seconds_to_stop": to_stop}
 
-    parts = {name: verdict_row(v) for name, v in shadow.verdicts.items()}
-    auto = parts.pop("auto")
-    floor, loss = shadow.noise_floor.get(peak.iteration), shadow.ema_loss.get(peak.iteration)
+    checks = [h["iteration"] for h in res.history]
+    trace = {"iteration": checks,
+             "psnr": [None if h["psnr_ema"] is None else round(h["psnr_ema"], 4) for h in res.history],
+             "ema_loss": [sig4(shadow.ema_loss.get(i)) for i in checks],
+             "wmv_variance": [sig4(shadow.wmv_variance.get(i)) for i in checks]}
+    out = {
+        "peak_psnr": peak_psnr, "peak_iteration": peak.iteration, "fixed_psnr": score(res.ema),
+        "verdicts": {name: verdict(v) for name, v in shadow.verdicts.items()},
+        "iterations": res.iterations, "seconds": res.seconds, "sec_per_iter": res.seconds / res.iterations,
+        "net": f"{p.spec.arch} w{p.spec.width} {p.spec.upsample}", "params": done.params,
+        "precision": res.precision, "device": done.device, "check_every": config.check_every,
+        "trace": trace,
+    }
+    if sigma is not None:
+        trace["noise_floor"] = [sig4(shadow.noise_floor.get(i)) for i in checks]
+        # The tolerance that would have stopped the discrepancy rule at the peak.
+        floor, loss = shadow.noise_floor.get(peak.iteration), shadow.ema_loss.get(peak.iteration)
+        out.update(residual_over_sigma2_at_peak=None if loss is None else loss / sigma**2,
+                   noise_floor_over_sigma2_at_peak=None if floor is None else floor / sigma**2,
+                   tolerance_at_peak=loss / floor if loss is not None and floor else None)
+    return out
+
+
+def prepare_case(task: str, path: Path, sigma: float | None, c: Common, spec: NetSpec, size: int,
+                 work: Path, **two_stage: object) -> Prepared | None:
+    """Crop the case's files into ``work`` and hand them to the CLI's ``prepare_*`` for the task.
+
+    ``two_stage`` overrides the two-stage command's option defaults (TWO_STAGE_DEFAULTS). None
+    for an inpainting crop without holes (small ``size``): there is nothing to measure.
+    """
+    out = work / "out.png"
+    if task == "inpaint":
+        # The mask's polarity (``--mask-known auto``) is decided on the whole mask: in a crop
+        # around the holes they may well be the larger part.
+        mask_path = path.with_name(f"{path.stem}_mask.png")
+        mask, polarity = load_mask(mask_path, read_image(path).pixels.shape, "auto")
+        window = hole_crop(mask, size) if size else (slice(None), slice(None))
+        if mask[window].all():
+            return None
+        src, mask_src = crop_file(path, window, work), crop_file(mask_path, window, work)
+        return prepare_inpaint(Item(0, src, out, mask=mask_src, clean=src), c, spec=spec,
+                               mask_known=polarity, drop=None, no_composite=False)
+    src = centre_crop_file(path, size, work)
+    if task == "superres":
+        return prepare_superres(Item(0, src, out), c, spec=spec, factor=SR_FACTOR, kernel=SR_KERNEL,
+                                make_lr=True)
+    if task == "two-stage":
+        return prepare_two_stage(Item(0, src, out), c, spec=spec, sigma=sigma, add_noise=True,
+                                 **{**TWO_STAGE_DEFAULTS, **two_stage})
+    return prepare_denoise(Item(0, src, out), c, spec=spec, sigma=sigma, add_noise=True)
+
+
+def budget(task: str, args: argparse.Namespace) -> int:
+    """The iteration budget of ``task`` in this study (see the module docstring, "Budgets")."""
+    if task in SIGMA_TASKS:
+        return args.iters or (FULL_BUDGET if args.full else TASK_DEFAULTS[task]["iters"])
+    return args.other_iters or TASK_DEFAULTS[task]["iters"]
+
+
+def run_case(case: tuple[str, Path, float | None, argparse.Namespace]) -> dict | None:
+    """One case (task, image, σ) from start to finish; a plain dict, so that it pickles for --jobs.
+
+    None when the case has nothing to measure (an inpainting crop without holes).
+    """
+    task, path, sigma255, args = case
+    work = tempdir()
+    iters = budget(task, args)
+    c, spec = cli_settings(args, task, iters)
+    p = prepare_case(task, path, sigma255, c, spec, args.size, work)
+    if p is None:
+        print(f"{task} {path.name}: skipped, the {args.size}-pixel crop has no holes; use a larger --size",
+              flush=True)
+        return None
+    m = watch(task, p, c, RULES if task in SIGMA_TASKS else ("auto",), work, args.check_every)
+    verdicts = m.pop("verdicts")
+    auto = verdicts.pop("auto")
+    h, w = p.reference.shape[:2]
     row = {
-        "image": path.name, "sigma": sigma255, "size": list(size), "budget": args.iters,
-        "peak_psnr": peak_psnr, "peak_iteration": peak.iteration,
-        "fixed_psnr": written_psnr(res.ema, clean),
+        "task": task, "image": path.name, "sigma": sigma255, "size": [h, w], "budget": iters,
+        "psnr_measure": PSNR_MEASURE[task],
+        "peak_psnr": m.pop("peak_psnr"), "peak_iteration": m.pop("peak_iteration"),
+        "fixed_psnr": m.pop("fixed_psnr"),
         "stop_psnr": auto["psnr"], "gap_db": auto["gap_db"],
         "stop_iteration": auto["stop_iteration"], "kept_iteration": auto["kept_iteration"],
         "stop_reason": auto["reason"],
-        "seconds_full": res.seconds, "seconds_to_stop": auto["seconds_to_stop"],
-        "seconds_saved": res.seconds - auto["seconds_to_stop"],
-        "saved_fraction": 1 - auto["seconds_to_stop"] / res.seconds,
-        "sec_per_iter": res.seconds / res.iterations,
-        "residual_over_sigma2_at_peak": loss / sigma**2 if loss is not None else None,
-        "noise_floor_over_sigma2_at_peak": floor / sigma**2 if floor is not None else None,
-        "tolerance_at_peak": loss / floor if loss is not None and floor else None,
-        "rules": parts,
+        "seconds_full": m["seconds"], "seconds_to_stop": auto["seconds_to_stop"],
+        "seconds_saved": m["seconds"] - auto["seconds_to_stop"],
+        "saved_fraction": 1 - auto["seconds_to_stop"] / m.pop("seconds"),
+        **m, "rules": verdicts,
     }
+    sigma = "" if sigma255 is None else f" σ={sigma255:g}"
+    print(f"{task} {row['image']}{sigma}: peak {row['peak_psnr']:.2f} dB @ {row['peak_iteration']}, "
+          f"stop {row['stop_psnr']:.2f} dB @ {row['stop_iteration']} ({row['stop_reason']}), "
+          f"{row['seconds_to_stop']:.0f}/{row['seconds_full']:.0f} s", flush=True)
     return row
 
 
 def summary(rows: list[dict]) -> dict:
+    """Gap to the peak (median, worst) and time saved; each part of auto alone where measured."""
+    if not rows:
+        return {"runs": 0, "median_gap_db": None, "worst_gap_db": None, "mean_saved_fraction": None}
     gaps = [r["gap_db"] for r in rows]
-    out = {"median_gap_db": statistics.median(gaps), "worst_gap_db": max(gaps),
+    out = {"runs": len(rows), "median_gap_db": statistics.median(gaps), "worst_gap_db": max(gaps),
            "mean_saved_fraction": mean(r["saved_fraction"] for r in rows)}
     for name in RULES[1:]:
-        g = [r["rules"][name]["gap_db"] for r in rows]
-        out[f"{name}_alone"] = {"median_gap_db": statistics.median(g), "worst_gap_db": max(g)}
+        g = [r["rules"][name]["gap_db"] for r in rows if name in r["rules"]]
+        if g:
+            out[f"{name}_alone"] = {"median_gap_db": statistics.median(g), "worst_gap_db": max(g)}
     return out
 
 
-def table(rows: list[dict], args: argparse.Namespace, device: str, summ: dict) -> str:
-    crop = "whole images" if not args.size else f"{args.size}×{args.size} centre crops"
+def table(rows: list[dict], args: argparse.Namespace, device: str, summ: dict,
+          by_task: dict[str, dict]) -> str:
+    crop = "whole images" if not args.size else f"{args.size}×{args.size} crops"
+    budgets = ", ".join(f"{t} {budget(t, args)}" for t in args.tasks)
+    nets = ", ".join(sorted({f"{r['task']}: {r['net']}" for r in rows}))
     lines = [
-        f"Early stopping, `--stop auto` (discrepancy + WMV) on Set9 denoising, {crop}, budget "
-        f"{args.iters} iterations, {args.arch} net width {args.width}, seed {args.seed}. "
-        f"Device: {device}. Peak = best averaged output at a check (every {args.check_every} "
-        "iterations); PSNRs of the images as written (8-bit).",
+        f"Early stopping, `--stop auto` (discrepancy + WMV for denoising with σ known, WMV alone "
+        f"otherwise), {crop}, budgets {budgets} iterations, `dip`'s nets ({nets}), seed {args.seed}. "
+        f"Device: {device}{' (fits run side by side: seconds are not timings)' if args.jobs > 1 else ''}. "
+        "Peak = best averaged output at a check; PSNRs of the images as written (8-bit; inpainting "
+        f"with the known pixels kept; super-resolution on Y with a {SR_FACTOR}-pixel border).",
         "",
-        "| image | σ | peak dB (@ it) | stop dB | gap dB | stopped @ (rule) | kept it | fixed dB "
+        "| task | image | σ | peak dB (@ it) | stop dB | gap dB | stopped @ (rule) | kept it | fixed dB "
         "| s to stop / full | saved | disc. alone gap | WMV alone gap | tol. at peak |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def gap(r: dict, name: str) -> str:
+        return f"{r['rules'][name]['gap_db']:.2f}" if name in r["rules"] else "—"
+
     for r in rows:
-        tol = r["tolerance_at_peak"]
+        tol, sigma = r.get("tolerance_at_peak"), r["sigma"]
         lines.append(
-            f"| {r['image']} | {r['sigma']:g} | {r['peak_psnr']:.2f} ({r['peak_iteration']}) "
+            f"| {r['task']} | {r['image']} | {'—' if sigma is None else f'{sigma:g}'} "
+            f"| {r['peak_psnr']:.2f} ({r['peak_iteration']}) "
             f"| {r['stop_psnr']:.2f} | {r['gap_db']:.2f} | {r['stop_iteration']} ({r['stop_reason']}) "
             f"| {r['kept_iteration']} | {r['fixed_psnr']:.2f} "
             f"| {r['seconds_to_stop']:.0f} / {r['seconds_full']:.0f} | {100 * r['saved_fraction']:.0f} % "
-            f"| {r['rules']['discrepancy']['gap_db']:.2f} | {r['rules']['wmv']['gap_db']:.2f} "
-            f"| {'—' if tol is None else f'{tol:.3f}'} |")
-    lines += [
-        "",
-        f"Gap to the peak, auto: median {summ['median_gap_db']:.2f} dB, worst {summ['worst_gap_db']:.2f} dB; "
-        f"discrepancy alone: median {summ['discrepancy_alone']['median_gap_db']:.2f}, worst "
-        f"{summ['discrepancy_alone']['worst_gap_db']:.2f}; WMV alone: median "
-        f"{summ['wmv_alone']['median_gap_db']:.2f}, worst {summ['wmv_alone']['worst_gap_db']:.2f}. "
-        f"Mean wall time saved: {100 * summ['mean_saved_fraction']:.0f} %.",
-    ]
-    return "\n".join(lines)
+            f"| {gap(r, 'discrepancy')} | {gap(r, 'wmv')} | {'—' if tol is None else f'{tol:.3f}'} |")
+    if summ["runs"]:
+        disc, wmv = summ["discrepancy_alone"], summ["wmv_alone"]
+        lines.append(
+            f"Denoising (denoise and two-stage, {summ['runs']} runs), gap to the peak with auto: "
+            f"median {summ['median_gap_db']:.2f} dB, worst {summ['worst_gap_db']:.2f} dB; discrepancy "
+            f"alone: median {disc['median_gap_db']:.2f}, worst {disc['worst_gap_db']:.2f}; WMV alone: "
+            f"median {wmv['median_gap_db']:.2f}, worst {wmv['worst_gap_db']:.2f}. "
+            f"Mean wall time saved: {100 * summ['mean_saved_fraction']:.0f} %.")
+    for task, s in by_task.items():
+        if s["runs"]:
+            lines.append(f"{task} ({s['runs']} runs): gap median {s['median_gap_db']:.2f} dB, worst "
+                         f"{s['worst_gap_db']:.2f} dB; mean time saved "
+                         f"{100 * s['mean_saved_fraction']:.0f} %.")
+    return "\n".join(lines[:4 + len(rows)]) + "\n\n" + "\n\n".join(lines[4 + len(rows):])
 
 
 def images(only: str | None, count: int | None) -> list[Path]:
@@ -220,22 +412,25 @@ def images(only: str | None, count: int | None) -> list[Path]:
     return chosen[:count] if count else chosen
 
 
+def cases(args: argparse.Namespace) -> list[tuple[str, Path, float | None, argparse.Namespace]]:
+    """Every (task, image, σ) to fit, in the order of the table."""
+    out: list[tuple[str, Path, float | None, argparse.Namespace]] = []
+    for task in args.tasks:
+        if task in SIGMA_TASKS:
+            out += [(task, path, s, args) for path in images(args.only, args.images) for s in args.sigmas]
+            continue
+        paths = ([DATA / "inpainting" / f"{n}.png" for n in INPAINT_CASES] if task == "inpaint"
+                 else [SR_CASE])
+        out += [(task, p, None, args) for p in paths if not args.only or args.only.lower() in p.name.lower()]
+    return out
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iters", type=int, default=1500, help="iteration budget (default 1500)")
-    ap.add_argument("--sigmas", type=float, nargs="+", default=[25, 50], help="0–255 scale")
-    ap.add_argument("--size", type=int, default=256, help="centre crop size (default 256)")
-    ap.add_argument("--full", action="store_true", help="whole images (for a GPU)")
-    ap.add_argument("--images", type=int, help="only the first N images")
-    ap.add_argument("--only", help="only images whose name contains this")
-    ap.add_argument("--arch", default="compact")
-    ap.add_argument("--width", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--check-every", type=int, default=10)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    ap.add_argument("--out", type=Path, default=RESULTS, help="results folder")
-    ap.add_argument("--tag", default="", help="suffix for the results file names")
+    add_study_arguments(ap)
+    ap.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    ap.add_argument("--other-iters", type=int, default=None,
+                    help="budget of inpaint and superres (default: each task's CLI budget)")
     args = ap.parse_args(argv)
     if args.full:
         args.size = 0
@@ -244,27 +439,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    work = tempdir()
-    rows = []
-    for path in images(args.only, args.images):
-        for sigma in args.sigmas:
-            row = run_one(path, sigma, args, work)
-            rows.append(row)
-            print(f"{row['image']} σ={sigma:g}: peak {row['peak_psnr']:.2f} dB @ {row['peak_iteration']}, "
-                  f"stop {row['stop_psnr']:.2f} dB @ {row['stop_iteration']} ({row['stop_reason']}), "
-                  f"{row['seconds_to_stop']:.0f}/{row['seconds_full']:.0f} s", flush=True)
-    if not rows:
-        raise SystemExit(f"no images found under {DATA / 'set9'}")
+    todo = cases(args)
+    if not todo:
+        raise SystemExit(f"no images found under {DATA}")
+    rows = [r for r in parallel_map(run_case, todo, args.jobs) if r is not None]
     device = device_name()
-    summ = summary(rows)
-    by_sigma = {f"{s:g}": summary([r for r in rows if r["sigma"] == s]) for s in args.sigmas}
+    denoising = [r for r in rows if r["task"] in SIGMA_TASKS]
+    summ = summary(denoising)
+    by_task = {t: summary([r for r in rows if r["task"] == t]) for t in args.tasks}
+    by_sigma = {f"{s:g}": summary([r for r in denoising if r["sigma"] == s]) for s in args.sigmas}
     payload = {
-        **summ, "by_sigma": by_sigma, "budget": args.iters, "size": args.size, "arch": args.arch,
-        "width": args.width, "seed": args.seed, "check_every": args.check_every, "device": device,
-        "rows": rows,
+        **summ, "gaps_over": "denoise and two-stage runs", "by_task": by_task, "by_sigma": by_sigma,
+        "budgets": {t: budget(t, args) for t in args.tasks}, "size": args.size, "arch": args.arch,
+        "width": args.width, "precision": args.precision, "seed": args.seed,
+        "check_every": rows[0]["check_every"], "jobs": args.jobs, "device": device, "rows": rows,
     }
     tag = f"-{args.tag}" if args.tag else ""
-    write_results(f"stopping{tag}", payload, table(rows, args, device, summ), folder=args.out)
+    write_results(f"stopping{tag}", payload, table(rows, args, device, summ, by_task), folder=args.out)
     return payload
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import DATA, add_fit_arguments, device_name, mean, write_results
+from common import DATA, add_fit_arguments, centre_crop, device_name, mean, write_results
 
 from dipcli.fit import FitConfig, fit, resolve_device
 from dipcli.io import pad_to_multiple, read_image
@@ -31,12 +31,6 @@ IMAGES = {
     "Peppers": DATA / "set9" / "image_Peppers512rgb.png",
 }
 PAPER_ITERS = {4: 2000, 8: 4000}
-
-
-def centre_crop(pixels: np.ndarray, size: int) -> np.ndarray:
-    h, w = pixels.shape[:2]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return pixels[top: top + size, left: left + size]
 
 
 def measure(hr_out: np.ndarray, hr: np.ndarray, factor: int) -> dict:

@@ -355,6 +355,12 @@ def denoise(
                  add_noise=add_noise)
 
 
+# The two-stage options' defaults: the report's method (λ·TV with λ constant for the first third).
+# Named once so that benchmarks/two_stage.py measures the same method the command runs.
+TWO_STAGE_DEFAULTS = dict(tv_weight=0.79, stage1_frac=1 / 3, schedule_kind="step", tv="anisotropic",
+                          stage1="tv")
+
+
 def two_stage_parts(c: Common, tv_weight: float, stage1_frac: float, schedule_kind: str, tv: str):
     """The stage-1 regulariser and its weight schedule; a usage error if the options are wrong."""
     try:
@@ -388,14 +394,16 @@ def prepare_two_stage(item: Item, c: Common, *, spec: NetSpec, sigma: float | No
 def two_stage(
     c: Common, inputs: InputsArg, sigma: SigmaOpt = None, add_noise: AddNoiseOpt = False,
     tv_weight: Annotated[float, typer.Option("--tv-weight", help="λ of the per-pixel TV term in "
-                         "stage 1 (0.79 = the report's 1e-6 on a summed 512×512×3 TV).")] = 0.79,
+                         "stage 1 (0.79 = the report's 1e-6 on a summed 512×512×3 TV).")
+                         ] = TWO_STAGE_DEFAULTS["tv_weight"],
     stage1_frac: Annotated[float, typer.Option("--stage1-frac", help="Fraction of the iterations "
-                           "in stage 1.")] = 1 / 3,
+                           "in stage 1.")] = TWO_STAGE_DEFAULTS["stage1_frac"],
     schedule_kind: Annotated[str, typer.Option("--schedule", help="λ over stage 1: step, linear "
-                             "or cosine.")] = "step",
-    tv: Annotated[str, typer.Option("--tv", help="anisotropic or isotropic TV.")] = "anisotropic",
+                             "or cosine.")] = TWO_STAGE_DEFAULTS["schedule_kind"],
+    tv: Annotated[str, typer.Option("--tv", help="anisotropic or isotropic TV.")] = TWO_STAGE_DEFAULTS["tv"],
     stage1: Annotated[str, typer.Option("--stage1", help="tv: data + λ·TV; prefilter: fit a "
-                      "TV-denoised copy (Chambolle, weight σ) instead of the noisy image.")] = "tv",
+                      "TV-denoised copy (Chambolle, weight σ) instead of the noisy image.")
+                      ] = TWO_STAGE_DEFAULTS["stage1"],
 ) -> None:
     """Denoise in two stages: DIP + λ·TV first, then plain DIP from the same weights."""
     with user_errors():
