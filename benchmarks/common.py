@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import multiprocessing
 import os
@@ -78,12 +79,21 @@ def centre_crop_file(path: Path, size: int, folder: Path) -> Path:
     return crop_file(path, centre_window(iio.imread(path).shape, size), folder)
 
 
+def load_labels() -> list[tuple[str, int]]:
+    """The paper's width labels: (path under texture_widths/, width) for its 86 images, in file order.
+
+    Shared by the estimator's classification study and the PSNR study that judges it.
+    """
+    with open(DATA / "texture_widths" / "labels.csv") as f:
+        return [(r["file"], int(r["width"])) for r in csv.DictReader(f)]
+
+
 def run_dip(args: list[str]) -> dict:
     """Run the installed `dip` CLI with --json and return its record (raises on failure)."""
     cmd = [sys.executable, "-m", "dipcli", *args, "--json", "--quiet", "--force"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr.strip()}")
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {done.returncode}): {done.stderr.strip()}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

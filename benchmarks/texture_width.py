@@ -24,7 +24,6 @@ wants, and the run says whether texture.py already holds them.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import sys
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import DATA, ROOT, write_results
+from common import DATA, ROOT, load_labels, write_results
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
@@ -61,11 +60,6 @@ CANDIDATES = {
 
 
 # ---- data --------------------------------------------------------------------------------------
-
-def load_labels() -> list[tuple[str, int]]:
-    with open(DATA / "texture_widths" / "labels.csv") as f:
-        return [(r["file"], int(r["width"])) for r in csv.DictReader(f)]
-
 
 def noisy(pixels: np.ndarray, sigma: int, index: int) -> np.ndarray:
     if sigma == 0:
