@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import multiprocessing
 import os
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -151,16 +152,53 @@ def parallel_map(fn: Callable, items: Iterable, jobs: int = 1) -> list:
 
     For a GPU, where one small DIP net leaves the card mostly idle and several fits side by side
     finish sooner. Their wall times then share the device, so a run with ``jobs`` > 1 measures
-    quality, not speed. ``fn`` must be a module-level function; results keep the items' order.
+    quality, not speed. ``fn`` must be a module-level function returning JSON-able values;
+    results keep the items' order.
+
+    With ``DIP_CHECKPOINTS`` set to a folder, each result is appended there as it arrives and a
+    rerun of the same call skips the items already done: a study cut off by a time limit (a lent
+    GPU's, say) resumes instead of starting over.
     """
     items = list(items)
-    if jobs <= 1:
-        return [fn(x) for x in items]
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    ctx = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads,)) as pool:
-        return list(pool.map(fn, items))
+    keys = [hashlib.sha1(f"{fn.__module__}.{fn.__name__}{x!r}".encode()).hexdigest() for x in items]
+    done: dict[str, object] = {}
+    log = None
+    if os.environ.get("DIP_CHECKPOINTS"):
+        folder = Path(os.environ["DIP_CHECKPOINTS"])
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{hashlib.sha1(''.join(keys).encode()).hexdigest()[:16]}.jsonl"
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short when the run was killed
+                    continue
+                done[rec["key"]] = rec["result"]
+        log = path.open("a")
+    todo = [(k, x) for k, x in zip(keys, items, strict=True) if k not in done]
+
+    def keep(key: str, result: object) -> None:
+        done[key] = result
+        if log is not None:
+            log.write(json.dumps({"key": key, "result": result}) + "\n")
+            log.flush()
+
+    try:
+        if jobs <= 1:
+            for key, x in todo:
+                keep(key, fn(x))
+        else:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            ctx = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+            with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(threads,)) as pool:
+                futures = {pool.submit(fn, x): key for key, x in todo}
+                for future in as_completed(futures):
+                    keep(futures[future], future.result())
+    finally:
+        if log is not None:
+            log.close()
+    return [done[k] for k in keys]
 
 
 def add_study_arguments(ap) -> None:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +54,6 @@ from common import (
     mean,
     parallel_map,
     run_dip,
-    tempdir,
     write_results,
 )
 
@@ -266,11 +266,13 @@ def main() -> None:
     chosen = pictures(args.per_class, args.only)
     if not chosen:
         raise SystemExit("no images selected")
-    work = tempdir()
+    # A fixed folder, so that the fits' keys (their file names among them) repeat across runs and
+    # DIP_CHECKPOINTS can resume a cut-off study.
+    work = Path(tempfile.gettempdir()) / f"dipbench-width-{'full' if args.full else args.size}"
     items = []
     for pic in chosen:
         folder = work / pic.key.replace("/", "-")
-        folder.mkdir()
+        folder.mkdir(parents=True, exist_ok=True)
         items.append((pic, centre_crop_file(pic.path, 0 if args.full else args.size, folder)))
     print(f"{len(items)} images, work folder {work}", flush=True)
 
