@@ -141,6 +141,8 @@ def add_fit_arguments(ap) -> None:
     ap.add_argument("--only", help="run only images whose name contains this")
     ap.add_argument("--tag", default="", help="suffix for the results file names")
     ap.add_argument("--results", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--jobs", type=int, default=1, help="fits side by side (for a GPU; their "
+                    "seconds then share the device and are not speed figures)")
 
 
 def _init_worker(threads: int) -> None:

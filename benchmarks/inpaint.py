@@ -17,7 +17,7 @@ import argparse
 import time
 
 import numpy as np
-from common import DATA, add_fit_arguments, device_name, hole_crop, mean, write_results
+from common import DATA, add_fit_arguments, device_name, hole_crop, mean, parallel_map, write_results
 from skimage.metrics import peak_signal_noise_ratio
 from skimage.restoration import inpaint_biharmonic
 
@@ -80,6 +80,28 @@ def run_biharmonic(observed: np.ndarray, clean: np.ndarray, mask: np.ndarray) ->
     return {**scores(np.clip(out, 0, 1).astype(np.float32), clean, mask), "seconds": seconds}
 
 
+def inpaint_case(task: tuple[str, argparse.Namespace]) -> dict | None:
+    """One image: ours and the biharmonic baseline (a task for :func:`common.parallel_map`)."""
+    name, args = task
+    clean, mask, polarity = load_case(name)
+    if not args.full:
+        window = hole_crop(mask, args.size)
+        clean, mask = clean[window], mask[window]
+    if mask.all() or not mask.any():
+        lacks = "hole" if mask.all() else "known pixel"
+        print(f"{name}: skipped, the {args.size}-pixel crop has no {lacks}; use a larger --size",
+              flush=True)
+        return None
+    problem = Inpaint(mask)
+    observed = problem.observe(clean, seed=0)
+    ours = run_ours(problem, observed, clean, args)
+    base = run_biharmonic(observed, clean, mask)
+    print(f"{name}: ours {ours['psnr']:.2f} dB ({ours['seconds']:.0f} s), "
+          f"biharmonic {base['psnr']:.2f} dB ({base['seconds']:.1f} s)", flush=True)
+    return {"image": name, "size": list(clean.shape[:2]), "mask": polarity,
+            "missing": float((~mask).mean()), "ours": ours, "biharmonic": base}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=256, help="crop size around the holes (CPU runs)")
@@ -91,26 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     names = [*MASKED, *BERNOULLI]
     if args.only:
         names = [n for n in names if args.only.lower() in n.lower()]
-    rows = []
-    for name in names:
-        clean, mask, polarity = load_case(name)
-        if not args.full:
-            window = hole_crop(mask, args.size)
-            clean, mask = clean[window], mask[window]
-        if mask.all() or not mask.any():
-            lacks = "hole" if mask.all() else "known pixel"
-            print(f"{name}: skipped, the {args.size}-pixel crop has no {lacks}; use a larger --size",
-                  flush=True)
-            continue
-        problem = Inpaint(mask)
-        observed = problem.observe(clean, seed=0)
-        ours = run_ours(problem, observed, clean, args)
-        base = run_biharmonic(observed, clean, mask)
-        row = {"image": name, "size": list(clean.shape[:2]), "mask": polarity,
-               "missing": float((~mask).mean()), "ours": ours, "biharmonic": base}
-        rows.append(row)
-        print(f"{name}: ours {ours['psnr']:.2f} dB ({ours['seconds']:.0f} s), "
-              f"biharmonic {base['psnr']:.2f} dB ({base['seconds']:.1f} s)", flush=True)
+    rows = [r for r in parallel_map(inpaint_case, [(n, args) for n in names], args.jobs) if r]
 
     device = device_name()
     net = rows[0]["ours"]["net"] if rows else args.arch

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import DATA, add_fit_arguments, centre_crop, device_name, mean, write_results
+from common import DATA, add_fit_arguments, centre_crop, device_name, mean, parallel_map, write_results
 
 from dipcli.fit import FitConfig, fit, resolve_device
 from dipcli.io import pad_to_multiple, read_image
@@ -54,6 +54,22 @@ def run_ours(problem: SuperRes, low: np.ndarray, hr: np.ndarray, iters: int,
             "best_psnr_y": best.get("psnr_ema"), "best_iteration": best.get("iteration")}
 
 
+def superres_case(task: tuple[str, int, argparse.Namespace]) -> dict:
+    """One image at one factor: ours and bicubic (a task for :func:`common.parallel_map`)."""
+    name, factor, args = task
+    problem = SuperRes(factor, args.kernel)
+    iters = args.iters or PAPER_ITERS.get(factor, 500 * factor)
+    clean = read_image(IMAGES[name]).pixels
+    hr = problem.crop_hr(clean if args.full else centre_crop(clean, args.size))
+    low = problem.observe(hr, seed=0)
+    ours = run_ours(problem, low, hr, iters, args)
+    bicubic = measure(bicubic_upscale(low, factor), hr, factor)
+    print(f"{name} ×{factor}: ours {ours['psnr_y']:.2f} dB ({ours['seconds']:.0f} s), "
+          f"bicubic {bicubic['psnr_y']:.2f} dB", flush=True)
+    return {"image": name, "factor": factor, "hr_size": list(hr.shape[:2]),
+            "lr_size": list(low.shape[:2]), "ours": ours, "bicubic": bicubic}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=256, help="HR centre crop size (CPU runs)")
@@ -65,21 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     names = [n for n in IMAGES if not args.only or args.only.lower() in n.lower()]
-    rows = []
-    for factor in args.factors:
-        problem = SuperRes(factor, args.kernel)
-        iters = args.iters or PAPER_ITERS.get(factor, 500 * factor)
-        for name in names:
-            clean = read_image(IMAGES[name]).pixels
-            hr = problem.crop_hr(clean if args.full else centre_crop(clean, args.size))
-            low = problem.observe(hr, seed=0)
-            ours = run_ours(problem, low, hr, iters, args)
-            bicubic = measure(bicubic_upscale(low, factor), hr, factor)
-            row = {"image": name, "factor": factor, "hr_size": list(hr.shape[:2]),
-                   "lr_size": list(low.shape[:2]), "ours": ours, "bicubic": bicubic}
-            rows.append(row)
-            print(f"{name} ×{factor}: ours {ours['psnr_y']:.2f} dB ({ours['seconds']:.0f} s), "
-                  f"bicubic {bicubic['psnr_y']:.2f} dB", flush=True)
+    cases = [(name, factor, args) for factor in args.factors for name in names]
+    rows = parallel_map(superres_case, cases, args.jobs)
 
     device = device_name()
     net = rows[0]["ours"]["net"] if rows else args.arch
