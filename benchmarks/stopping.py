@@ -228,7 +228,8 @@ def watch(task: str, p: Prepared, c: Common, rules: Sequence[str], work: Path,
     """
     sigma = p.extra["sigma"] / 255 if task in SIGMA_TASKS else None
     config = p.config
-    chosen = {name: config.stop if name == "auto" else make_stop(name, task, config.iters, sigma)
+    start = p.extra.get("stage1_end") or 0  # two-stage: WMV watches stage 2, as the CLI's does
+    chosen = {name: config.stop if name == "auto" else make_stop(name, task, config.iters, sigma, start)
               for name in rules}
     shadow, peak = Shadow(chosen, sigma), Peak()
     config = replace(config, stop=shadow, check_every=check_every or config.check_every)

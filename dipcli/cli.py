@@ -219,10 +219,11 @@ class Common(Settings):
                      f"(margin {score.margin:.2f} to the nearest class boundary)")
         return replace(spec, width=score.width), {"width_auto": True, "texture_score": score.score}
 
-    def config(self, task: str, sigma: float | None = None, **kw) -> FitConfig:
+    def config(self, task: str, sigma: float | None = None, wmv_start: int = 0, **kw) -> FitConfig:
         """The fit configuration: the stop rule for the task, σ on the 0–255 scale if known."""
         try:
-            stop = make_stop(self.stop, task, self.iters, None if sigma is None else sigma / 255)
+            stop = make_stop(self.stop, task, self.iters, None if sigma is None else sigma / 255,
+                             start=wmv_start)
         except ValueError as exc:
             raise Fail(str(exc)) from None
         if self.precision not in ("auto", *PRECISIONS):
@@ -376,8 +377,8 @@ def prepare_two_stage(item: Item, c: Common, *, spec: NetSpec, sigma: float | No
     regulariser, lam = two_stage_parts(c, tv_weight, stage1_frac, schedule_kind, tv)
     image, reference, sigma, problem = denoise_inputs(item, sigma, add_noise, c, notes)
     spec, auto = c.auto_width(spec, image, sigma, notes)
-    config = c.config("two-stage", sigma, reg_noise=reg_noise(sigma))
     end = lam.stage1_end
+    config = c.config("two-stage", sigma, wmv_start=end, reg_noise=reg_noise(sigma))
     if stage1 == "prefilter":
         regulariser = PrefilterTarget(sigma / 255)
         lam = schedule("step", 1.0, c.iters, stage1_frac)

@@ -43,19 +43,28 @@ class WMVStop:
     exact in float32 where running sums of x and x² would lose the small variance to
     cancellation.
 
-    No best is declared until the window spans ``window`` iterations. The fit stops once the
-    score has not improved for ``patience`` iterations: by default ``fraction`` of the budget
-    with a ``floor`` (the paper: 1,000 of 5,000 iterations; here 0.2 × budget, at least 300).
+    No best is declared until the window spans ``window`` iterations, nor before the score has
+    fallen to ``arm`` × its peak so far: in the first iterations the output is a nearly
+    constant grey whose variance is low for the wrong reason, and without this guard that early
+    minimum won on 512² Baboon at σ = 50 (kept at iteration 110, 5.5 dB below the peak; GPU run
+    of benchmarks/stopping.py). Checks up to ``start`` are ignored: two-stage fits start WMV at
+    the end of stage 1, whose TV term keeps the output still (the rule fired right after the
+    switch, 8 dB early, in the same run). The fit stops once the score has not improved for
+    ``patience`` iterations: by default ``fraction`` of the budget with a ``floor`` (the paper:
+    1,000 of 5,000 iterations; here 0.2 × budget, at least 300).
     """
 
     window: int = 100
     patience: int | None = None  # None: max(floor, fraction × check.total)
     fraction: float = 0.2
     floor: int = 300
+    arm: float = 0.9
+    start: int = 0
     name: str = "wmv"
     best_iteration: int | None = field(default=None, init=False)
     best_score: float = field(default=math.inf, init=False)
     score: float | None = field(default=None, init=False)
+    peak_score: float = field(default=0.0, init=False)
     _samples: deque = field(default_factory=deque, init=False, repr=False)
     _iteration: int = field(default=0, init=False, repr=False)
     _total: int = field(default=0, init=False, repr=False)
@@ -73,15 +82,20 @@ class WMVStop:
 
     def observe(self, check: Check) -> bool:
         self._iteration, self._total = check.iteration, check.total
+        if check.iteration <= self.start:
+            return False
         # A copy: the loop owns its tensors and may reuse them.
         self._samples.append((check.iteration, check.raw.detach().clone()))
         while len(self._samples) > 2 and self._samples[0][0] <= check.iteration - self.window:
             self._samples.popleft()
-        if check.iteration < self.window or len(self._samples) < 2:
+        if check.iteration < self.start + self.window or len(self._samples) < 2:
             self.score = None
             return False
         stack = torch.stack([s for _, s in self._samples]).float()
         self.score = stack.var(dim=0, unbiased=False).mean().item()
+        self.peak_score = max(self.peak_score, self.score)
+        if self.score > self.arm * self.peak_score:  # not yet past the early rise
+            return False
         if self.score < self.best_score:
             self.best_score, self.best_iteration = self.score, check.iteration
             return True
@@ -93,8 +107,13 @@ class WMVStop:
         return self._iteration - self.best_iteration >= self.patience_for(self._total)
 
     def describe(self) -> str:
+        if self.start and self._iteration <= self.start:
+            return f"WMV idle until iteration {self.start}"
+        if self.best_iteration is None and self.score is None:
+            filled = min(self._iteration - self.start, self.window)
+            return f"WMV filling window {filled}/{self.window}"
         if self.best_iteration is None:
-            return f"WMV filling window {min(self._iteration, self.window)}/{self.window}"
+            return "WMV waiting for the output variance to fall from its peak"
         waited = self._iteration - self.best_iteration
         return f"WMV best @ {self.best_iteration}, patience {waited}/{self.patience_for(self._total)}"
 
@@ -238,8 +257,10 @@ class AnyStop:
         return " · ".join(rule.describe() for rule in self.rules)
 
 
-def make_stop(name: str, task: str, total: int, sigma: float | None) -> StopRule:
+def make_stop(name: str, task: str, total: int, sigma: float | None, start: int = 0) -> StopRule:
     """The rule for ``--stop NAME`` on ``task`` with an iteration budget ``total``.
+
+    ``start``: the iteration from which WMV watches (two-stage: the end of stage 1).
 
     ``auto``: the discrepancy principle and WMV together for denoising (``denoise``,
     ``two-stage``) when σ is known — the residual test is sharp when its model holds, WMV
@@ -254,7 +275,7 @@ def make_stop(name: str, task: str, total: int, sigma: float | None) -> StopRule
         raise ValueError(f"sigma must be a positive noise level, got {sigma:g}")
     if name == "fixed":
         return FixedStop()
-    wmv = WMVStop(patience=WMVStop().patience_for(total))
+    wmv = WMVStop(patience=WMVStop().patience_for(total), start=start)
     if name == "wmv":
         return wmv
     if name == "discrepancy":

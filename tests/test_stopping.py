@@ -53,9 +53,32 @@ def test_wmv_declares_no_best_before_the_window_is_full():
     # The variance falls all the time, so every full window is a new best.
     flags = {c.iteration: rule.observe(c) for c in
              (check(it, raw=BASE * (1 + 10.0 / it**2)) for it in range(10, 200, 10))}
-    assert not any(flags[it] for it in range(10, 100, 10))
-    assert all(flags[it] for it in range(100, 200, 10))
+    assert not any(flags[it] for it in range(10, 110, 10))  # 100: the first full window is the peak
+    assert all(flags[it] for it in range(110, 200, 10))
     assert rule.samples == 10  # the subsampled window: 100 iterations / a check every 10
+
+
+def test_wmv_ignores_the_low_variance_of_the_first_iterations():
+    # The output barely moves at first, then learns fast (high variance), then settles (lowest
+    # at 600) and drifts again: the early quiet must not win.
+    def drift(it):
+        if it <= 150:
+            return 0.2 * it / 100
+        if it <= 300:
+            return 0.3 + 3 * (it - 150) / 100
+        return 4.8 + ((it - 600) / 100) ** 3
+    rule = WMVStop(window=100)
+    flagged, stopped = run_rule(rule, (check(it, raw=BASE + drift(it)) for it in range(10, 2001, 10)))
+    assert flagged and min(flagged) > 300 and rule.best_iteration == 640
+    assert stopped == 640 + 400
+
+
+def test_wmv_start_ignores_stage_one():
+    rule = WMVStop(window=100, start=1000)
+    flagged, stopped = run_rule(rule, wmv_checks(total=3000, best_centre=1495))
+    assert "idle until iteration 1000" not in rule.describe()
+    assert min(flagged) >= 1100 and rule.best_iteration == 1540 and stopped == 1540 + 600
+    assert make_stop("auto", "two-stage", 1200, 25 / 255, start=400).rules[1].start == 400
 
 
 def test_wmv_window_is_subsampled_by_the_check_spacing():
