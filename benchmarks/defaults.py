@@ -31,6 +31,7 @@ CONFIGS = {
     "compact w64, bf16": (NetSpec("compact", width=64), 1500),
     "4 scales w32, skip 4": (NetSpec("original", width=32, scales=4), 2000),
     "original 5×128": (NetSpec("original"), 400),
+    "compact w128": (NetSpec("compact", width=128), 800),
 }
 
 
