@@ -26,6 +26,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def device_name() -> str:
+    """What the fits ran on; ``DIP_DEVICE_NAME`` names it when the tables are written elsewhere
+    (from DIP_CHECKPOINTS results made on a lent GPU)."""
+    if os.environ.get("DIP_DEVICE_NAME"):
+        return os.environ["DIP_DEVICE_NAME"]
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     model = platform.machine()
@@ -122,6 +126,11 @@ def write_results(name: str, payload: dict, table: str, folder: Path | None = No
     print(table)
 
 
+def side_by_side(jobs: int) -> str:
+    """What a table says of its seconds when its fits shared the device."""
+    return " (fits run side by side: seconds are not timings)" if jobs > 1 else ""
+
+
 def tempdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="dipbench-"))
 
@@ -159,7 +168,8 @@ def parallel_map(fn: Callable, items: Iterable, jobs: int = 1) -> list:
 
     With ``DIP_CHECKPOINTS`` set to a folder, each result is appended there as it arrives and a
     rerun of the same call skips the items already done: a study cut off by a time limit (a lent
-    GPU's, say) resumes instead of starting over.
+    GPU's, say) resumes instead of starting over. ``DIP_PARTIAL=1`` beside it fits nothing and
+    returns only the results already kept: the tables of a study that could not finish.
     """
     items = list(items)
     keys = [hashlib.sha1(f"{fn.__module__}.{fn.__name__}{x!r}".encode()).hexdigest() for x in items]
@@ -178,6 +188,10 @@ def parallel_map(fn: Callable, items: Iterable, jobs: int = 1) -> list:
                 done[rec["key"]] = rec["result"]
         log = path.open("a")
     todo = [(k, x) for k, x in zip(keys, items, strict=True) if k not in done]
+    if log is not None and os.environ.get("DIP_PARTIAL") == "1":
+        log.close()
+        print(f"DIP_PARTIAL: {len(done)} of {len(items)} results kept, {len(todo)} not run", flush=True)
+        return [done[k] for k in keys if k in done]
 
     def keep(key: str, result: object) -> None:
         done[key] = result

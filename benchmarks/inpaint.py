@@ -17,7 +17,16 @@ import argparse
 import time
 
 import numpy as np
-from common import DATA, add_fit_arguments, device_name, hole_crop, mean, parallel_map, write_results
+from common import (
+    DATA,
+    add_fit_arguments,
+    device_name,
+    hole_crop,
+    mean,
+    parallel_map,
+    side_by_side,
+    write_results,
+)
 from skimage.metrics import peak_signal_noise_ratio
 from skimage.restoration import inpaint_biharmonic
 
@@ -121,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         f"Inpainting, DIP ({net}, {args.iters} iterations, seed {args.seed}; known pixels kept) "
         f"beside skimage inpaint_biharmonic, "
         f"{'full images' if args.full else f'{args.size}×{args.size} crops around the holes'}. "
-        f"PSNR in dB over the whole image / the holes only. Device: {device}.",
+        f"PSNR in dB over the whole image / the holes only. Device: {device}{side_by_side(args.jobs)}.",
         "",
         "| image | size | missing | ours PSNR | ours holes | biharmonic PSNR | biharmonic holes "
         "| iterations | ours s | biharmonic s |",

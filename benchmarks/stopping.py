@@ -243,11 +243,12 @@ def watch(task: str, p: Prepared, c: Common, rules: Sequence[str], work: Path,
 
     def verdict(v: Verdict) -> dict:
         stop_at = v.stop_iteration or res.iterations
-        kept = to_hwc(v.kept) if v.kept is not None else res.ema  # never flagged: the last average
-        psnr = score(kept)
+        # A rule that never fired leaves the last average, as dip's loop does at the budget.
+        fired = v.stop_iteration is not None and v.kept is not None
+        psnr = score(to_hwc(v.kept) if fired else res.ema)
         to_stop = elapsed.get(stop_at, res.seconds) if v.stop_iteration else res.seconds
         return {"stop_iteration": stop_at, "reason": v.reason,
-                "kept_iteration": v.kept_iteration or res.iterations, "psnr": psnr,
+                "kept_iteration": v.kept_iteration if fired else res.iterations, "psnr": psnr,
                 "gap_db": peak_psnr - psnr, "seconds_to_stop": to_stop}
 
     checks = [h["iteration"] for h in res.history]
@@ -300,6 +301,25 @@ def prepare_case(task: str, path: Path, sigma: float | None, c: Common, spec: Ne
         return prepare_two_stage(Item(0, src, out), c, spec=spec, sigma=sigma, add_noise=True,
                                  **{**TWO_STAGE_DEFAULTS, **two_stage})
     return prepare_denoise(Item(0, src, out), c, spec=spec, sigma=sigma, add_noise=True)
+
+
+def rescore_budget_stops(row: dict) -> dict:
+    """A row measured before dip kept the last average at the budget, brought up to date.
+
+    Until then a fit that ran out of budget wrote its rule's interim candidate; now it writes its
+    last average, whose PSNR every row holds as ``fixed_psnr``. Rows made by this version are
+    unchanged by it.
+    """
+    last = row["fixed_psnr"] if "fixed_psnr" in row else row["end_psnr"]  # two_stage.py's name
+    if row["stop_reason"] == "budget" and row["kept_iteration"] != row["budget"]:
+        row.update(stop_psnr=last, kept_iteration=row["budget"], rescored=True)
+        if "gap_db" in row:
+            row["gap_db"] = row["peak_psnr"] - last
+    for v in row.get("rules", {}).values():
+        if v["reason"] == "budget" and v["kept_iteration"] != row["budget"]:
+            v.update(psnr=last, gap_db=row["peak_psnr"] - last,
+                     kept_iteration=row["budget"], rescored=True)
+    return row
 
 
 def budget(task: str, args: argparse.Namespace) -> int:
@@ -443,7 +463,7 @@ def main(argv: list[str] | None = None) -> dict:
     todo = cases(args)
     if not todo:
         raise SystemExit(f"no images found under {DATA}")
-    rows = [r for r in parallel_map(run_case, todo, args.jobs) if r is not None]
+    rows = [rescore_budget_stops(r) for r in parallel_map(run_case, todo, args.jobs) if r is not None]
     device = device_name()
     denoising = [r for r in rows if r["task"] in SIGMA_TASKS]
     summ = summary(denoising)

@@ -17,7 +17,16 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from common import DATA, add_fit_arguments, centre_crop, device_name, mean, parallel_map, write_results
+from common import (
+    DATA,
+    add_fit_arguments,
+    centre_crop,
+    device_name,
+    mean,
+    parallel_map,
+    side_by_side,
+    write_results,
+)
 
 from dipcli.fit import FitConfig, fit, resolve_device
 from dipcli.io import pad_to_multiple, read_image
@@ -89,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         f"Super-resolution (make-LR: HR → {args.kernel} ↓F → restore), DIP ({net}, seed {args.seed}) "
         f"beside bicubic, {'full images' if args.full else f'{args.size}×{args.size} HR centre crops'}. "
-        f"PSNR in dB of the Y channel (BT.601), F-pixel border left out; RGB beside it. Device: {device}.",
+        f"PSNR in dB of the Y channel (BT.601), F-pixel border left out; RGB beside it. "
+        f"Device: {device}{side_by_side(args.jobs)}.",
         "",
         "| image | ×F | HR size | bicubic Y | ours Y | bicubic RGB | ours RGB | best ours Y (iter) "
         "| iterations | seconds |",

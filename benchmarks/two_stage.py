@@ -43,7 +43,7 @@ from pathlib import Path
 
 try:
     from common import DATA, add_study_arguments, device_name, mean, parallel_map, tempdir, write_results
-    from stopping import FULL_BUDGET, cli_settings, prepare_case, watch
+    from stopping import FULL_BUDGET, cli_settings, prepare_case, rescore_budget_stops, watch
 except ImportError:  # imported as benchmarks.two_stage
     from benchmarks.common import (
         DATA,
@@ -54,7 +54,7 @@ except ImportError:  # imported as benchmarks.two_stage
         tempdir,
         write_results,
     )
-    from benchmarks.stopping import FULL_BUDGET, cli_settings, prepare_case, watch
+    from benchmarks.stopping import FULL_BUDGET, cli_settings, prepare_case, rescore_budget_stops, watch
 
 from dipcli.cli import TASK_DEFAULTS, TWO_STAGE_DEFAULTS
 
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
             for sigma in args.sigmas for name, options in chosen.items()]
     if not todo:
         raise SystemExit(f"no images found under {DATA}")
-    rows = parallel_map(run_variant, todo, args.jobs)
+    rows = [rescore_budget_stops(r) for r in parallel_map(run_variant, todo, args.jobs)]
     device = device_name()
     names = list(chosen)
     summ = summary(rows, names, args.sigmas)

@@ -300,6 +300,11 @@ def fit(
     seconds = time.perf_counter() - start
     if ema is None:  # interrupted before the first step finished
         ema = out
+    if stop_reason == "budget":
+        # No rule saw the fit turn, so the latest average is the best guess: in the stopping
+        # benchmark's 22 budget-ended runs it beat the rule's interim candidate in 21 (+0.10 dB
+        # on average, −0.06 dB in the other one).
+        best = None
     chosen = best if best is not None else ema[..., :ch, :cw]
     return FitResult(
         raw=_to_numpy(out[..., :ch, :cw]),

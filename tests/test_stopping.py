@@ -276,6 +276,19 @@ def test_fit_stops_early_and_returns_the_rules_candidate(smooth, make_rule):
     np.testing.assert_array_equal(res.ema, as_written(rec.ema[res.best_iteration]))
 
 
+def test_a_fit_that_runs_out_of_budget_keeps_its_last_average(smooth):
+    clean = smooth(16, 16)
+    problem = Denoise(0.1)
+    noisy = problem.observe(clean, seed=1)
+    rule, rec = WMVStop(window=20, patience=10_000), Recorder()  # flags candidates, never fires
+    spec = NetSpec("compact", width=8).resolved()
+    res = fit(problem, build_net(spec, 3, seed=0), noisy, FitConfig(iters=200, check_every=5, stop=rule),
+              input_depth=spec.input_depth, subscribers=[rec])
+    assert res.stop_reason == "budget" and rule.best_iteration is not None and rule.best_iteration < 200
+    assert res.best_iteration == 200
+    np.testing.assert_array_equal(res.ema, as_written(rec.ema[200]))
+
+
 def test_benchmark_shadow_sees_every_rule_without_stopping_the_fit(smooth):
     """The stopping benchmark runs the whole budget once and asks each rule where it would stop."""
     from benchmarks.stopping import Peak, Shadow
