@@ -219,11 +219,12 @@ class Common(Settings):
                      f"(margin {score.margin:.2f} to the nearest class boundary)")
         return replace(spec, width=score.width), {"width_auto": True, "texture_score": score.score}
 
-    def config(self, task: str, sigma: float | None = None, wmv_start: int = 0, **kw) -> FitConfig:
+    def config(self, task: str, sigma: float | None = None, wmv_start: int = 0,
+               sigma_estimated: bool = False, **kw) -> FitConfig:
         """The fit configuration: the stop rule for the task, σ on the 0–255 scale if known."""
         try:
             stop = make_stop(self.stop, task, self.iters, None if sigma is None else sigma / 255,
-                             start=wmv_start)
+                             start=wmv_start, sigma_estimated=sigma_estimated)
         except ValueError as exc:
             raise Fail(str(exc)) from None
         if self.precision not in ("auto", *PRECISIONS):
@@ -337,9 +338,10 @@ AddNoiseOpt = Annotated[bool, typer.Option("--add-noise", help="Experiment mode:
 def prepare_denoise(item: Item, c: Common, *, spec: NetSpec, sigma: float | None,
                     add_noise: bool) -> Prepared:
     notes: list[str] = []
+    estimated = sigma is None
     image, reference, sigma, problem = denoise_inputs(item, sigma, add_noise, c, notes)
     spec, auto = c.auto_width(spec, image, sigma, notes)
-    config = c.config("denoise", sigma, reg_noise=reg_noise(sigma))
+    config = c.config("denoise", sigma, sigma_estimated=estimated, reg_noise=reg_noise(sigma))
     return Prepared(image, problem, config, spec, reference, f", σ = {sigma:.3g}",
                     {"sigma": sigma, **auto}, notes=notes)
 
@@ -375,10 +377,12 @@ def prepare_two_stage(item: Item, c: Common, *, spec: NetSpec, sigma: float | No
                       stage1: str) -> Prepared:
     notes: list[str] = []
     regulariser, lam = two_stage_parts(c, tv_weight, stage1_frac, schedule_kind, tv)
+    estimated = sigma is None
     image, reference, sigma, problem = denoise_inputs(item, sigma, add_noise, c, notes)
     spec, auto = c.auto_width(spec, image, sigma, notes)
     end = lam.stage1_end
-    config = c.config("two-stage", sigma, wmv_start=end, reg_noise=reg_noise(sigma))
+    config = c.config("two-stage", sigma, wmv_start=end, sigma_estimated=estimated,
+                      reg_noise=reg_noise(sigma))
     if stage1 == "prefilter":
         regulariser = PrefilterTarget(sigma / 255)
         lam = schedule("step", 1.0, c.iters, stage1_frac)

@@ -257,15 +257,17 @@ class AnyStop:
         return " · ".join(rule.describe() for rule in self.rules)
 
 
-def make_stop(name: str, task: str, total: int, sigma: float | None, start: int = 0) -> StopRule:
+def make_stop(name: str, task: str, total: int, sigma: float | None, start: int = 0,
+              sigma_estimated: bool = False) -> StopRule:
     """The rule for ``--stop NAME`` on ``task`` with an iteration budget ``total``.
 
     ``start``: the iteration from which WMV watches (two-stage: the end of stage 1).
 
-    ``auto``: the discrepancy principle and WMV together for denoising (``denoise``,
-    ``two-stage``) when σ is known — the residual test is sharp when its model holds, WMV
-    catches the runs where it does not; WMV alone otherwise (inpainting, super-resolution,
-    unknown σ), since it needs no noise model. ``sigma`` is on the 0–1 scale.
+    ``auto``, for denoising (``denoise``, ``two-stage``): the discrepancy principle alone when
+    the user gave σ (its model then holds, and it was the better rule in the benchmark), and
+    together with WMV when σ was estimated (``sigma_estimated``), since WMV catches the runs
+    where the noise model fails; WMV alone for inpainting and super-resolution, which have no
+    noise model. ``sigma`` is on the 0–1 scale.
     """
     if name not in STOP_NAMES:
         raise ValueError(f"unknown stop rule {name!r}; choose one of: {', '.join(STOP_NAMES)}")
@@ -282,6 +284,13 @@ def make_stop(name: str, task: str, total: int, sigma: float | None, start: int 
         if sigma is None:
             raise ValueError("--stop discrepancy needs the noise level: pass --sigma")
         return DiscrepancyStop(sigma)
+    if sigma is not None and task in SIGMA_TASKS and not sigma_estimated:
+        # A known σ: the discrepancy principle alone. In the stopping benchmark (36 denoising
+        # runs) it was never more than 0.22 dB from the peak, while WMV, each of the 6 times it
+        # fired first, cost 0.6–1.2 dB.
+        return DiscrepancyStop(sigma)
     if sigma is not None and task in SIGMA_TASKS:
+        # An estimated σ may be off, and real noise is not white: WMV, which needs no noise
+        # model, stays armed beside the residual test.
         return AnyStop([DiscrepancyStop(sigma), wmv], label="auto")
     return wmv

@@ -78,7 +78,8 @@ def test_wmv_start_ignores_stage_one():
     flagged, stopped = run_rule(rule, wmv_checks(total=3000, best_centre=1495))
     assert "idle until iteration 1000" not in rule.describe()
     assert min(flagged) >= 1100 and rule.best_iteration == 1540 and stopped == 1540 + 600
-    assert make_stop("auto", "two-stage", 1200, 25 / 255, start=400).rules[1].start == 400
+    auto = make_stop("auto", "two-stage", 1200, 25 / 255, start=400, sigma_estimated=True)
+    assert auto.rules[1].start == 400
 
 
 def test_wmv_window_is_subsampled_by_the_check_spacing():
@@ -217,11 +218,13 @@ def test_any_stop_same_check_goes_to_the_first_listed_rule():
 
 
 def test_make_stop_maps_names_and_tasks():
-    auto = make_stop("auto", "denoise", 1500, 25 / 255)
+    assert isinstance(make_stop("auto", "denoise", 1500, 25 / 255), DiscrepancyStop)  # σ given
+    auto = make_stop("auto", "denoise", 1500, 25 / 255, sigma_estimated=True)
     assert isinstance(auto, AnyStop) and auto.name == "auto"
     assert [type(r) for r in auto.rules] == [DiscrepancyStop, WMVStop]
     assert auto.rules[1].patience_for(1500) == 300
-    assert isinstance(make_stop("auto", "two-stage", 1500, 0.1), AnyStop)
+    assert isinstance(make_stop("auto", "two-stage", 1500, 0.1), DiscrepancyStop)
+    assert isinstance(make_stop("auto", "two-stage", 1500, 0.1, sigma_estimated=True), AnyStop)
     for task in ("inpaint", "superres"):
         assert isinstance(make_stop("auto", task, 1500, None), WMVStop)
     assert isinstance(make_stop("auto", "denoise", 1500, None), WMVStop)
