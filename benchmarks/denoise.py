@@ -56,6 +56,7 @@ def main() -> None:
             "original_params": orig["params"],
             "original_sec_per_iter": orig["seconds"] / orig["iterations"],
             "stop_reason": rec["stop_reason"], "best_iteration": rec["best_iteration"],
+            "precision": rec.get("precision"),
             "peak_psnr": rec.get("peak_psnr"), "peak_iteration": rec.get("peak_iteration"),
         }
         rows.append(row)
