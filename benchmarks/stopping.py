@@ -55,33 +55,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-try:
-    from common import (
-        DATA,
-        add_study_arguments,
-        centre_crop_file,
-        crop_file,
-        device_name,
-        hole_crop,
-        mean,
-        parallel_map,
-        tempdir,
-        write_results,
-    )
-except ImportError:  # imported as benchmarks.stopping
-    from benchmarks.common import (
-        DATA,
-        add_study_arguments,
-        centre_crop_file,
-        crop_file,
-        device_name,
-        hole_crop,
-        mean,
-        parallel_map,
-        tempdir,
-        write_results,
-    )
+from common import (
+    DATA,
+    add_study_arguments,
+    centre_crop_file,
+    crop_file,
+    device_name,
+    hole_crop,
+    mean,
+    parallel_map,
+    tempdir,
+    write_results,
+)
 
 from dipcli.batch import Item, Prepared
 from dipcli.cli import (

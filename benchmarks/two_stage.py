@@ -41,20 +41,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-try:
-    from common import DATA, add_study_arguments, device_name, mean, parallel_map, tempdir, write_results
-    from stopping import FULL_BUDGET, cli_settings, prepare_case, rescore_budget_stops, watch
-except ImportError:  # imported as benchmarks.two_stage
-    from benchmarks.common import (
-        DATA,
-        add_study_arguments,
-        device_name,
-        mean,
-        parallel_map,
-        tempdir,
-        write_results,
-    )
-    from benchmarks.stopping import FULL_BUDGET, cli_settings, prepare_case, rescore_budget_stops, watch
+from common import DATA, add_study_arguments, device_name, mean, parallel_map, tempdir, write_results
+from stopping import FULL_BUDGET, cli_settings, prepare_case, rescore_budget_stops, watch
 
 from dipcli.cli import TASK_DEFAULTS, TWO_STAGE_DEFAULTS
 

@@ -1,3 +1,6 @@
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -294,7 +297,8 @@ def test_a_fit_that_runs_out_of_budget_keeps_its_last_average(smooth):
 
 def test_benchmark_shadow_sees_every_rule_without_stopping_the_fit(smooth):
     """The stopping benchmark runs the whole budget once and asks each rule where it would stop."""
-    from benchmarks.stopping import Peak, Shadow
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))  # as scripts run
+    from stopping import Peak, Shadow
 
     clean = smooth(16, 16)
     problem = Denoise(0.1)
