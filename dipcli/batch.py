@@ -89,6 +89,7 @@ class Settings:
     quiet: bool = False
     jobs: int = 1
     device: str = "auto"
+    tile: int = 0  # fit tiles of at most this many pixels per side; 0: the whole image at once
     seed: int = 0
     raw: bool = False
     save_every: int = 0
@@ -396,6 +397,8 @@ def make_record(task: Task, item: Item, p: Prepared, result) -> dict:
         record.update(peak_psnr=peak["psnr_ema"], peak_iteration=peak["iteration"])
     if p.scores is not None and p.reference is not None:
         record.update(p.scores(result.image.pixels))
+    if result.tiles is not None:
+        record.update(tile=s.tile, tiles=result.tiles)
     for key, path in (("plot", item.plot), ("gif", item.gif)):
         if path is not None:
             record[key] = str(path)
@@ -423,9 +426,14 @@ def run_one(task: Task, item: Item, sink: Sink) -> Outcome:
         if frames is None and item.gif is not None:
             frames = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dip-frames-")))
         snaps = Snapshots(frames, s.save_every, p.image) if frames is not None else None
+
+        def begin(part: str) -> None:
+            """Before each fit (the image: "", or each tile: ", tile 2/6"): a fresh progress bar."""
+            sink.end()  # the previous fit's; ending before any began is harmless
+            sink.begin(item.input.name, title + part, config.iters)
+
         job = Job(p.problem, p.image, spec, config, item.output, s.device, p.reference, s.raw,
-                  p.composite, [sink] + ([snaps] if snaps else []))
-        sink.begin(item.input.name, title, config.iters)
+                  p.composite, [sink] + ([snaps] if snaps else []), s.tile, begin)
         try:
             result = run_job(job)
         except ValueError as exc:

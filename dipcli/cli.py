@@ -160,6 +160,10 @@ JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Restore N images at 
                     "own process with 1/N of the cores (or its own GPU).", min=1)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress; errors only.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
+TileOpt = Annotated[int, typer.Option("--tile", help="Fit overlapping tiles of at most T×T pixels "
+                    "one at a time and blend them without seams: any image size in bounded memory "
+                    "(denoise, two-stage, inpaint). 0: the whole image at once.", min=0,
+                    metavar="T")]
 RawOpt = Annotated[bool, typer.Option("--raw", help="Write the last raw output instead of the "
                    "running average (the average is ~2 dB better).")]
 
@@ -205,7 +209,20 @@ class Common(Settings):
             raise Fail(str(exc)) from None
         if self.stop not in STOP_NAMES:  # now, not at the first input
             raise Fail(f"unknown stop rule {self.stop!r}; choose one of: {', '.join(STOP_NAMES)}")
+        self.check_tile(spec)
         return spec
+
+    def check_tile(self, spec: NetSpec) -> None:
+        """A tile must hold the net's deepest scale twice over (else it is all padding) and 32 px."""
+        if not self.tile:
+            return
+        smallest = max(32, 2 * spec.multiple)
+        if self.tile < smallest:
+            raise Fail(f"--tile {self.tile} is too small for this net ({spec.scales} scales, "
+                       f"multiple {spec.multiple}); give at least {smallest}, or 0 for no tiling")
+        if self.plot or self.gif or self.snapshots:
+            raise Fail("--tile fits every tile separately, so there is no one fit to plot or film; "
+                       "drop --plot/--gif/--snapshots or --tile")
 
     def auto_width(self, spec: NetSpec, image, sigma255: float | None,
                    notes: list[str]) -> tuple[NetSpec, dict]:
@@ -241,7 +258,7 @@ SHARED_OPTIONS: dict[str, tuple[object, object]] = {
     "arch": (ArchOpt, None), "width": (WidthOpt, None), "scales": (ScalesOpt, None),
     "upsample": (UpsampleOpt, None), "stop": (StopOpt, "auto"),
     "precision": (PrecisionOpt, "auto"), "lr": (LrOpt, 0.01),
-    "seed": (SeedOpt, 0), "device": (DeviceOpt, "auto"), "clean": (CleanOpt, None),
+    "seed": (SeedOpt, 0), "device": (DeviceOpt, "auto"), "tile": (TileOpt, 0), "clean": (CleanOpt, None),
     "clean_dir": (CleanDirOpt, None), "save_every": (SaveEveryOpt, 0), "snapshots": (SnapOpt, None),
     "gif": (GifOpt, None), "plot": (PlotOpt, None), "report": (ReportOpt, None),
     "json_out": (JsonOpt, False), "jobs": (JobsOpt, 1), "quiet": (QuietOpt, False),
@@ -536,6 +553,10 @@ def superres(
 ) -> None:
     """Upscale F×: `dip superres small.png --factor 4`."""
     with user_errors():
+        if c.tile:
+            raise Fail("--tile is not offered for superres: each low-resolution tile would need "
+                       "its exactly matching high-resolution window, and the blur reaches across "
+                       "tile borders; upscale the whole image")
         spec = c.resolve("superres")
         if factor not in SR_FACTORS:
             raise Fail(f"--factor {factor} is not offered; choose one of {', '.join(map(str, SR_FACTORS))}")

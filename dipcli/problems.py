@@ -4,6 +4,9 @@ Nothing here knows about networks or progress bars. The fitting loop asks a Prob
 between the generator's output and the observation, and the experiment modes ask it to make an
 observation from a clean image. A problem may also say how its results are scored (``psnr``):
 inpainting scores the composite it writes, super-resolution the Y channel as its literature does.
+A problem that acts pixel by pixel can be cut to a window of the image (``window``), which is
+what lets a tiled job fit each tile as a problem of its own; super-resolution cannot (its blur
+reaches across a window's border, and the low- and high-resolution windows would have to match).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ class Denoise:
 
     def loss(self, output: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
         return torch.mean((self.forward(output) - observed) ** 2)
+
+    def window(self, rows: slice, cols: slice) -> Denoise:
+        """The problem on a window of the image (a tile): the same, since noise is per pixel."""
+        return self
 
     def observe(self, clean: np.ndarray, seed: int) -> np.ndarray:
         """Add seeded N(0, σ²) noise and clip to [0, 1], as the DIP literature does."""
@@ -96,6 +103,14 @@ class Inpaint:
             m = torch.from_numpy(_pad_mask(self.mask, size))[None, None]
             self._device_masks[key] = m.to(device=like.device, dtype=like.dtype)
         return self._device_masks[key]
+
+    def window(self, rows: slice, cols: slice) -> Inpaint:
+        """The problem on a window of the image (a tile): that window's part of the mask."""
+        part = self.mask[rows, cols]
+        if not part.any():
+            raise ValueError(f"the tile at row {rows.start}, column {cols.start} lies wholly in a hole, "
+                             "with no known pixel to fit; use a larger --tile")
+        return Inpaint(part)
 
     def loss(self, output: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
         """Mean squared error over the known pixels (all channels); holes do not count."""
