@@ -41,7 +41,8 @@ import numpy as np
 
 from dipcli.fit import FitConfig
 from dipcli.io import WRITABLE, Image, ImageError
-from dipcli.job import Job, run_job
+from dipcli.job import Job, choose_tile, run_job
+from dipcli.memory import OutOfMemory
 from dipcli.nets import NetSpec
 from dipcli.plots import (
     MISSING_MATPLOTLIB,
@@ -89,7 +90,8 @@ class Settings:
     quiet: bool = False
     jobs: int = 1
     device: str = "auto"
-    tile: int = 0  # fit tiles of at most this many pixels per side; 0: the whole image at once
+    tile: int | str = "auto"  # tiles of at most this many px per side; 0: whole; auto: see below
+    tile_target: int | None = None  # auto: tiles of about this size for quality (None: memory only)
     seed: int = 0
     raw: bool = False
     save_every: int = 0
@@ -379,7 +381,7 @@ def plan(task: Task, sources: list[Source], batch: bool) -> list[Item]:
 
 # ---- one input ----------------------------------------------------------------------------------
 
-def make_record(task: Task, item: Item, p: Prepared, result) -> dict:
+def make_record(task: Task, item: Item, p: Prepared, result, tile: int) -> dict:
     f, spec, s = result.fit, p.spec, task.settings
     record = {
         "input": str(item.input), "output": str(item.output),
@@ -398,7 +400,7 @@ def make_record(task: Task, item: Item, p: Prepared, result) -> dict:
     if p.scores is not None and p.reference is not None:
         record.update(p.scores(result.image.pixels))
     if result.tiles is not None:
-        record.update(tile=s.tile, tiles=result.tiles)
+        record.update(tile=tile, tiles=result.tiles)
     for key, path in (("plot", item.plot), ("gif", item.gif)):
         if path is not None:
             record[key] = str(path)
@@ -417,6 +419,21 @@ def run_one(task: Task, item: Item, sink: Sink) -> Outcome:
         for note in p.notes:
             sink.note(note)
     spec, config = p.spec, p.config
+    tile = s.tile
+    if tile == "auto":
+        # Pictures show one fit: for them, tile only if memory leaves no choice.
+        pictures = bool(item.plot or item.gif or item.snapshots)
+        try:
+            tile, why = choose_tile(p.problem, p.image, spec, config, s.device,
+                                    None if pictures else s.tile_target)
+        except ValueError as exc:  # e.g. --device cuda without a GPU
+            raise Fail(str(exc)) from None
+        except OutOfMemory as exc:
+            raise Fail(str(exc), FAILURE) from None
+        if why and pictures:
+            raise Fail(f"{why}, so there is no one fit to plot or film; drop --plot/--gif/--snapshots")
+        if why and not s.json_out:
+            sink.note(why)
     h, w = p.image.shape
     title = (f"dip {task.name} {item.input.name}: {w}×{h}{p.header}, {spec.arch} net (width "
              f"{spec.width}, {spec.scales} scales, {spec.upsample}), stop: {config.stop.name}")
@@ -433,7 +450,7 @@ def run_one(task: Task, item: Item, sink: Sink) -> Outcome:
             sink.begin(item.input.name, title + part, config.iters)
 
         job = Job(p.problem, p.image, spec, config, item.output, s.device, p.reference, s.raw,
-                  p.composite, [sink] + ([snaps] if snaps else []), s.tile, begin)
+                  p.composite, [sink] + ([snaps] if snaps else []), tile, begin)
         try:
             result = run_job(job)
         except ValueError as exc:
@@ -442,7 +459,7 @@ def run_one(task: Task, item: Item, sink: Sink) -> Outcome:
             raise Fail(f"fit failed: {str(exc).splitlines()[0]}", FAILURE) from None
         finally:
             sink.end()
-        record = make_record(task, item, p, result)
+        record = make_record(task, item, p, result, tile)
         draw(task, item, record, result.fit.history, snaps, sink)
     return Outcome(item.index, record, INTERRUPTED if result.fit.interrupted else OK)
 

@@ -160,17 +160,20 @@ JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Restore N images at 
                     "own process with 1/N of the cores (or its own GPU).", min=1)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress; errors only.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
-TileOpt = Annotated[int, typer.Option("--tile", help="Fit overlapping tiles of at most T×T pixels "
-                    "one at a time and blend them without seams: any image size in bounded memory "
-                    "(denoise, two-stage, inpaint). 0: the whole image at once.", min=0,
-                    metavar="T")]
+TileOpt = Annotated[str, typer.Option("--tile", help="Fit overlapping tiles of at most T×T pixels "
+                    "one at a time and blend them without seams (denoise, two-stage, inpaint). "
+                    "auto: tiles only when the whole image would not fit in memory; 0: never.",
+                    metavar="T|auto")]
 RawOpt = Annotated[bool, typer.Option("--raw", help="Write the last raw output instead of the "
                    "running average (the average is ~2 dB better).")]
 
 # Per-task defaults, each chosen by a benchmark (see README, "Why these defaults").
+# ``tile``: with --tile auto, images larger than about 1.5 × this per side are fitted in tiles of
+# about this size when the net is the task's default (it was tuned on 256² images and converges
+# far more slowly on a whole 512² one: README, "Denoising").
 TASK_DEFAULTS = {
-    "denoise": dict(arch="compact", upsample=None, iters=1200),
-    "two-stage": dict(arch="compact", upsample=None, iters=1200),
+    "denoise": dict(arch="compact", upsample=None, iters=1200, tile=256),
+    "two-stage": dict(arch="compact", upsample=None, iters=1200, tile=256),
     "inpaint": dict(arch="original", upsample="nearest", iters=3000),
     "superres": dict(arch="compact", upsample=None, iters=2000),
 }
@@ -210,11 +213,17 @@ class Common(Settings):
         if self.stop not in STOP_NAMES:  # now, not at the first input
             raise Fail(f"unknown stop rule {self.stop!r}; choose one of: {', '.join(STOP_NAMES)}")
         self.check_tile(spec)
+        if self.tile == "auto" and spec.arch == defaults["arch"] and not self.scales:
+            self.tile_target = defaults.get("tile")
         return spec
 
     def check_tile(self, spec: NetSpec) -> None:
         """A tile must hold the net's deepest scale twice over (else it is all padding) and 32 px."""
-        if not self.tile:
+        if self.tile != "auto":
+            if not str(self.tile).isdigit():
+                raise Fail(f"--tile {self.tile!r}: give a tile side in pixels, 0 (never tile) or auto")
+            self.tile = int(self.tile)
+        if self.tile in (0, "auto"):
             return
         smallest = max(32, 2 * spec.multiple)
         if self.tile < smallest:
@@ -258,7 +267,7 @@ SHARED_OPTIONS: dict[str, tuple[object, object]] = {
     "arch": (ArchOpt, None), "width": (WidthOpt, None), "scales": (ScalesOpt, None),
     "upsample": (UpsampleOpt, None), "stop": (StopOpt, "auto"),
     "precision": (PrecisionOpt, "auto"), "lr": (LrOpt, 0.01),
-    "seed": (SeedOpt, 0), "device": (DeviceOpt, "auto"), "tile": (TileOpt, 0), "clean": (CleanOpt, None),
+    "seed": (SeedOpt, 0), "device": (DeviceOpt, "auto"), "tile": (TileOpt, "auto"), "clean": (CleanOpt, None),
     "clean_dir": (CleanDirOpt, None), "save_every": (SaveEveryOpt, 0), "snapshots": (SnapOpt, None),
     "gif": (GifOpt, None), "plot": (PlotOpt, None), "report": (ReportOpt, None),
     "json_out": (JsonOpt, False), "jobs": (JobsOpt, 1), "quiet": (QuietOpt, False),
@@ -553,7 +562,7 @@ def superres(
 ) -> None:
     """Upscale F×: `dip superres small.png --factor 4`."""
     with user_errors():
-        if c.tile:
+        if c.tile not in ("auto", "0"):
             raise Fail("--tile is not offered for superres: each low-resolution tile would need "
                        "its exactly matching high-resolution window, and the blur reaches across "
                        "tile borders; upscale the whole image")

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dipcli.fit import FitConfig, FitResult, Subscriber, fit, resolve_device
+from dipcli.fit import FitConfig, FitResult, Subscriber, fit, resolve_device, resolve_precision
 from dipcli.io import Image, pad_to_multiple, write_image
+from dipcli.memory import USABLE, OutOfMemory, available_bytes, fit_bytes, gib, largest_tile
 from dipcli.nets import NetSpec, build_net, count_params
-from dipcli.tiling import Blender, plan_tiles, window_slices
+from dipcli.tiling import Blender, plan_tiles, tile_for, window_slices
 
 if TYPE_CHECKING:
     import torch
@@ -97,6 +98,52 @@ def fit_image(problem: object, observed: np.ndarray, reference: np.ndarray | Non
         crop=out_size(size) if out_size else size, subscribers=subscribers,
     )
     return result, count_params(net)
+
+
+def choose_tile(problem: object, image: Image, spec: NetSpec, config: FitConfig, device: str,
+                target: int | None = None) -> tuple[int, str | None]:
+    """``--tile auto``: the tile side to fit with (0: the whole image) and a note saying why.
+
+    Two reasons to tile. Quality: with ``target``, an image larger than about 1.5 × ``target``
+    per side is cut into tiles of about that size (:func:`dipcli.tiling.tile_for`), for a net
+    that reaches a given quality far sooner on pieces of that size than on the whole image.
+    Memory: a fit that would need more than :data:`USABLE` of the device's free memory is cut
+    into the largest tiles that fit. A problem that cannot be tiled (super-resolution) and would
+    not fit is refused here, before the machine runs out of memory half-way through.
+    """
+    spec = spec.resolved()
+    channels = image.pixels.shape[2]
+    h, w = image.shape
+    tile = 0
+    why = None
+    if target and getattr(problem, "window", None) is not None and max(h, w) >= 1.5 * target:
+        tile = tile_for(h, w, target)
+        why = (f"fitting {len(plan_tiles(h, w, tile))} overlapping tiles of at most {tile}×{tile} px "
+               f"and blending them: this net reaches a better result sooner on ~{target}² pieces "
+               "than on the whole image (--tile 0: fit it whole)")
+    dev = resolve_device(device)
+    free = available_bytes(dev)
+    if free is None:
+        return tile, why
+    ph, pw = (-(-side // spec.multiple) * spec.multiple for side in (min(h, tile or h), min(w, tile or w)))
+    out_size = getattr(problem, "out_size", None)
+    if out_size:
+        ph, pw = out_size((ph, pw))
+    precision = resolve_precision(config.precision, dev)
+    need = fit_bytes(spec, ph, pw, channels, precision)
+    budget = USABLE * free
+    if need <= budget:
+        return tile, why
+    if getattr(problem, "window", None) is None:
+        raise OutOfMemory(f"a {pw}×{ph} fit with this net needs about {gib(need)} and the {dev.type} "
+                         f"has {gib(free)} free; use a smaller image, a narrower net (--width) or "
+                         "a device with more memory")
+    tile = largest_tile(spec, channels, precision, budget, max(ph, pw))
+    if tile is None:
+        raise OutOfMemory(f"not even the smallest tile of this net fits in the {gib(free)} free on "
+                         f"the {dev.type}; use a narrower net (--width) or free some memory")
+    return tile, (f"a {pw}×{ph} fit needs about {gib(need)} and {gib(free)} is free: fitting tiles "
+                  f"of at most {tile}×{tile} px")
 
 
 NO_PIXELS = np.zeros((0, 0, 0), np.float32)  # a tile's result once its pixels are blended in

@@ -57,6 +57,22 @@ def plan_tiles(h: int, w: int, tile: int, overlap: int | None = None) -> list[Wi
             for left in axis_starts(w, tile, overlap)]
 
 
+def tile_for(h: int, w: int, target: int) -> int:
+    """The tile side that cuts each side of an ``h × w`` image into about ``side / target`` tiles
+    (rounded, at least one; with the default overlap), so that tiles hold between ¾ and 1½
+    ``target`` px of new pixels per side. A fixed tile side would cut an image slightly larger
+    than it into tiles of mostly overlap; this one grows the tiles a little instead.
+    """
+    def smallest(n: int) -> int:
+        tiles = max(1, round(n / target))
+        side = math.ceil(n / tiles)
+        while len(axis_starts(n, side, default_overlap(side))) > tiles:
+            side += 1
+        return side
+
+    return max(smallest(h), smallest(w))
+
+
 def window_slices(window: Window) -> tuple[slice, slice]:
     """The rows and columns of a window, for indexing an ``(H, W, ...)`` array."""
     top, left, h, w = window

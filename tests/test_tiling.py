@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import dipcli.job
 from dipcli.cli import app
+from dipcli.memory import USABLE, fit_bytes, largest_tile
+from dipcli.nets import NetSpec
 from dipcli.problems import Inpaint, SuperRes
-from dipcli.tiling import blend, blend_weights, default_overlap, plan_tiles, window_slices
+from dipcli.tiling import blend, blend_weights, default_overlap, plan_tiles, tile_for, window_slices
 
 runner = CliRunner()
 
@@ -133,3 +136,104 @@ def test_tile_with_superres_is_a_usage_error(noisy_png):
 def test_too_small_a_tile_is_refused(noisy_png, tile):
     res = invoke("denoise", noisy_png, "--sigma", 25, "--tile", tile, "--iters", 10)
     assert res.exit_code == 2 and "--tile" in res.output and "at least" in res.output
+
+
+# ---- memory estimate and --tile auto -------------------------------------------------------------
+
+def test_memory_estimate_grows_with_pixels_and_with_the_net():
+    compact, original = NetSpec("compact").resolved(), NetSpec("original").resolved()
+    small, big = fit_bytes(compact, 256, 256, 3, "fp32"), fit_bytes(compact, 512, 512, 3, "fp32")
+    fixed = fit_bytes(compact, 1, 1, 3, "fp32")
+    assert 3.5 < (big - fixed) / (small - fixed) < 4.5
+    assert fit_bytes(original, 256, 256, 3, "fp32") > 1.5 * small
+    # bf16 autocast keeps half-size copies of what convolutions see: less than float32
+    assert fit_bytes(compact, 256, 256, 3, "bf16") < small
+
+
+def test_largest_tile_fits_its_budget_and_refuses_what_cannot():
+    spec = NetSpec("compact", width=16).resolved()
+    budget = fit_bytes(spec, 200, 200, 3, "fp32")
+    tile = largest_tile(spec, 3, "fp32", budget, start=1000)
+    assert tile % 32 == 0 and 160 <= tile <= 200
+    assert fit_bytes(spec, tile, tile, 3, "fp32") <= budget
+    assert largest_tile(spec, 3, "fp32", budget, start=100) == 96  # never past the image
+    assert largest_tile(spec, 3, "fp32", 1000, start=1000) is None
+
+
+@pytest.fixture
+def big_png(tmp_path, smooth):
+    img = (np.clip(smooth(96, 80) + np.random.default_rng(1).normal(0, 0.1, (96, 80, 3)), 0, 1) * 255)
+    path = tmp_path / "big.png"
+    iio.imwrite(path, img.round().astype(np.uint8))
+    return path
+
+
+def test_tile_auto_fits_whole_when_memory_allows(big_png):
+    res = invoke("denoise", big_png, "--sigma", 25, "--iters", 10, "--width", 8, "--json")
+    assert res.exit_code == 0, res.output
+    assert "tiles" not in json.loads(res.stdout)
+
+
+def test_tile_auto_tiles_when_the_image_would_not_fit(big_png, monkeypatch):
+    spec = NetSpec("compact", width=8).resolved()
+    # room for a 64×64 fit (in float32, which needs more than bf16) but not for 96×80
+    monkeypatch.setattr(dipcli.job, "available_bytes",
+                        lambda device: fit_bytes(spec, 64, 64, 3, "fp32") / USABLE)
+    res = invoke("denoise", big_png, "--sigma", 25, "--iters", 10, "--width", 8, "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert "fitting tiles of at most" in res.output
+    out = iio.imread(big_png.with_name("big_denoised.png"))
+    assert out.shape == (96, 80, 3)
+
+
+def test_tile_auto_refuses_superres_that_would_not_fit(big_png, monkeypatch):
+    monkeypatch.setattr(dipcli.job, "available_bytes", lambda device: 2**20)
+    res = invoke("superres", big_png, "--factor", 2, "--iters", 10, "--width", 8)
+    assert res.exit_code == 1 and "needs about" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not big_png.with_name("big_x2.png").exists()
+
+
+def test_tile_must_be_a_number_or_auto(noisy_png):
+    res = invoke("denoise", noisy_png, "--sigma", 25, "--tile", "big")
+    assert res.exit_code == 2 and "--tile" in res.output
+
+
+@pytest.mark.parametrize("h, w, tiles", [(512, 512, 4), (768, 512, 6), (256, 256, 1), (383, 383, 1),
+                                         (384, 384, 4), (1000, 37, 4), (4096, 4096, 256)])
+def test_tile_for_cuts_each_side_into_about_side_over_target_tiles(h, w, tiles):
+    tile = tile_for(h, w, 256)
+    windows = plan_tiles(h, w, tile)
+    assert len(windows) == tiles
+    # tiles hold ¾ to 1½ targets of new pixels, and the overlap costs little
+    assert sum(th * tw for _, _, th, tw in windows) <= 1.3 * h * w
+
+
+@pytest.fixture
+def wide_png(tmp_path, smooth):
+    img = (np.clip(smooth(96, 400) + np.random.default_rng(1).normal(0, 0.1, (96, 400, 3)), 0, 1) * 255)
+    path = tmp_path / "wide.png"
+    iio.imwrite(path, img.round().astype(np.uint8))
+    return path
+
+
+def test_tile_auto_cuts_a_large_image_into_pieces_the_default_net_was_tuned_on(wide_png):
+    res = invoke("denoise", wide_png, "--sigma", 25, "--iters", 5, "--width", 8, "--json")
+    assert res.exit_code == 0, res.output
+    record = json.loads(res.stdout)
+    assert record["tiles"] == 2  # 400 px ≈ 1.6 × 256: two tiles across, one down
+    assert iio.imread(record["output"]).shape == (96, 400, 3)
+
+
+@pytest.mark.parametrize("opts", [["--tile", "0"], ["--arch", "original"], ["--scales", "3"]])
+def test_tile_auto_fits_whole_with_tile_0_or_another_net(wide_png, opts):
+    res = invoke("denoise", wide_png, "--sigma", 25, "--iters", 2, "--width", 8, "--json", *opts)
+    assert res.exit_code == 0, res.output
+    assert "tiles" not in json.loads(res.stdout)
+
+
+def test_tile_auto_fits_whole_when_a_plot_of_the_one_fit_is_asked_for(wide_png, tmp_path):
+    res = invoke("denoise", wide_png, "--sigma", 25, "--iters", 10, "--width", 8, "--json",
+                 "--plot", tmp_path / "curves.csv")
+    assert res.exit_code == 0, res.output
+    assert "tiles" not in json.loads(res.stdout) and (tmp_path / "curves.csv").exists()

@@ -1,0 +1,102 @@
+"""Images of any size: denoise a 4096×4096 synthetic image here and report the peak memory.
+
+    python benchmarks/large.py                                 # default net, --tile auto
+    python benchmarks/large.py --arch scaled --iters 1         # tiles chosen for memory alone
+
+A fit keeps every activation of the net for the backward pass, so the default net would need
+about 64 GB for a 4096² image in one piece. With `--tile auto` (the default), `dip` cuts an image
+that large into tiles: for the default net, tiles of ~256² (the size it reaches good quality
+soonest on); for any other net (`scaled` is the same net under another name), the largest tiles
+whose estimated memory (`dipcli.memory`) fits in what the machine has free. This measures memory
+and whether the run completes, not quality: each tile gets only `--iters` iterations (a
+full-quality run of a 4096² image takes about 64 times as long as a 512² one).
+
+Adds a row to benchmarks/results/large.json and .md: the estimate for the whole image, the
+memory free, the tile `dip` chose and the estimate for it, the number of tiles, the seconds, and
+the peak resident memory of the `dip` process (from the operating system, after it exits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+from common import RESULTS, device_name, run_dip, tempdir, write_results
+
+from dipcli.fit import resolve_device, resolve_precision
+from dipcli.memory import available_bytes, fit_bytes, gib
+from dipcli.nets import NetSpec
+
+
+def synthetic(size: int, seed: int = 0) -> np.ndarray:
+    """A clean test card: smooth shading, discs of flat colour, and a band of fine stripes."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    img = np.stack([0.2 + 0.6 * x, 0.3 + 0.4 * y, 0.5 + 0.3 * np.sin(6 * x + 4 * y)], axis=2)
+    for _ in range(40):
+        cy, cx, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.01, 0.08)
+        img[(y - cy) ** 2 + (x - cx) ** 2 < r * r] = rng.uniform(0, 1, 3)
+    band = (y > 0.45) & (y < 0.55)
+    img[band] = (0.5 + 0.4 * np.sin(2 * np.pi * x * size / 8))[band][:, None]
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--iters", type=int, default=3, help="iterations per tile")
+    ap.add_argument("--tile", default="auto", help="passed to dip --tile")
+    ap.add_argument("--arch", default="compact", help="passed to dip --arch (scaled: the same net, "
+                    "which --tile auto tiles for memory only)")
+    args = ap.parse_args()
+
+    work = tempdir()
+    src = work / f"card{args.size}.png"
+    iio.imwrite(src, synthetic(args.size))
+    device = resolve_device("auto")
+    spec = NetSpec(args.arch).resolved()
+    need = fit_bytes(spec, args.size, args.size, 3, resolve_precision("auto", device))
+    free = available_bytes(device)
+    rec = run_dip(["denoise", str(src), "--sigma", "25", "--add-noise", "--seed", "0",
+                   "--iters", str(args.iters), "--stop", "fixed", "--tile", args.tile, "--arch", args.arch,
+                   "-o", str(work / "out.png")])
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # kB on Linux
+    if torch.cuda.is_available():
+        peak_note = " (peak RSS is host memory; the GPU's is not measured here)"
+    else:
+        peak_note = ""
+    tile_need = fit_bytes(spec, rec["tile"], rec["tile"], 3, resolve_precision("auto", device)) \
+        if rec.get("tile") else need
+    row = {"size": args.size, "arch": args.arch, "iters_per_tile": args.iters,
+           "whole_image_estimate_bytes": need, "tile_estimate_bytes": tile_need,
+           "free_bytes": free, "tile": rec.get("tile"), "tiles": rec.get("tiles"),
+           "seconds": rec["seconds"], "peak_rss_bytes": peak, "psnr": rec["psnr"],
+           "status": rec["status"]}
+    stored = RESULTS / "large.json"
+    rows = json.loads(stored.read_text())["rows"] if stored.exists() else []
+    rows = [r for r in rows if (r["size"], r["arch"], r.get("tile_arg")) != (args.size, args.arch, args.tile)]
+    rows.append({**row, "tile_arg": args.tile})
+    lines = [
+        f"`dip denoise` on synthetic images (σ = 25) with a few iterations per tile: memory, not "
+        f"quality. Device: {device_name()}{peak_note}.",
+        "",
+        "| image | net | --tile | whole-image estimate | free | tile chosen | tiles | estimate per tile "
+        "| seconds | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        free = r["free_bytes"]
+        lines.append(
+            f"| {r['size']}×{r['size']} | {r['arch']} | {r['tile_arg']} "
+            f"| {gib(r['whole_image_estimate_bytes'])} "
+            f"| {gib(free) if free else '—'} | {r['tile'] or 'none'} | {r['tiles'] or 1} "
+            f"| {gib(r['tile_estimate_bytes'])} | {r['seconds']:.0f} | {gib(r['peak_rss_bytes'])} |")
+    write_results("large", {"device": device_name(), "rows": rows}, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
