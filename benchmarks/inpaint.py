@@ -72,14 +72,17 @@ def run_ours(problem: Inpaint, observed: np.ndarray, clean: np.ndarray, args: ar
     spec = NetSpec(args.arch, width=args.width, upsample=args.upsample).resolved()
     padded, size = pad_to_multiple(observed, spec.multiple)
     net = build_net(spec, out_channels=observed.shape[2], seed=args.seed)
-    config = FitConfig(iters=args.iters, lr=args.lr, seed=args.seed)
+    config = FitConfig(iters=args.iters, lr=args.lr, seed=args.seed, precision=args.precision)
     result = fit(problem, net, padded, config, input_depth=spec.input_depth, crop=size,
                  reference=clean, device=resolve_device(args.device))
     out = problem.composite(result.ema, observed)
     return {**scores(out, clean, problem.mask), "iterations": result.iterations,
             "seconds": result.seconds, "params": count_params(net),
             "net": f"{spec.arch} w{spec.width} {spec.upsample}",
-            "psnr_raw_output": psnr(clean, result.ema)}
+            "psnr_raw_output": psnr(clean, result.ema),
+            # the averaged output's PSNR (uncomposited) along the run: how long the fit needs
+            "curve": [(h["iteration"], round(h["psnr_ema"], 3)) for h in result.history
+                      if h["iteration"] % 250 == 0]}
 
 
 def run_biharmonic(observed: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> dict:
@@ -116,6 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--size", type=int, default=256, help="crop size around the holes (CPU runs)")
     ap.add_argument("--full", action="store_true", help="use the full images (ignores --size)")
     ap.add_argument("--iters", type=int, default=3000, help="DIP iterations (the paper: 5000–6000)")
+    ap.add_argument("--precision", default="fp32", help="auto|fp32|bf16 (auto: as `dip` runs)")
     add_fit_arguments(ap)
     args = ap.parse_args(argv)
 
@@ -127,21 +131,23 @@ def main(argv: list[str] | None = None) -> None:
     device = device_name()
     net = rows[0]["ours"]["net"] if rows else args.arch
     lines = [
-        f"Inpainting, DIP ({net}, {args.iters} iterations, seed {args.seed}; known pixels kept) "
+        f"Inpainting, DIP ({net}, {args.iters} iterations, {args.precision}, seed {args.seed}; "
+        f"known pixels kept) "
         f"beside skimage inpaint_biharmonic, "
         f"{'full images' if args.full else f'{args.size}×{args.size} crops around the holes'}. "
         f"PSNR in dB over the whole image / the holes only. Device: {device}{side_by_side(args.jobs)}.",
         "",
         "| image | size | missing | ours PSNR | ours holes | biharmonic PSNR | biharmonic holes "
-        "| iterations | ours s | biharmonic s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| iterations | ours s | biharmonic s | net output PSNR every 1000 it |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         o, b = r["ours"], r["biharmonic"]
         lines.append(
             f"| {r['image']} | {r['size'][1]}×{r['size'][0]} | {r['missing']:.1%} | {o['psnr']:.2f} "
             f"| {o['psnr_holes']:.2f} | {b['psnr']:.2f} | {b['psnr_holes']:.2f} | {o['iterations']} "
-            f"| {o['seconds']:.0f} | {b['seconds']:.1f} |")
+            f"| {o['seconds']:.0f} | {b['seconds']:.1f} "
+            f"| {' / '.join(f'{p:.2f}' for it, p in o.get('curve', []) if it % 1000 == 0)} |")
     if rows:
         lines.append(
             f"| **mean** | | | **{mean(r['ours']['psnr'] for r in rows):.2f}** "
@@ -149,9 +155,10 @@ def main(argv: list[str] | None = None) -> None:
             f"| **{mean(r['biharmonic']['psnr'] for r in rows):.2f}** "
             f"| {mean(r['biharmonic']['psnr_holes'] for r in rows):.2f} | "
             f"| {mean(r['ours']['seconds'] for r in rows):.0f} "
-            f"| {mean(r['biharmonic']['seconds'] for r in rows):.1f} |")
+            f"| {mean(r['biharmonic']['seconds'] for r in rows):.1f} | |")
     payload = {"size": None if args.full else args.size, "iters": args.iters, "arch": args.arch,
                "width": args.width, "upsample": args.upsample, "lr": args.lr, "seed": args.seed,
+               "precision": args.precision,
                "device": device, "rows": rows}
     tag = f"-{args.tag}" if args.tag else ""
     write_results(f"inpaint{tag}", payload, "\n".join(lines), folder=args.results)

@@ -174,7 +174,7 @@ RawOpt = Annotated[bool, typer.Option("--raw", help="Write the last raw output i
 TASK_DEFAULTS = {
     "denoise": dict(arch="compact", upsample=None, iters=1200, tile=256),
     "two-stage": dict(arch="compact", upsample=None, iters=1200, tile=256),
-    "inpaint": dict(arch="original", upsample="nearest", iters=3000),
+    "inpaint": dict(arch="original", width=32, upsample="nearest", iters=1500),
     "superres": dict(arch="compact", upsample=None, iters=2000),
 }
 
@@ -206,6 +206,8 @@ class Common(Settings):
         if width is not None and not (width.isdigit() and int(width) > 0):
             raise Fail(f"--width {self.width!r}: give a positive number of channels or auto")
         try:
+            if width is None and self.width is None and self.arch is None:
+                width = defaults.get("width")  # the task's own width goes with its own net
             spec = NetSpec(arch=self.arch or defaults["arch"], width=width and int(width),
                            scales=self.scales, upsample=self.upsample or defaults["upsample"]).resolved()
         except ValueError as exc:

@@ -113,3 +113,14 @@ def test_stop_option_is_validated(tmp_path, smooth):
     iio.imwrite(tmp_path / "n.png", (smooth(16, 16) * 255).astype(np.uint8))
     res = invoke("denoise", tmp_path / "n.png", "--sigma", 25, "--stop", "soon", *FAST)
     assert res.exit_code == 2 and "wmv" in res.output
+
+
+@pytest.mark.parametrize("opts, net", [([], ("original", 32, "nearest")),
+                                       (["--arch", "original"], ("original", 128, "nearest")),
+                                       (["--width", "16"], ("original", 16, "nearest"))])
+def test_inpaint_default_net_is_the_hourglass_at_width_32(scene, opts, net):
+    res = invoke("inpaint", scene / "img.png", "--mask", scene / "mask.png", "--iters", "1",
+                 "--json", *opts)
+    assert res.exit_code == 0, res.output
+    record = json.loads(res.stdout)
+    assert (record["arch"], record["width"], record["upsample"]) == net
