@@ -222,7 +222,7 @@ def part_default(args: argparse.Namespace, out: dict) -> None:
     out["default_denoise_512_seconds"] = rec["seconds"]
     out["default_denoise_512"] = {k: rec.get(k) for k in (
         "psnr", "ssim", "iterations", "best_iteration", "stop_reason", "arch", "width", "params",
-        "precision", "peak_psnr", "peak_iteration", "seconds", "source")}
+        "precision", "peak_psnr", "peak_iteration", "seconds", "source", "tile", "tiles")}
     print(f"default denoise of F16 512²: {rec['seconds']:.0f} s, {rec['psnr']:.2f} dB", flush=True)
 
 
@@ -294,10 +294,11 @@ def table(out: dict) -> str:
         lines.append("")
     if "default_denoise_512_seconds" in out:
         d = out["default_denoise_512"]
+        tiled = f", {d['tiles']} tiles of {d['tile']}²" if d.get("tiles") else ""
         lines += [f"`dip denoise` defaults on F16_GT.png (512²), σ = 25: "
                   f"**{out['default_denoise_512_seconds']:.0f} s**, {d['psnr']:.2f} dB, stop: "
                   f"{d['stop_reason']} after {d['iterations']} iterations (kept {d['best_iteration']}); "
-                  f"{d['arch']} width {d['width']}, {d['precision']}.", ""]
+                  f"{d['arch']} width {d['width']}, {d['precision']}{tiled}.", ""]
     if "time_to_quality" in out:
         t = out["time_to_quality"]
         crop = f"{t['crop']}² centre crop of " if t["crop"] else ""
