@@ -162,7 +162,8 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress; erro
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
 TileOpt = Annotated[str, typer.Option("--tile", help="Fit overlapping tiles of at most T×T pixels "
                     "one at a time and blend them without seams (denoise, two-stage, inpaint). "
-                    "auto: tiles only when the whole image would not fit in memory; 0: never.",
+                    "auto: ~256 px tiles for the default net on images of 384 px and more, and "
+                    "tiles for any net that would not fit in memory; 0: never.",
                     metavar="T|auto")]
 RawOpt = Annotated[bool, typer.Option("--raw", help="Write the last raw output instead of the "
                    "running average (the average is ~2 dB better).")]
