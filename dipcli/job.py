@@ -19,7 +19,7 @@ import numpy as np
 
 from dipcli.fit import FitConfig, FitResult, Subscriber, fit, resolve_device, resolve_precision
 from dipcli.io import Image, pad_to_multiple, write_image
-from dipcli.memory import USABLE, OutOfMemory, available_bytes, fit_bytes, gib, largest_tile
+from dipcli.memory import USABLE, OutOfMemory, available_bytes, footprint, gib
 from dipcli.nets import NetSpec, build_net, count_params
 from dipcli.tiling import Blender, plan_tiles, tile_for, window_slices
 
@@ -129,8 +129,8 @@ def choose_tile(problem: object, image: Image, spec: NetSpec, config: FitConfig,
     out_size = getattr(problem, "out_size", None)
     if out_size:
         ph, pw = out_size((ph, pw))
-    precision = resolve_precision(config.precision, dev)
-    need = fit_bytes(spec, ph, pw, channels, precision)
+    cost = footprint(spec, channels, resolve_precision(config.precision, dev))
+    need = cost.bytes(ph, pw)
     budget = USABLE * free
     if need <= budget:
         return tile, why
@@ -138,7 +138,7 @@ def choose_tile(problem: object, image: Image, spec: NetSpec, config: FitConfig,
         raise OutOfMemory(f"a {pw}×{ph} fit with this net needs about {gib(need)} and the {dev.type} "
                          f"has {gib(free)} free; use a smaller image, a narrower net (--width) or "
                          "a device with more memory")
-    tile = largest_tile(spec, channels, precision, budget, max(ph, pw))
+    tile = cost.largest_tile(budget, max(ph, pw))
     if tile is None:
         raise OutOfMemory(f"not even the smallest tile of this net fits in the {gib(free)} free on "
                          f"the {dev.type}; use a narrower net (--width) or free some memory")

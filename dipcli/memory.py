@@ -10,14 +10,18 @@ size, so scaling up from a small input errs on the safe side.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from dipcli.nets import NetSpec, build_net
 
 # Backward needs room beside what autograd kept (gradients of the activations, temporaries):
-# peak/kept was 1.0–1.1 on a GPU and, less the interpreter, ~1.5 on this CPU (benchmarks/speed.py).
+# peak/kept was 1.0–1.1 on a GPU and, less the interpreter, ~1.5 on this CPU (benchmarks/speed.py);
+# a 2112² tile estimated at 17.1 GB peaked at 16.1 GB on this CPU (benchmarks/large.py).
 OVERHEAD = 1.5
 FIXED_BYTES = 64 * 2**20  # the image, code, average and candidate, and allocator slack
 USABLE = 0.8  # of what the device reports free: leave room for everything else
@@ -28,11 +32,10 @@ class OutOfMemory(RuntimeError):
     """A fit that would not fit in the device's memory (and cannot be tiled)."""
 
 
-def kept_bytes_per_pixel(spec: NetSpec, channels: int, precision: str) -> float:
-    """Bytes autograd keeps per output pixel for one step of ``spec`` (measured on a small input)."""
-    spec = spec.resolved()
+def kept_bytes_per_pixel(net: nn.Module, spec: NetSpec, precision: str) -> float:
+    """Bytes autograd keeps per output pixel for one step of ``net`` (built from ``spec``),
+    measured on a small input."""
     side = max(PROBE, 2 * spec.multiple)
-    net = build_net(spec, channels, seed=0).train()
     code = torch.zeros(1, *spec.input_shape(side, side))
     storages: dict[int, int] = {}
 
@@ -43,21 +46,43 @@ def kept_bytes_per_pixel(spec: NetSpec, channels: int, precision: str) -> float:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), torch.autocast(
         "cpu", dtype=torch.bfloat16, enabled=precision == "bf16"
     ):
-        net(code)
+        net.train()(code)
     return sum(storages.values()) / side**2
 
 
-def footprint(spec: NetSpec, channels: int, precision: str) -> tuple[float, int]:
-    """(bytes per output pixel, fixed bytes) of a fit's peak memory with ``spec``."""
-    net_params = sum(p.numel() for p in build_net(spec, channels, seed=0).parameters())
+@dataclass(frozen=True)
+class Footprint:
+    """A fit's peak memory: ``per_pixel`` bytes per output pixel plus ``fixed`` bytes."""
+
+    per_pixel: float
+    fixed: int
+    step: int  # tiles are multiples of this: 32 px, or two of the net's deepest cells
+
+    def bytes(self, h: int, w: int) -> int:
+        return int(self.per_pixel * h * w + self.fixed)
+
+    def largest_tile(self, budget: float, start: int) -> int | None:
+        """The largest square tile, at most ``start`` px and a multiple of ``step``, whose fit
+        needs no more than ``budget`` bytes; None if not even ``step`` px does."""
+        if budget <= self.fixed:
+            return None
+        side = min(start, int(((budget - self.fixed) / self.per_pixel) ** 0.5)) // self.step * self.step
+        return side if side >= self.step else None
+
+
+def footprint(spec: NetSpec, channels: int, precision: str) -> Footprint:
+    """How much memory fitting with ``spec`` takes, measured (see the module's docstring)."""
+    spec = spec.resolved()
+    net = build_net(spec, channels, seed=0)
+    params = sum(p.numel() for p in net.parameters())
     # Weights, their gradients and Adam's two moments are float32.
-    return OVERHEAD * kept_bytes_per_pixel(spec, channels, precision), 16 * net_params + FIXED_BYTES
+    return Footprint(OVERHEAD * kept_bytes_per_pixel(net, spec, precision),
+                     16 * params + FIXED_BYTES, max(32, 2 * spec.multiple))
 
 
 def fit_bytes(spec: NetSpec, h: int, w: int, channels: int, precision: str) -> int:
     """Estimated peak memory of fitting an ``h × w`` image (output size) with ``spec``."""
-    per_pixel, fixed = footprint(spec, channels, precision)
-    return int(per_pixel * h * w + fixed)
+    return footprint(spec, channels, precision).bytes(h, w)
 
 
 def available_bytes(device: torch.device) -> int | None:
@@ -72,25 +97,10 @@ def available_bytes(device: torch.device) -> int | None:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
         try:
-            import os
-
             return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
             return None
     return None
-
-
-def largest_tile(spec: NetSpec, channels: int, precision: str, budget: float, start: int) -> int | None:
-    """The largest square tile, at most ``start`` px and a multiple of the smallest tile the net
-    takes (32 px, or two of its deepest cells), whose fit needs no more than ``budget`` bytes.
-    None if not even that smallest tile does."""
-    spec = spec.resolved()
-    step = max(32, 2 * spec.multiple)
-    per_pixel, fixed = footprint(spec, channels, precision)
-    if budget <= fixed:
-        return None
-    side = min(start, int(((budget - fixed) / per_pixel) ** 0.5)) // step * step
-    return side if side >= step else None
 
 
 def gib(n: float) -> str:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import dipcli.job
 from dipcli.cli import app
-from dipcli.memory import USABLE, fit_bytes, largest_tile
+from dipcli.memory import USABLE, fit_bytes, footprint
 from dipcli.nets import NetSpec
 from dipcli.problems import Inpaint, SuperRes
 from dipcli.tiling import blend, blend_weights, default_overlap, plan_tiles, tile_for, window_slices
@@ -101,12 +101,16 @@ def test_inpaint_cuts_its_mask_and_superres_cannot_be_cut():
     assert not hasattr(SuperRes(2), "window")
 
 
-@pytest.fixture
-def noisy_png(tmp_path, smooth):
-    img = (np.clip(smooth(48, 40) + np.random.default_rng(1).normal(0, 0.1, (48, 40, 3)), 0, 1) * 255)
-    path = tmp_path / "noisy.png"
+def noisy_file(path, smooth, h: int, w: int):
+    """A smooth image with noise (σ ≈ 25), written as an 8-bit PNG."""
+    img = (np.clip(smooth(h, w) + np.random.default_rng(1).normal(0, 0.1, (h, w, 3)), 0, 1) * 255)
     iio.imwrite(path, img.round().astype(np.uint8))
     return path
+
+
+@pytest.fixture
+def noisy_png(tmp_path, smooth):
+    return noisy_file(tmp_path / "noisy.png", smooth, 48, 40)
 
 
 def test_tiled_denoise_writes_the_input_size_and_reports_tiles(noisy_png):
@@ -153,19 +157,17 @@ def test_memory_estimate_grows_with_pixels_and_with_the_net():
 def test_largest_tile_fits_its_budget_and_refuses_what_cannot():
     spec = NetSpec("compact", width=16).resolved()
     budget = fit_bytes(spec, 200, 200, 3, "fp32")
-    tile = largest_tile(spec, 3, "fp32", budget, start=1000)
+    cost = footprint(spec, 3, "fp32")
+    tile = cost.largest_tile(budget, start=1000)
     assert tile % 32 == 0 and 160 <= tile <= 200
     assert fit_bytes(spec, tile, tile, 3, "fp32") <= budget
-    assert largest_tile(spec, 3, "fp32", budget, start=100) == 96  # never past the image
-    assert largest_tile(spec, 3, "fp32", 1000, start=1000) is None
+    assert cost.largest_tile(budget, start=100) == 96  # never past the image
+    assert cost.largest_tile(1000, start=1000) is None
 
 
 @pytest.fixture
 def big_png(tmp_path, smooth):
-    img = (np.clip(smooth(96, 80) + np.random.default_rng(1).normal(0, 0.1, (96, 80, 3)), 0, 1) * 255)
-    path = tmp_path / "big.png"
-    iio.imwrite(path, img.round().astype(np.uint8))
-    return path
+    return noisy_file(tmp_path / "big.png", smooth, 96, 80)
 
 
 def test_tile_auto_fits_whole_when_memory_allows(big_png):
@@ -211,10 +213,7 @@ def test_tile_for_cuts_each_side_into_about_side_over_target_tiles(h, w, tiles):
 
 @pytest.fixture
 def wide_png(tmp_path, smooth):
-    img = (np.clip(smooth(96, 400) + np.random.default_rng(1).normal(0, 0.1, (96, 400, 3)), 0, 1) * 255)
-    path = tmp_path / "wide.png"
-    iio.imwrite(path, img.round().astype(np.uint8))
-    return path
+    return noisy_file(tmp_path / "wide.png", smooth, 96, 400)
 
 
 def test_tile_auto_cuts_a_large_image_into_pieces_the_default_net_was_tuned_on(wide_png):
