@@ -58,6 +58,7 @@ from dipcli.problems import (
 from dipcli.regularisers import TV, PrefilterTarget, schedule
 from dipcli.report import print_error
 from dipcli.stopping import STOP_NAMES, make_stop
+from dipcli.tiling import smallest_tile
 
 __all__ = ["FAILURE", "INTERRUPTED", "USAGE", "Fail", "app", "run"]
 
@@ -228,7 +229,7 @@ class Common(Settings):
             self.tile = int(self.tile)
         if self.tile in (0, "auto"):
             return
-        smallest = max(32, 2 * spec.multiple)
+        smallest = smallest_tile(spec.multiple)
         if self.tile < smallest:
             raise Fail(f"--tile {self.tile} is too small for this net ({spec.scales} scales, "
                        f"multiple {spec.multiple}); give at least {smallest}, or 0 for no tiling")

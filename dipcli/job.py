@@ -114,9 +114,10 @@ def choose_tile(problem: object, image: Image, spec: NetSpec, config: FitConfig,
     spec = spec.resolved()
     channels = image.pixels.shape[2]
     h, w = image.shape
+    tileable = getattr(problem, "window", None) is not None
     tile = 0
     why = None
-    if target and getattr(problem, "window", None) is not None and max(h, w) >= 1.5 * target:
+    if target and tileable and max(h, w) >= 1.5 * target:
         tile = tile_for(h, w, target)
         why = (f"fitting {len(plan_tiles(h, w, tile))} overlapping tiles of at most {tile}×{tile} px "
                f"and blending them: this net reaches a better result sooner on ~{target}² pieces "
@@ -134,7 +135,7 @@ def choose_tile(problem: object, image: Image, spec: NetSpec, config: FitConfig,
     budget = USABLE * free
     if need <= budget:
         return tile, why
-    if getattr(problem, "window", None) is None:
+    if not tileable:
         raise OutOfMemory(f"a {pw}×{ph} fit with this net needs about {gib(need)} and the {dev.type} "
                          f"has {gib(free)} free; use a smaller image, a narrower net (--width) or "
                          "a device with more memory")

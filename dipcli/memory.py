@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from dipcli.nets import NetSpec, build_net
+from dipcli.tiling import smallest_tile
 
 # Backward needs room beside what autograd kept (gradients of the activations, temporaries):
 # peak/kept was 1.0–1.1 on a GPU and, less the interpreter, ~1.5 on this CPU (benchmarks/speed.py);
@@ -56,7 +57,7 @@ class Footprint:
 
     per_pixel: float
     fixed: int
-    step: int  # tiles are multiples of this: 32 px, or two of the net's deepest cells
+    step: int  # tiles are multiples of this: tiling.smallest_tile
 
     def bytes(self, h: int, w: int) -> int:
         return int(self.per_pixel * h * w + self.fixed)
@@ -77,7 +78,7 @@ def footprint(spec: NetSpec, channels: int, precision: str) -> Footprint:
     params = sum(p.numel() for p in net.parameters())
     # Weights, their gradients and Adam's two moments are float32.
     return Footprint(OVERHEAD * kept_bytes_per_pixel(net, spec, precision),
-                     16 * params + FIXED_BYTES, max(32, 2 * spec.multiple))
+                     16 * params + FIXED_BYTES, smallest_tile(spec.multiple))
 
 
 def fit_bytes(spec: NetSpec, h: int, w: int, channels: int, precision: str) -> int:

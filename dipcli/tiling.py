@@ -23,6 +23,12 @@ Window = tuple[int, int, int, int]  # top, left, height, width
 MIN_OVERLAP = 8
 
 
+def smallest_tile(multiple: int) -> int:
+    """The smallest tile a net with this size multiple takes: two of its deepest cells (else the
+    tile is mostly padding), and at least 32 px."""
+    return max(32, 2 * multiple)
+
+
 def default_overlap(tile: int) -> int:
     """An eighth of the tile, at least 8 px: enough context at a tile's border for a smooth fade."""
     return max(MIN_OVERLAP, tile // 8)
