@@ -1,4 +1,8 @@
-"""Texture score: deterministic, bit-depth blind, monotone in texture, and steady under noise."""
+"""Texture score and width: deterministic, bit-depth blind, monotone in texture, and steady under noise.
+
+The score is the label model's (texture_width.py); the width is the PSNR-calibrated rule
+(width_rule.py): 128 when textured_l1 >= WIDTH_THRESHOLD, else 64.
+"""
 
 import numpy as np
 import pytest
@@ -136,12 +140,59 @@ def test_noise_estimate_on_a_large_image_reads_a_mosaic():
     assert texture.estimate_noise(noisy) * 255 == pytest.approx(25, rel=0.08)
 
 
-def test_width_follows_score():
-    for seed, t in enumerate(np.linspace(0, 1, 5)):
-        result = texture.complexity(t * busy(64, 64, 3, seed) + (1 - t) * flat(64, 64, 3), sigma=0.0)
-        expected = 32 if result.score < 5.5 else 64 if result.score < 6.5 else 128
-        assert result.width == expected
-        assert result.margin == pytest.approx(min(abs(result.score - 5.5), abs(result.score - 6.5)))
+def blend(t: float, h: int, w: int, channels: int, seed: int = 0) -> np.ndarray:
+    """``t`` of the random texture over the flat gradient: t = 0 flat, t = 1 fully random."""
+    return t * busy(h, w, channels, seed) + (1 - t) * flat(h, w, channels)
+
+
+def test_width_follows_the_rule_not_the_score():
+    for seed, t in enumerate(np.linspace(0, 1, 9)):
+        result = texture.complexity(blend(t, 64, 64, 3, seed), sigma=0.0)
+        value = result.features["textured_l1"]
+        assert result.width == (128 if value >= texture.WIDTH_THRESHOLD else 64)
+        assert result.width == texture.rule_width(result.features)
+        assert result.margin == pytest.approx(abs(value - texture.WIDTH_THRESHOLD))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("sigma255", [0, 25])
+def test_flat_is_64_and_random_texture_is_128(channels, sigma255):
+    smooth, tex = flat(128, 128, channels), busy(128, 128, channels)
+    if sigma255:
+        smooth, tex = add_noise(smooth, sigma255), add_noise(tex, sigma255)
+    assert texture.complexity(smooth, sigma=sigma255 / 255).width == 64
+    assert texture.complexity(tex, sigma=sigma255 / 255).width == 128
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("sigma255", [0, 25])
+def test_width_is_monotone_from_flat_to_random(channels, sigma255):
+    ramp = [blend(t, 96, 96, channels) for t in np.linspace(0, 1, 11)]
+    if sigma255:
+        ramp = [add_noise(img, sigma255) for img in ramp]
+    widths = [texture.complexity(img, sigma=sigma255 / 255).width for img in ramp]
+    assert widths == sorted(widths), widths
+    assert widths[0] == 64 and widths[-1] == 128, widths
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("sigma", [0.0, None])
+@pytest.mark.parametrize(("t", "width"), [(0.25, 64), (0.5, 128)])
+def test_8_and_16_bit_copies_get_the_same_width(tmp_path, channels, sigma, t, width):
+    picture = blend(t, 96, 128, channels).astype(np.float32)
+    results = []
+    for dtype, name in ((np.uint8, "b8.png"), (np.uint16, "b16.png")):
+        write_image(tmp_path / name, Image(pixels=picture, dtype=np.dtype(dtype), grey=channels == 1))
+        results.append(texture.complexity(read_image(tmp_path / name).pixels, sigma))
+    assert results[0].width == results[1].width == width
+    assert results[0].features["textured_l1"] == pytest.approx(results[1].features["textured_l1"], abs=0.02)
+
+
+def test_rule_constants_are_consistent():
+    assert texture.WIDTH_FEATURE in texture.features(flat(64, 64))
+    assert 0 < texture.WIDTH_THRESHOLD < 1
+    assert set(texture.RULE_WIDTHS) <= set(texture.WIDTHS)
+    assert texture.RULE_WIDTHS == tuple(sorted(texture.RULE_WIDTHS))
 
 
 def test_sigma_on_the_wrong_scale_is_refused():
