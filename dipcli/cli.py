@@ -39,7 +39,7 @@ from dipcli.batch import (
     expand_inputs,
     run_batch,
 )
-from dipcli.fit import PRECISIONS, FitConfig
+from dipcli.fit import PRECISIONS, FitConfig, resolve_device
 from dipcli.io import ImageError, read_image
 from dipcli.job import MIN_SIDE
 from dipcli.masks import POLARITIES, load_mask
@@ -159,6 +159,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print results on stdout: 
                     "per input per line.")]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Restore N images at once, each in its "
                     "own process with 1/N of the cores (or its own GPU).", min=1)]
+GroupOpt = Annotated[str, typer.Option("--group", "-g", help="Fit up to N images of the same size "
+                     "together as one batched net, each with its own weights and stop rule (for a "
+                     "GPU, which one small fit leaves mostly idle). auto: on a GPU, the tiles of an "
+                     "image go together; 1: one fit at a time.", metavar="N|auto")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress; errors only.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
 TileOpt = Annotated[str, typer.Option("--tile", help="Fit overlapping tiles of at most T×T pixels "
@@ -172,10 +176,13 @@ RawOpt = Annotated[bool, typer.Option("--raw", help="Write the last raw output i
 # Per-task defaults, each chosen by a benchmark (see README, "Why these defaults").
 # ``tile``: with --tile auto, images larger than about 1.5 × this per side are fitted in tiles of
 # about this size when the net is the task's default (it was tuned on 256² images and converges
-# far more slowly on a whole 512² one: README, "Denoising").
+# far more slowly on a whole 512² one: README, "Denoising"). ``gpu_width``: the width on a CUDA
+# GPU, where width 128 costs about what 64 does (at 256²) and --width auto picks it for most
+# images, for +0.3 dB on average; on a CPU it costs 4× the time, so the width stays the net's 64
+# there (README, "Choosing the width").
 TASK_DEFAULTS = {
-    "denoise": dict(arch="compact", upsample=None, iters=1200, tile=256),
-    "two-stage": dict(arch="compact", upsample=None, iters=1200, tile=256),
+    "denoise": dict(arch="compact", upsample=None, iters=1200, tile=256, gpu_width="auto"),
+    "two-stage": dict(arch="compact", upsample=None, iters=1200, tile=256, gpu_width="auto"),
     "inpaint": dict(arch="original", width=32, upsample="nearest", iters=1500),
     "superres": dict(arch="compact", upsample=None, iters=2000),
 }
@@ -210,6 +217,8 @@ class Common(Settings):
         try:
             if width is None and self.width is None and self.arch is None:
                 width = defaults.get("width")  # the task's own width goes with its own net
+                if defaults.get("gpu_width") and resolve_device(self.device).type == "cuda":
+                    self.width = defaults["gpu_width"]
             spec = NetSpec(arch=self.arch or defaults["arch"], width=width and int(width),
                            scales=self.scales, upsample=self.upsample or defaults["upsample"]).resolved()
         except ValueError as exc:
@@ -242,11 +251,11 @@ class Common(Settings):
         """With --width auto, the width the texture estimator picks for this (noisy) image."""
         if self.width != "auto":
             return spec, {}
-        from dipcli.texture import complexity
+        from dipcli.texture import WIDTH_THRESHOLD, complexity
 
         score = complexity(image.pixels, None if sigma255 is None else sigma255 / 255)
-        notes.append(f"width auto: texture score {score.score:.2f} → width {score.width} "
-                     f"(margin {score.margin:.2f} to the nearest class boundary)")
+        notes.append(f"width auto: {score.features['textured_l1']:.0%} of the image is textured → width "
+                     f"{score.width} (128 from {WIDTH_THRESHOLD:.0%}); texture score {score.score:.2f}")
         return replace(spec, width=score.width), {"width_auto": True, "texture_score": score.score}
 
     def config(self, task: str, sigma: float | None = None, wmv_start: int = 0,
@@ -274,8 +283,8 @@ SHARED_OPTIONS: dict[str, tuple[object, object]] = {
     "seed": (SeedOpt, 0), "device": (DeviceOpt, "auto"), "tile": (TileOpt, "auto"), "clean": (CleanOpt, None),
     "clean_dir": (CleanDirOpt, None), "save_every": (SaveEveryOpt, 0), "snapshots": (SnapOpt, None),
     "gif": (GifOpt, None), "plot": (PlotOpt, None), "report": (ReportOpt, None),
-    "json_out": (JsonOpt, False), "jobs": (JobsOpt, 1), "quiet": (QuietOpt, False),
-    "force": (ForceOpt, False), "raw": (RawOpt, False),
+    "json_out": (JsonOpt, False), "jobs": (JobsOpt, 1), "group": (GroupOpt, "auto"),
+    "quiet": (QuietOpt, False), "force": (ForceOpt, False), "raw": (RawOpt, False),
 }
 
 
@@ -600,7 +609,7 @@ def select_width(
         if not files:
             raise Fail("no images found in the given folders; give image files or folders holding them")
     table = Table(title="Texture complexity → decoder width")
-    for col in ("image", "size", "σ", "score", "width", "margin"):
+    for col in ("image", "size", "σ", "score", "textured", "width", "margin"):
         table.add_column(col, justify="left" if col == "image" else "right")
     failed = 0
     for path in files:
@@ -614,11 +623,13 @@ def select_width(
         h, w = image.shape
         if json_out:
             emit_json({"input": str(path), "width": score.width, "score": score.score,
+                       "textured": score.features["textured_l1"],
                        "sigma": score.sigma, "margin": score.margin, "size": [w, h],
                        "probabilities": {str(k): v for k, v in score.probabilities.items()}})
         else:
             table.add_row(str(path), f"{w}×{h}", f"{score.sigma:.1f}" + ("" if sigma else " (est.)"),
-                          f"{score.score:.2f}", str(score.width), f"{score.margin:.2f}")
+                          f"{score.score:.2f}", f"{score.features['textured_l1']:.1%}", str(score.width),
+                          f"{score.margin:.1%}")
     if not json_out and table.row_count:
         Console().print(table)
     if failed:

@@ -38,6 +38,9 @@ class Check:
     ema_loss: float  # data loss of the averaged output (what the discrepancy principle needs)
     raw: torch.Tensor
     ema: torch.Tensor
+    # Where the output is free, (1, 1, h, w) 0/1, or None for everywhere: the pixels that no
+    # observation pins down (an inpainting hole), which a rule that watches the output watches.
+    free: torch.Tensor | None = None
 
 
 class StopRule(Protocol):
@@ -189,6 +192,30 @@ def code_shape(net: nn.Module, h: int, w: int, input_depth: int | None = None) -
     return shape
 
 
+@dataclass
+class Member:
+    """One image of a fit: its problem, observation and configuration (one per image in a group).
+
+    ``observed`` is ``(H, W, C)`` float32, already padded to the net's multiple; ``crop`` the
+    size to cut the result (and metrics) back to; ``reference`` a clean ``crop``-sized image for
+    live PSNR/SSIM. Each member needs its own ``config`` object: stop rules and schedules keep
+    state.
+    """
+
+    problem: Problem
+    observed: np.ndarray
+    config: FitConfig
+    crop: tuple[int, int] | None = None
+    reference: np.ndarray | None = None
+    subscribers: Sequence[Subscriber] = ()
+
+
+# What must be equal across a group: the members share one net call, one optimiser step and one
+# stream of random numbers per iteration.
+SHARED = ("iters", "lr", "reg_noise", "ema", "input_scale", "precision", "seed", "check_every",
+          "backtrack_ratio")
+
+
 def fit(
     problem: Problem,
     net: nn.Module,
@@ -213,46 +240,105 @@ def fit(
     ``input_depth`` channels at full size. Ctrl-C ends the fit early and still returns the result
     so far.
     """
+    member = Member(problem, observed, config, crop, reference, subscribers)
+    return fit_group([member], net, input_depth=input_depth, out_size=out_size, device=device)[0]
+
+
+def fit_group(
+    members: Sequence[Member],
+    net: nn.Module,
+    *,
+    input_depth: int | None = None,
+    out_size: tuple[int, int] | None = None,
+    device: torch.device | str = "cpu",
+) -> list[FitResult]:
+    """:func:`fit` for several images of one size at once: the loop, for a group of one or more.
+
+    With more than one member, ``net`` is a :class:`dipcli.nets.stack.Stack` of one net per
+    image, which runs them as one batched call; each image keeps its own weights, optimiser
+    state (Adam is elementwise, so one Adam over the stacked weights is one per image), average,
+    backtracking and stop rule. All members share the seed, so they share the input code and
+    its jitter, as separate fits with that seed would. A member whose rule stops is settled
+    there (its slot keeps computing until the last one stops, at no extra cost to the others).
+    """
+    n = len(members)
+    config = members[0].config
+    for m in members[1:]:
+        differ = [k for k in SHARED if getattr(m.config, k) != getattr(config, k)]
+        if differ:
+            raise ValueError(f"fit_group: members differ in {', '.join(differ)}")
     device = torch.device(device)
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    h, w = out_size or observed.shape[:2]
-    ch, cw = crop or (h, w)
-    measure = getattr(problem, "psnr", psnr)
-    y = _to_tensor(observed, device)
-    ref = _to_tensor(reference, device) if reference is not None else None
+    h, w = out_size or members[0].observed.shape[:2]
+    crops = [m.crop or (h, w) for m in members]
+    measures = [getattr(m.problem, "psnr", psnr) for m in members]
+    ys = [_to_tensor(m.observed, device) for m in members]
+    refs = [_to_tensor(m.reference, device) if m.reference is not None else None for m in members]
     z = (torch.rand(1, *code_shape(net, h, w, input_depth), generator=gen) * config.input_scale).to(device)
     z = z.contiguous(memory_format=torch.channels_last)
-    net = net.to(device).to(memory_format=torch.channels_last).train()
+    net = net.to(device)
+    if n == 1:  # a stack's weights are 5-d: channels-last is for plain 4-d convolutions
+        net = net.to(memory_format=torch.channels_last)
+    net = net.train()
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
 
     ema: torch.Tensor | None = None
-    best: torch.Tensor | None = None  # the stop rule's candidate, kept on the device
-    best_at = 0
-    out = y
-    good = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), None)
-    good_loss = math.inf
-    best_psnr, best_iter = -math.inf, 0
-    history: list[dict] = []
-    backtracks = 0
-    interrupted = False
-    stop_reason = "budget"
-    last_loss = math.nan
+    best: list[torch.Tensor | None] = [None] * n  # each rule's candidate, kept on the device
+    best_at = [0] * n
+    out = torch.cat(ys)
+    good = _snapshot(net, opt, None)
+    good_loss = [math.inf] * n
+    best_psnr, best_iter = [-math.inf] * n, [0] * n
+    history: list[list[dict]] = [[] for _ in members]
+    backtracks = [0] * n
+    results: list[FitResult | None] = [None] * n
+    last_loss = [math.nan] * n
     it = 0
     start = time.perf_counter()
     precision = resolve_precision(config.precision, device)
     bf16 = precision == "bf16"
+
+    def settle(i: int, reason: str) -> None:
+        """Member ``i`` is done: keep its result as of now."""
+        ch, cw = crops[i]
+        chosen = best[i] if reason != "budget" and best[i] is not None else None
+        if ema is None:  # interrupted before the first step finished
+            kept = out[i:i + 1, :, :ch, :cw]
+        else:
+            kept = chosen if chosen is not None else ema[i:i + 1, :, :ch, :cw]
+        # A rule that never fired leaves the latest average as the best guess: in the stopping
+        # benchmark's 22 budget-ended runs it beat the rule's interim candidate in 21 (+0.10 dB
+        # on average, -0.06 dB in the other one).
+        results[i] = FitResult(
+            raw=_to_numpy(out[i:i + 1, :, :ch, :cw]), ema=_to_numpy(kept), iterations=it,
+            best_iteration=best_at[i] if chosen is not None else it,
+            seconds=time.perf_counter() - start, final_loss=last_loss[i],
+            interrupted=reason == "interrupted", backtracks=backtracks[i], stop_reason=reason,
+            precision=precision, history=history[i],
+        )
+
+    free = [_free_pixels(m.problem, y, crop) for m, y, crop in zip(members, ys, crops, strict=True)]
+    active = list(range(n))
     try:
         for it in range(1, config.iters + 1):
             inp = z + config.reg_noise * torch.randn_like(z) if config.reg_noise > 0 else z
+            if n > 1:
+                inp = inp.expand(n, *inp.shape[1:])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = net(inp)
             out = out.float()  # losses, EMA and metrics stay in float32
-            data_loss = problem.loss(out, y)
-            lam = config.reg_weight(it) if config.regulariser is not None else None
-            loss = data_loss if config.data_weight is None else config.data_weight(it) * data_loss
-            if lam:
-                loss = loss + lam * config.regulariser(out, y)
+            data_losses, loss, lams = [], None, []
+            for i, m in enumerate(members):
+                o = out if n == 1 else out[i:i + 1]
+                data_loss = m.problem.loss(o, ys[i])
+                lam = m.config.reg_weight(it) if m.config.regulariser is not None else None
+                term = data_loss if m.config.data_weight is None else m.config.data_weight(it) * data_loss
+                if lam:
+                    term = term + lam * m.config.regulariser(o, ys[i])
+                data_losses.append(data_loss)
+                lams.append(lam)
+                loss = term if loss is None else loss + term
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -262,60 +348,95 @@ def fit(
 
             if it % config.check_every and it != config.iters:
                 continue
-            last_loss = data_loss.item()
-            if not math.isfinite(last_loss) or last_loss > config.backtrack_ratio * good_loss:
+            for i in active:
+                last_loss[i] = data_losses[i].item()
+            limit = config.backtrack_ratio
+            diverged = [i for i in active
+                        if not math.isfinite(last_loss[i]) or last_loss[i] > limit * good_loss[i]]
+            for i in diverged:
                 # Divergence: go back to the last good weights and carry on from there.
-                net.load_state_dict(good[0])
-                opt.load_state_dict(good[1])
-                ema = good[2].clone() if good[2] is not None else None
-                backtracks += 1
+                ema = _restore(net, opt, good, ema, i, n)
+                backtracks[i] += 1
+            healthy = [i for i in active if i not in diverged]
+            if not healthy:
                 continue
-            good = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), ema.clone())
-            good_loss = last_loss
-            raw_c, ema_c = out[..., :ch, :cw], ema[..., :ch, :cw]
-            check = Check(it, config.iters, last_loss, problem.loss(ema, y).item(), raw_c, ema_c)
-            if config.stop.observe(check):
-                best, best_at = ema_c.clone(), it
-            event = Event(
-                iteration=it, total=config.iters, loss=last_loss,
-                elapsed=time.perf_counter() - start, reg_weight=lam,
-                stop_state=config.stop.describe(), raw=raw_c, ema=ema_c, backtracks=backtracks,
-            )
-            if ref is not None:
-                event.psnr_raw = measure(event.raw, ref).item()
-                event.psnr_ema = measure(event.ema, ref).item()
-                event.ssim_ema = ssim(event.ema, ref).item()
-                if event.psnr_ema > best_psnr:
-                    best_psnr, best_iter = event.psnr_ema, it
-                event.best_psnr, event.best_iteration = best_psnr, best_iter
-            history.append({k: v for k, v in vars(event).items() if not isinstance(v, torch.Tensor)})
-            for sub in subscribers:
-                sub.on_event(event)
-            if config.stop.should_stop():
-                stop_reason = config.stop.name
+            good = _snapshot(net, opt, ema)
+            for i in healthy:
+                good_loss[i] = last_loss[i]
+                m, (ch, cw) = members[i], crops[i]
+                raw_c, ema_c = out[i:i + 1, :, :ch, :cw], ema[i:i + 1, :, :ch, :cw]
+                stop = m.config.stop
+                check = Check(it, config.iters, last_loss[i], m.problem.loss(ema[i:i + 1], ys[i]).item(),
+                              raw_c, ema_c, free[i])
+                if stop.observe(check):
+                    best[i], best_at[i] = ema_c.clone(), it
+                event = Event(
+                    iteration=it, total=config.iters, loss=last_loss[i],
+                    elapsed=time.perf_counter() - start, reg_weight=lams[i],
+                    stop_state=stop.describe(), raw=raw_c, ema=ema_c, backtracks=backtracks[i],
+                )
+                if refs[i] is not None:
+                    event.psnr_raw = measures[i](event.raw, refs[i]).item()
+                    event.psnr_ema = measures[i](event.ema, refs[i]).item()
+                    event.ssim_ema = ssim(event.ema, refs[i]).item()
+                    if event.psnr_ema > best_psnr[i]:
+                        best_psnr[i], best_iter[i] = event.psnr_ema, it
+                    event.best_psnr, event.best_iteration = best_psnr[i], best_iter[i]
+                history[i].append({k: v for k, v in vars(event).items() if not isinstance(v, torch.Tensor)})
+                for sub in m.subscribers:
+                    sub.on_event(event)
+                if stop.should_stop():
+                    settle(i, stop.name)
+            active = [i for i in active if results[i] is None]
+            if not active:
                 break
     except KeyboardInterrupt:
-        interrupted = True
-        stop_reason = "interrupted"
-    seconds = time.perf_counter() - start
-    if ema is None:  # interrupted before the first step finished
-        ema = out
-    if stop_reason == "budget":
-        # No rule saw the fit turn, so the latest average is the best guess: in the stopping
-        # benchmark's 22 budget-ended runs it beat the rule's interim candidate in 21 (+0.10 dB
-        # on average, −0.06 dB in the other one).
-        best = None
-    chosen = best if best is not None else ema[..., :ch, :cw]
-    return FitResult(
-        raw=_to_numpy(out[..., :ch, :cw]),
-        ema=_to_numpy(chosen),
-        iterations=it,
-        best_iteration=best_at if best is not None else it,
-        seconds=seconds,
-        final_loss=last_loss,
-        interrupted=interrupted,
-        backtracks=backtracks,
-        stop_reason=stop_reason,
-        precision=precision,
-        history=history,
-    )
+        for i in active:
+            if results[i] is None:
+                settle(i, "interrupted")
+    for i in range(n):
+        if results[i] is None:
+            settle(i, "budget")
+    return results
+
+
+def _free_pixels(problem: Problem, observed: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor | None:
+    """The problem's free pixels (``problem.free_pixels``, if it has them) cropped to the result."""
+    free = getattr(problem, "free_pixels", None)
+    if free is None:
+        return None
+    mask = free(observed)
+    return mask[..., :crop[0], :crop[1]] if mask is not None else None
+
+
+def _snapshot(net: nn.Module, opt: torch.optim.Optimizer,
+              ema: torch.Tensor | None) -> tuple[dict, dict, torch.Tensor | None]:
+    """The state to go back to when a fit diverges: weights, optimiser state, average."""
+    average = None if ema is None else ema.clone()
+    return copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()), average
+
+
+def _restore(net: nn.Module, opt: torch.optim.Optimizer, good: tuple, ema: torch.Tensor | None,
+             i: int, n: int) -> torch.Tensor | None:
+    """Put member ``i`` of ``n`` back to the snapshot ``good``; return the average to go on with.
+
+    A group restores only its member's slice of every stacked weight and Adam moment; the others
+    go on where they are.
+    """
+    weights, moments, average = good
+    if n == 1:
+        net.load_state_dict(weights)
+        opt.load_state_dict(moments)
+        return average.clone() if average is not None else None
+    with torch.no_grad():
+        for name, tensor in net.state_dict().items():
+            if tensor.dim() and tensor.shape[0] == n:
+                tensor[i] = weights[name][i]
+        for k, param in enumerate(opt.param_groups[0]["params"]):
+            saved = moments["state"].get(k, {})
+            for key, value in opt.state.get(param, {}).items():
+                if key in saved and value.dim() and value.shape[0] == n:
+                    value[i] = saved[key][i]
+        if average is not None and ema is not None:
+            ema[i] = average[i]
+    return ema

@@ -1,8 +1,9 @@
 """One restoration job from start to finish: read, pad, build, fit, crop, write.
 
 Every subcommand goes through :func:`run_job`; the CLI only turns options into a :class:`Job`.
-A tiled job (``--tile``) repeats the fit step, :func:`fit_image`, once per tile and blends the
-outputs (:mod:`dipcli.tiling`); the loop itself is the same :func:`dipcli.fit.fit`.
+A tiled job (``--tile``) repeats the fit step, :func:`fit_images`, once per tile (or per group
+of tiles) and blends the outputs (:mod:`dipcli.tiling`); the loop itself is the same
+:func:`dipcli.fit.fit_group`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dipcli.fit import FitConfig, FitResult, Subscriber, fit, resolve_device, resolve_precision
+from dipcli.fit import FitConfig, FitResult, Member, Subscriber, fit_group, resolve_device, resolve_precision
 from dipcli.io import Image, pad_to_multiple, write_image
 from dipcli.memory import USABLE, OutOfMemory, available_bytes, footprint, gib
 from dipcli.nets import NetSpec, build_net, count_params
+from dipcli.nets.stack import Stack
 from dipcli.tiling import Blender, plan_tiles, tile_for, window_slices
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ class Job:
     composite: bool = True  # for problems that know pixels exactly (inpainting): keep them
     subscribers: list[Subscriber] = field(default_factory=list)
     tile: int = 0  # fit tiles of at most this many pixels per side (dipcli.tiling); 0: the whole image
+    group: int = 1  # fit up to this many tiles at once as one batched net
     begin: Callable[[str], None] = lambda part: None  # noqa: E731  before each fit: "" or ", tile 2/6"
 
 
@@ -73,31 +76,39 @@ def resized_like(template: Image, pixels: np.ndarray) -> Image:
     return image
 
 
-def fit_image(problem: object, observed: np.ndarray, reference: np.ndarray | None, spec: NetSpec,
-              config: FitConfig, device: torch.device,
-              subscribers: Sequence[Subscriber]) -> tuple[FitResult, int]:
-    """Pad, build a net and fit: the fit step of a job, for the whole image or one tile.
-
-    Returns the result (cropped back to ``observed``'s size) and the net's parameter count; the
-    net itself is dropped here, so a tiled job never holds more than one.
-    """
-    # Pad to the net's multiple, and to at least two pixels at the deepest scale.
+def _padded(observed: np.ndarray, spec: NetSpec) -> tuple[np.ndarray, tuple[int, int]]:
+    """``observed`` padded to the net's multiple, and to at least two pixels at the deepest
+    scale; and the size to crop the result back to."""
     multiple = spec.multiple
     padded, size = pad_to_multiple(observed, multiple)
     min_side = 2 * multiple
     if min(padded.shape[:2]) < min_side:
         extra = (max(0, min_side - padded.shape[0]), max(0, min_side - padded.shape[1]))
         padded = np.pad(padded, ((0, extra[0]), (0, extra[1]), (0, 0)), mode="symmetric")
-    net = build_net(spec, out_channels=padded.shape[2], seed=config.seed)
+    return padded, size
+
+
+def fit_images(problems: Sequence[object], observed: Sequence[np.ndarray],
+               references: Sequence[np.ndarray | None], spec: NetSpec, configs: Sequence[FitConfig],
+               device: torch.device,
+               subscribers: Sequence[Sequence[Subscriber]]) -> tuple[list[FitResult], int]:
+    """Pad, build nets and fit: the fit step of a job, for the whole image or a tile, or for
+    several of one size together (``--group``: one batched net, :class:`dipcli.nets.stack.Stack`).
+
+    Returns the results (each cropped back to its observation's size) and one net's parameter
+    count; the nets are dropped here, so a tiled job holds only its current group's.
+    """
+    padded = [_padded(o, spec) for o in observed]
+    size = padded[0][1]
+    nets = [build_net(spec, out_channels=padded[0][0].shape[2], seed=c.seed) for c in configs]
     # Problems whose output is larger than the observation (super-resolution) say how much.
-    out_size = getattr(problem, "out_size", None)
-    result = fit(
-        problem, net, padded, config,
-        input_depth=spec.input_depth, reference=reference, device=device,
-        out_size=out_size(padded.shape[:2]) if out_size else None,
-        crop=out_size(size) if out_size else size, subscribers=subscribers,
-    )
-    return result, count_params(net)
+    out_size = getattr(problems[0], "out_size", None)
+    crop = out_size(size) if out_size else size
+    members = [Member(problem, pixels, config, crop, reference, subs) for problem, (pixels, _), config,
+               reference, subs in zip(problems, padded, configs, references, subscribers, strict=True)]
+    results = fit_group(members, nets[0] if len(nets) == 1 else Stack(nets), input_depth=spec.input_depth,
+                        device=device, out_size=out_size(padded[0][0].shape[:2]) if out_size else None)
+    return results, count_params(nets[0])
 
 
 def choose_tile(problem: object, image: Image, spec: NetSpec, config: FitConfig, device: str,
@@ -147,17 +158,35 @@ def choose_tile(problem: object, image: Image, spec: NetSpec, config: FitConfig,
                   f"of at most {tile}×{tile} px")
 
 
+def group_capacity(problem: object, shape: tuple[int, ...], spec: NetSpec, config: FitConfig, device: str,
+                   wanted: int) -> int:
+    """How many images of ``shape`` (h, w, channels) to fit together (``--group``): ``wanted``, or
+    fewer if the device's free memory holds fewer such fits at once (never less than one)."""
+    dev = resolve_device(device)
+    free = available_bytes(dev)
+    if free is None or wanted <= 1:
+        return max(1, wanted)
+    spec = spec.resolved()
+    ph, pw = (-(-side // spec.multiple) * spec.multiple for side in shape[:2])
+    out_size = getattr(problem, "out_size", None)
+    if out_size:
+        ph, pw = out_size((ph, pw))
+    need = footprint(spec, shape[2], resolve_precision(config.precision, dev)).bytes(ph, pw)
+    return max(1, min(wanted, int(USABLE * free // need)))
+
+
 NO_PIXELS = np.zeros((0, 0, 0), np.float32)  # a tile's result once its pixels are blended in
 
 
 def fit_tiles(job: Job, spec: NetSpec, device: torch.device) -> tuple[FitResult, int, int]:
-    """Fit each tile of the image as its own problem, one at a time, and blend the outputs.
+    """Fit each tile of the image as its own problem and blend the outputs.
 
-    Every tile gets a fresh copy of the configuration (stop rules and regularisers keep state
-    across a fit) and a net from the same seed. Only the blended sums outlive a tile. If the fit
-    is interrupted, the tiles not yet fitted keep the observation, so the image written is whole.
-    Returns the combined result (:func:`combine`), the parameters of one tile's net, and the
-    number of tiles.
+    Tiles go one at a time, or ``job.group`` at a time as one batched net (all tiles of a plan
+    have one size). Every tile gets a fresh copy of the configuration (stop rules and
+    regularisers keep state across a fit) and a net from the same seed. Only the blended sums
+    outlive a tile. If the fit is interrupted, the tiles not yet fitted keep the observation, so
+    the image written is whole. Returns the combined result (:func:`combine`), the parameters of
+    one tile's net, and the number of tiles.
     """
     window_of = getattr(job.problem, "window", None)
     if window_of is None:
@@ -167,21 +196,32 @@ def fit_tiles(job: Job, spec: NetSpec, device: torch.device) -> tuple[FitResult,
     windows = plan_tiles(*observed.shape[:2], job.tile)
     problems = [window_of(*window_slices(w)) for w in windows]  # a bad tile fails before any fit
     raw, ema = Blender(windows, observed.shape), Blender(windows, observed.shape)
+    cuts = [window_slices(w) for w in windows]
+    size = 1
+    if job.group > 1:
+        size = group_capacity(job.problem, observed[cuts[0]].shape, spec, job.config, job.device, job.group)
     parts: list[FitResult] = []
     params = 0
-    for k, (window, problem) in enumerate(zip(windows, problems, strict=True)):
-        cut = window_slices(window)
+    for first in range(0, len(windows), size):
+        chunk = range(first, min(first + size, len(windows)))
         if parts and parts[-1].interrupted:  # keep the observation where no fit ran
-            raw.add(observed[cut], window)
-            ema.add(observed[cut], window)
+            for k in chunk:
+                raw.add(observed[cuts[k]], windows[k])
+                ema.add(observed[cuts[k]], windows[k])
             continue
-        job.begin(f", tile {k + 1}/{len(windows)}")
-        reference = None if job.reference is None else job.reference[cut]
-        result, params = fit_image(problem, observed[cut], reference, spec, copy.deepcopy(job.config),
-                                   device, job.subscribers)
-        raw.add(result.raw, window)
-        ema.add(result.ema, window)
-        parts.append(replace(result, raw=NO_PIXELS, ema=NO_PIXELS))
+        which = f"{first + 1}" if len(chunk) == 1 else f"{first + 1}–{chunk[-1] + 1}"
+        job.begin(f", tile{'s' if len(chunk) > 1 else ''} {which}/{len(windows)}")
+        results, params = fit_images(
+            [problems[k] for k in chunk], [observed[cuts[k]] for k in chunk],
+            [None if job.reference is None else job.reference[cuts[k]] for k in chunk], spec,
+            [copy.deepcopy(job.config) for _ in chunk], device,
+            # One progress bar per job: a group's first tile speaks for it.
+            [job.subscribers if k == first else [] for k in chunk])
+        for k, result in zip(chunk, results, strict=True):
+            raw.add(result.raw, windows[k])
+            ema.add(result.ema, windows[k])
+            # The tiles of a group share its time: each gets its share, so the seconds add up.
+            parts.append(replace(result, raw=NO_PIXELS, ema=NO_PIXELS, seconds=result.seconds / len(chunk)))
     return combine(parts, raw.result(), ema.result()), params, len(windows)
 
 
@@ -217,8 +257,39 @@ def run_job(job: Job) -> JobResult:
         result, params, tiles = fit_tiles(job, spec, device)
     else:
         job.begin("")
-        result, params = fit_image(job.problem, job.observed.pixels, job.reference, spec, job.config,
-                                   device, job.subscribers)
+        (result,), params = fit_images([job.problem], [job.observed.pixels], [job.reference], spec,
+                                       [job.config], device, [job.subscribers])
+    return finish(job, result, params, str(device), tiles)
+
+
+def run_group(jobs: Sequence[Job]) -> list[JobResult]:
+    """Fit several whole images of one size together, as one batched net (``--group``), and write each.
+
+    The jobs must share the image size, the net and the fit settings that :data:`dipcli.fit.SHARED`
+    names; each keeps its own problem, stop rule, reference and output. Results match fitting
+    each alone with the same seed up to floating-point rounding: the batched convolutions add
+    in another order, and the fits, being chaotic, drift apart from there.
+    """
+    if len(jobs) == 1:
+        return [run_job(jobs[0])]
+    first = jobs[0]
+    spec = first.spec.resolved()
+    device = resolve_device(first.device)
+    for job in jobs:
+        check_size(job.observed)
+        shape = job.observed.pixels.shape
+        if job.tile or job.spec.resolved() != spec or shape != first.observed.pixels.shape:
+            raise ValueError("run_group: the jobs of a group need one image size, one net and no tiles")
+    for job in jobs:
+        job.begin("")
+    results, params = fit_images([j.problem for j in jobs], [j.observed.pixels for j in jobs],
+                                 [j.reference for j in jobs], spec, [j.config for j in jobs], device,
+                                 [j.subscribers for j in jobs])
+    return [finish(job, result, params, str(device)) for job, result in zip(jobs, results, strict=True)]
+
+
+def finish(job: Job, result: FitResult, params: int, device: str, tiles: int | None = None) -> JobResult:
+    """Write a fit's image (composited where the problem knows pixels exactly) and score it."""
     pixels = result.raw if job.write_raw else result.ema
     if job.composite and hasattr(job.problem, "composite"):
         pixels = job.problem.composite(pixels, job.observed.pixels)
@@ -234,4 +305,4 @@ def run_job(job: Job) -> JobResult:
             gaussian_weights=True, use_sample_covariance=False,
         ))
         psnr = psnr if math.isfinite(psnr) else 99.0
-    return JobResult(result, params, str(device), psnr, ssim, image, tiles)
+    return JobResult(result, params, device, psnr, ssim, image, tiles)

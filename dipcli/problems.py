@@ -104,6 +104,16 @@ class Inpaint:
             self._device_masks[key] = m.to(device=like.device, dtype=like.dtype)
         return self._device_masks[key]
 
+    def free_pixels(self, like: torch.Tensor) -> torch.Tensor | None:
+        """The holes as a ``(1, 1, H, W)`` 0/1 tensor (None if there are none inside the image).
+
+        The net's output there is constrained by nothing but its own structure, so that is
+        where ES-WMV watches it settle and wander: over the whole image the known pixels, which
+        settle early and stay, drown the signal (on the vase mask the rule never fired).
+        """
+        holes = 1 - self.mask_tensor(like)
+        return holes if (~self.mask).any() else None
+
     def window(self, rows: slice, cols: slice) -> Inpaint:
         """The problem on a window of the image (a tile): that window's part of the mask."""
         part = self.mask[rows, cols]

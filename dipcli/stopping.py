@@ -35,7 +35,8 @@ class WMVStop:
     """ES-WMV: keep the averaged output where the windowed variance of raw outputs is lowest.
 
     The score at a check is the mean over pixels of the per-pixel variance of the raw outputs
-    of the last ``window`` iterations. The rule only sees the outputs at checks, so the window
+    of the last ``window`` iterations; over the free pixels only (``Check.free``: the holes of
+    an inpainting) where the problem has some. The rule only sees the outputs at checks, so the window
     is *subsampled*: with checks every k iterations it holds ``window / k`` samples (10 for the
     defaults, the paper used all 100); never fewer than 2. The samples stay on the device and
     the variance is computed there in two passes over at most ``window / k`` images — a few
@@ -92,7 +93,11 @@ class WMVStop:
             self.score = None
             return False
         stack = torch.stack([s for _, s in self._samples]).float()
-        self.score = stack.var(dim=0, unbiased=False).mean().item()
+        variance = stack.var(dim=0, unbiased=False)
+        if check.free is None:
+            self.score = variance.mean().item()
+        else:  # only where the output is free (an inpainting hole)
+            self.score = ((variance * check.free).sum() / (check.free.sum() * variance.shape[1])).item()
         self.peak_score = max(self.peak_score, self.score)
         if self.score > self.arm * self.peak_score:  # not yet past the early rise
             return False

@@ -212,16 +212,18 @@ def test_parallel_jobs_give_the_same_images_as_sequential(folder, tmp_path, monk
 
 
 def test_ctrl_c_keeps_the_image_so_far_writes_the_report_and_exits_130(folder, tmp_path, monkeypatch):
-    real_fit = job.fit
+    real_fit = job.fit_group
 
     class CtrlC:
         def on_event(self, e):
             raise KeyboardInterrupt
 
-    def interrupted_fit(*args, subscribers=(), **kw):
-        return real_fit(*args, subscribers=[*subscribers, CtrlC()], **kw)
+    def interrupted_fit(members, *args, **kw):
+        for m in members:
+            m.subscribers = [*m.subscribers, CtrlC()]
+        return real_fit(members, *args, **kw)
 
-    monkeypatch.setattr(job, "fit", interrupted_fit)
+    monkeypatch.setattr(job, "fit_group", interrupted_fit)
     report = tmp_path / "r.csv"
     res = invoke("denoise", folder, *FAST, "-q", "--report", report)
     assert res.exit_code == 130
@@ -261,3 +263,63 @@ def test_rich_display_shows_an_overall_bar_above_the_image_bars():
         display.advance(failed=True)
     text = buf.getvalue()
     assert "dip denoise a.png" in text and "batch" in text and "1 failed" in text
+
+
+def test_group_fits_same_size_images_together_like_alone(folder, tmp_path):
+    """--group: the three 24×28 images go as one batched fit, the odd size on its own; each
+    result matches its fit alone up to float rounding (fp32, a short run)."""
+    (folder / "c.png").unlink()
+    iio.imwrite(folder / "d.png", np.full((24, 28, 3), 90, np.uint8))
+    iio.imwrite(folder / "e.png", np.asarray(iio.imread(folder / "a.png"))[::-1])
+    fast = [*FAST, "--precision", "fp32", "--json", "--stop", "fixed"]
+    alone, grouped = tmp_path / "alone", tmp_path / "grouped"
+    res1 = invoke("denoise", folder, *fast, "--output-dir", alone)
+    res2 = invoke("denoise", folder, *fast, "--output-dir", grouped, "--group", "4")
+    assert res1.exit_code == 0 and res2.exit_code == 0, res2.output
+    recs = {Path(r["input"]).name: r for r in map(json.loads, res2.stdout.splitlines())}
+    assert {k: r["group"] for k, r in recs.items()} == {"a.png": 3, "b.png": 1, "d.png": 3, "e.png": 3}
+    for name in ("a", "b", "d", "e"):
+        x = np.asarray(iio.imread(alone / f"{name}_denoised.png"), float)
+        y = np.asarray(iio.imread(grouped / f"{name}_denoised.png"), float)
+        assert x.shape == y.shape and np.abs(x - y).mean() < 0.5, name  # grey levels
+
+
+def test_group_members_stop_on_their_own(tmp_path, smooth):
+    """Each member of a group has its own stop rule: a flat image that the net explains at once
+    stops long before a noisy one, and is not held to the other's iterations."""
+    d = tmp_path / "in"
+    d.mkdir()
+    iio.imwrite(d / "flat.png", np.full((24, 28, 3), 128, np.uint8))
+    iio.imwrite(d / "busy.png", noisy(smooth, seed=4))
+    res = invoke("denoise", d, "--iters", "400", "--width", "8", "--sigma", "25", "--json",
+                 "--group", "2", "--output-dir", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    recs = {Path(r["input"]).name: r for r in map(json.loads, res.stdout.splitlines())}
+    assert recs["flat.png"]["group"] == 2 and recs["flat.png"]["stop_reason"] == "discrepancy"
+    assert recs["flat.png"]["iterations"] < recs["busy.png"]["iterations"]
+
+
+def test_group_and_jobs_do_not_go_together(folder):
+    res = invoke("denoise", folder, *FAST, "--group", "2", "--jobs", "2")
+    assert res.exit_code == 2 and "choose one" in res.output
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "many"])
+def test_a_bad_group_is_a_usage_error(folder, bad):
+    res = invoke("denoise", folder / "a.png", *FAST, "--group", bad)
+    assert res.exit_code == 2 and "--group" in res.output
+
+
+def test_tiles_of_one_image_can_go_as_a_group(tmp_path, smooth):
+    """--group with tiles: all six tiles in one batched fit, blended like tiles fitted one by one."""
+    src = tmp_path / "big.png"
+    iio.imwrite(src, noisy(smooth, 96, 80, seed=5))
+    base = [src, "--iters", "20", "--width", "8", "--sigma", "25", "--tile", "48", "--precision", "fp32",
+            "--json", "--stop", "fixed"]
+    one = invoke("denoise", *base, "--group", "1", "-o", tmp_path / "one.png")
+    six = invoke("denoise", *base, "--group", "8", "-o", tmp_path / "six.png")
+    assert one.exit_code == 0 and six.exit_code == 0, six.output
+    assert json.loads(six.stdout)["tiles"] == json.loads(one.stdout)["tiles"] > 1
+    x = np.asarray(iio.imread(tmp_path / "one.png"), float)
+    y = np.asarray(iio.imread(tmp_path / "six.png"), float)
+    assert x.shape == y.shape == (96, 80, 3) and np.abs(x - y).mean() < 0.5

@@ -314,3 +314,22 @@ def test_benchmark_shadow_sees_every_rule_without_stopping_the_fit(smooth):
     assert wmv.kept.shape == (1, 3, 16, 16)
     assert set(shadow.ema_loss) == set(shadow.noise_floor) == {h["iteration"] for h in res.history}
     assert peak.iteration in shadow.ema_loss and peak.ema is not None
+
+
+def test_wmv_watches_only_the_free_pixels_when_the_check_names_them():
+    """Inpainting: the known pixels sit still while the hole wanders; WMV's score is the hole's."""
+    rule = WMVStop(window=20, patience=1000, arm=1.0)
+    free = torch.zeros(1, 1, 4, 4)
+    free[..., :2, :] = 1  # the top half is the hole
+    gen = torch.Generator().manual_seed(0)
+    for it in range(10, 110, 10):
+        raw = torch.zeros(1, 3, 4, 4)
+        raw[..., :2, :] = torch.rand(1, 3, 2, 4, generator=gen)  # the hole changes each check
+        rule.observe(Check(it, 1000, 0.0, 0.0, raw, raw, free))
+    whole = WMVStop(window=20, patience=1000, arm=1.0)
+    gen = torch.Generator().manual_seed(0)
+    for it in range(10, 110, 10):
+        raw = torch.zeros(1, 3, 4, 4)
+        raw[..., :2, :] = torch.rand(1, 3, 2, 4, generator=gen)
+        whole.observe(Check(it, 1000, 0.0, 0.0, raw, raw))
+    assert rule.score == pytest.approx(2 * whole.score)  # the still half no longer dilutes it
