@@ -466,7 +466,7 @@ def make_job(task: Task, item: Item, p: Prepared, tile: int, sink: Sink, subscri
 
 
 # --group auto on a GPU: up to this many tiles of an image at once (fewer if memory says so).
-# A 512² image's four tiles: 31 s instead of 45 s on an H100, the same PSNR (README, "GPU").
+# A 512² image's four tiles: 31 s instead of 45 s on an H100, the same PSNR (README, "On a GPU").
 GPU_TILE_GROUP = 16
 
 
