@@ -90,7 +90,7 @@ class Settings:
     json_out: bool = False
     quiet: bool = False
     jobs: int = 1
-    group: int | str = "auto"  # inputs of one size fitted together as one batched net; auto: see below
+    group: int | str = "auto"  # inputs of one size fitted together as one batched net; auto: tile_group
     device: str = "auto"
     tile: int | str = "auto"  # tiles of at most this many px per side; 0: whole; auto: see below
     tile_target: int | None = None  # auto: tiles of about this size for quality (None: memory only)
@@ -501,6 +501,7 @@ def run_one(task: Task, item: Item, sink: Sink) -> Outcome:
 
 
 def run_prepared(task: Task, item: Item, p: Prepared, tile: int, sink: Sink) -> Outcome:
+    """Fit and write one prepared input on its own (whole or in tiles), then draw its pictures."""
     s = task.settings
     with ExitStack() as stack:
         frames = item.snapshots
