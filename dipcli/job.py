@@ -20,7 +20,7 @@ import numpy as np
 
 from dipcli.fit import FitConfig, FitResult, Member, Subscriber, fit_group, resolve_device, resolve_precision
 from dipcli.io import Image, pad_to_multiple, write_image
-from dipcli.memory import USABLE, OutOfMemory, available_bytes, footprint, gib
+from dipcli.memory import USABLE, Footprint, OutOfMemory, available_bytes, footprint, gib
 from dipcli.nets import NetSpec, build_net, count_params
 from dipcli.nets.stack import Stack
 from dipcli.tiling import Blender, plan_tiles, tile_for, window_slices
@@ -137,11 +137,7 @@ def choose_tile(problem: object, image: Image, spec: NetSpec, config: FitConfig,
     free = available_bytes(dev)
     if free is None:
         return tile, why
-    ph, pw = (-(-side // spec.multiple) * spec.multiple for side in (min(h, tile or h), min(w, tile or w)))
-    out_size = getattr(problem, "out_size", None)
-    if out_size:
-        ph, pw = out_size((ph, pw))
-    cost = footprint(spec, channels, resolve_precision(config.precision, dev))
+    cost, (ph, pw) = fit_cost(problem, (min(h, tile or h), min(w, tile or w), channels), spec, config, dev)
     need = cost.bytes(ph, pw)
     budget = USABLE * free
     if need <= budget:
@@ -166,13 +162,19 @@ def group_capacity(problem: object, shape: tuple[int, ...], spec: NetSpec, confi
     free = available_bytes(dev)
     if free is None or wanted <= 1:
         return max(1, wanted)
-    spec = spec.resolved()
+    cost, (ph, pw) = fit_cost(problem, shape, spec.resolved(), config, dev)
+    return max(1, min(wanted, int(USABLE * free // cost.bytes(ph, pw))))
+
+
+def fit_cost(problem: object, shape: tuple[int, ...], spec: NetSpec, config: FitConfig,
+             dev: torch.device) -> tuple[Footprint, tuple[int, int]]:
+    """The footprint of ``spec`` on ``dev``, and the size the net generates for an observation
+    of ``shape`` (h, w, channels): padded to the net's multiple, enlarged for super-resolution."""
     ph, pw = (-(-side // spec.multiple) * spec.multiple for side in shape[:2])
     out_size = getattr(problem, "out_size", None)
     if out_size:
         ph, pw = out_size((ph, pw))
-    need = footprint(spec, shape[2], resolve_precision(config.precision, dev)).bytes(ph, pw)
-    return max(1, min(wanted, int(USABLE * free // need)))
+    return footprint(spec, shape[2], resolve_precision(config.precision, dev)), (ph, pw)
 
 
 NO_PIXELS = np.zeros((0, 0, 0), np.float32)  # a tile's result once its pixels are blended in

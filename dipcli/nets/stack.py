@@ -38,8 +38,10 @@ class Stack(nn.Module):
         for k, name in enumerate(self._buffer_names):
             self.register_buffer(f"fixed_{k}", dict(nets[0].named_buffers())[name].detach().clone())
         self.count = len(nets)
-        self.input_shape = getattr(nets[0], "input_shape", None)
-        self.multiple = getattr(nets[0], "multiple", 1)
+
+    def input_shape(self, h: int, w: int) -> tuple[int, int, int]:
+        """One copy's input code (the fit draws one and gives it to every copy)."""
+        return self._template[0].input_shape(h, w)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         template = self._template[0]
