@@ -176,12 +176,14 @@ RawOpt = Annotated[bool, typer.Option("--raw", help="Write the last raw output i
 # Per-task defaults, each chosen by a benchmark (see README, "Why these defaults").
 # ``tile``: with --tile auto, images larger than about 1.5 × this per side are fitted in tiles of
 # about this size when the net is the task's default (it was tuned on 256² images and converges
-# far more slowly on a whole 512² one: README, "Denoising"). ``gpu_width``: the width on a CUDA
-# GPU, where width 128 costs about what 64 does (at 256²) and --width auto picks it for most
-# images, for +0.3 dB on average; on a CPU it costs 4× the time, so the width stays the net's 64
-# there (README, "Choosing the width").
+# far more slowly on a whole 512² one: README, "Denoising"). ``gpu_arch``/``gpu_width``: the net
+# on a CUDA GPU. There time is cheap, so denoising keeps the quality-first compact net, at the
+# width --width auto picks (128 for most images, +0.3 dB on average, for about the time of 64 at
+# 256²). On a CPU, 128 costs 4× the time, and denoising uses the lean net, which reaches its stop
+# about five times sooner for a few tenths of a dB (README, "A 512² image in under five minutes").
 TASK_DEFAULTS = {
-    "denoise": dict(arch="compact", upsample=None, iters=1200, tile=256, gpu_width="auto"),
+    "denoise": dict(arch="lean", upsample=None, iters=1200, tile=256, gpu_arch="compact",
+                    gpu_width="auto"),
     "two-stage": dict(arch="compact", upsample=None, iters=1200, tile=256, gpu_width="auto"),
     "inpaint": dict(arch="original", width=32, upsample="nearest", iters=1500),
     "superres": dict(arch="compact", upsample=None, iters=2000),
@@ -215,18 +217,22 @@ class Common(Settings):
         if width is not None and not (width.isdigit() and int(width) > 0):
             raise Fail(f"--width {self.width!r}: give a positive number of channels or auto")
         try:
+            arch = self.arch or defaults["arch"]
+            if self.arch is None and resolve_device(self.device).type == "cuda":
+                arch = defaults.get("gpu_arch", arch)
             if width is None and self.width is None and self.arch is None:
                 width = defaults.get("width")  # the task's own width goes with its own net
                 if defaults.get("gpu_width") and resolve_device(self.device).type == "cuda":
                     self.width = defaults["gpu_width"]
-            spec = NetSpec(arch=self.arch or defaults["arch"], width=width and int(width),
-                           scales=self.scales, upsample=self.upsample or defaults["upsample"]).resolved()
+            spec = NetSpec(arch=arch, width=width and int(width), scales=self.scales,
+                           upsample=self.upsample or defaults["upsample"]).resolved()
         except ValueError as exc:
             raise Fail(str(exc)) from None
         if self.stop not in STOP_NAMES:  # now, not at the first input
             raise Fail(f"unknown stop rule {self.stop!r}; choose one of: {', '.join(STOP_NAMES)}")
         self.check_tile(spec)
-        if self.tile == "auto" and spec.arch == defaults["arch"] and not self.scales:
+        tuned = {defaults["arch"], defaults.get("gpu_arch")}  # the nets the tile size was chosen for
+        if self.tile == "auto" and spec.arch in tuned and not self.scales:
             self.tile_target = defaults.get("tile")
         return spec
 
@@ -258,9 +264,10 @@ class Common(Settings):
                      f"{score.width} (128 from {WIDTH_THRESHOLD:.0%}); texture score {score.score:.2f}")
         return replace(spec, width=score.width), {"width_auto": True, "texture_score": score.score}
 
-    def config(self, task: str, sigma: float | None = None, wmv_start: int = 0,
-               sigma_estimated: bool = False, **kw) -> FitConfig:
-        """The fit configuration: the stop rule for the task, σ on the 0–255 scale if known."""
+    def config(self, task: str, spec: NetSpec, sigma: float | None = None, wmv_start: int = 0,
+               sigma_estimated: bool = False, reg_noise: float = 1 / 30, **kw) -> FitConfig:
+        """The fit configuration: the stop rule for the task, σ on the 0–255 scale if known, and
+        the jitter and average that go with the net (``spec``'s preset)."""
         try:
             stop = make_stop(self.stop, task, self.iters, None if sigma is None else sigma / 255,
                              start=wmv_start, sigma_estimated=sigma_estimated)
@@ -269,8 +276,10 @@ class Common(Settings):
         if self.precision not in ("auto", *PRECISIONS):
             raise Fail(f"unknown --precision {self.precision!r}; choose auto, {', '.join(PRECISIONS)}")
         check_every = math.gcd(10, self.save_every) if self.save_every else 10
+        preset = spec.preset
         return FitConfig(iters=self.iters, lr=self.lr, seed=self.seed, check_every=check_every,
-                         stop=stop, precision=self.precision, **kw)
+                         stop=stop, precision=self.precision, reg_noise=reg_noise * preset.jitter,
+                         ema_warmup=preset.ema_warmup, **kw)
 
 
 # Every fitting subcommand takes these (and --help lists them after the subcommand's own).
@@ -380,7 +389,7 @@ def prepare_denoise(item: Item, c: Common, *, spec: NetSpec, sigma: float | None
     estimated = sigma is None
     image, reference, sigma, problem = denoise_inputs(item, sigma, add_noise, c, notes)
     spec, auto = c.auto_width(spec, image, sigma, notes)
-    config = c.config("denoise", sigma, sigma_estimated=estimated, reg_noise=reg_noise(sigma))
+    config = c.config("denoise", spec, sigma, sigma_estimated=estimated, reg_noise=reg_noise(sigma))
     return Prepared(image, problem, config, spec, reference, f", σ = {sigma:.3g}",
                     {"sigma": sigma, **auto}, notes=notes)
 
@@ -420,7 +429,7 @@ def prepare_two_stage(item: Item, c: Common, *, spec: NetSpec, sigma: float | No
     image, reference, sigma, problem = denoise_inputs(item, sigma, add_noise, c, notes)
     spec, auto = c.auto_width(spec, image, sigma, notes)
     end = lam.stage1_end
-    config = c.config("two-stage", sigma, wmv_start=end, sigma_estimated=estimated,
+    config = c.config("two-stage", spec, sigma, wmv_start=end, sigma_estimated=estimated,
                       reg_noise=reg_noise(sigma))
     if stage1 == "prefilter":
         regulariser = PrefilterTarget(sigma / 255)
@@ -490,7 +499,8 @@ def prepare_inpaint(item: Item, c: Common, *, spec: NetSpec, mask_known: str, dr
         return {"psnr_holes": float(peak_signal_noise_ratio(
             reference[holes], pixels[holes], data_range=1.0))}
 
-    return Prepared(image, problem, c.config("inpaint"), spec, reference, f", {holes.mean():.1%} missing",
+    return Prepared(image, problem, c.config("inpaint", spec), spec, reference,
+                    f", {holes.mean():.1%} missing",
                     {**auto, "mask": None if item.mask is None else str(item.mask), "mask_known": polarity,
                      "missing_fraction": float(holes.mean())}, not no_composite, scores, notes)
 
@@ -558,7 +568,7 @@ def prepare_superres(item: Item, c: Common, *, spec: NetSpec, factor: int, kerne
 
     spec, auto = c.auto_width(spec, image, None, notes)
     h, w = image.shape
-    return Prepared(image, problem, c.config("superres"), spec, reference,
+    return Prepared(image, problem, c.config("superres", spec), spec, reference,
                     f" → {w * factor}×{h * factor} (×{factor}, {kernel})",
                     {**auto, "factor": factor, "kernel": kernel, "psnr_measure": "live: Y channel, "
                      f"{factor}-pixel border; psnr: RGB, whole image"}, scores=scores, notes=notes)

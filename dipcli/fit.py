@@ -84,6 +84,11 @@ class FitConfig:
     lr: float = 0.01
     reg_noise: float = 1.0 / 30.0  # std of the jitter added to the input code each step
     ema: float = 0.99  # decay of the exponential moving average of the outputs
+    # With w > 0 the decay at iteration t is min(ema, 1 - w / (w + 1 + t)): the average spans
+    # about t / w iterations until that reaches 1 / (1 - ema), so it follows the fast early climb
+    # instead of dragging the first, poor outputs along (at 0.99 they hold it ~100 iterations
+    # back: 17 dB against the raw output's 22 at iteration 100 on a tile of F16).
+    ema_warmup: float = 0.0
     input_scale: float = 0.1  # the input code is U(0, input_scale)
     precision: str = "fp32"  # "bf16": the generator runs under bfloat16 autocast; "auto"
     seed: int = 0
@@ -212,7 +217,7 @@ class Member:
 
 # What must be equal across a group: the members share one net call, one optimiser step and one
 # stream of random numbers per iteration.
-SHARED = ("iters", "lr", "reg_noise", "ema", "input_scale", "precision", "seed", "check_every",
+SHARED = ("iters", "lr", "reg_noise", "ema", "ema_warmup", "input_scale", "precision", "seed", "check_every",
           "backtrack_ratio")
 
 
@@ -322,7 +327,7 @@ def fit_group(
     active = list(range(n))
     try:
         for it in range(1, config.iters + 1):
-            inp = z + config.reg_noise * torch.randn_like(z) if config.reg_noise > 0 else z
+            inp = z + config.reg_noise * jitter(z) if config.reg_noise > 0 else z
             if n > 1:
                 inp = inp.expand(n, *inp.shape[1:])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -344,7 +349,10 @@ def fit_group(
             opt.step()
             with torch.no_grad():
                 out = out.detach()
-                ema = out.clone() if ema is None else ema.lerp_(out, 1.0 - config.ema)
+                decay = config.ema
+                if config.ema_warmup:
+                    decay = min(decay, 1.0 - config.ema_warmup / (config.ema_warmup + 1 + it))
+                ema = out.clone() if ema is None else ema.lerp_(out, 1.0 - decay)
 
             if it % config.check_every and it != config.iters:
                 continue
@@ -398,6 +406,16 @@ def fit_group(
         if results[i] is None:
             settle(i, "budget")
     return results
+
+
+def jitter(z: torch.Tensor) -> torch.Tensor:
+    """Standard normal noise shaped like ``z``, drawn in row-major order.
+
+    ``randn_like`` on a channels-last tensor fills it element by element in its strided order;
+    on the CPU that took 98 ms for a 272² code against 19 ms for a contiguous draw and a copy —
+    a quarter of a whole iteration of the default net.
+    """
+    return torch.randn(z.shape, device=z.device).contiguous(memory_format=torch.channels_last)
 
 
 def _free_pixels(problem: Problem, observed: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor | None:

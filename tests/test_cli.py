@@ -39,7 +39,7 @@ def test_json_output_parses_and_reports_psnr(noisy_png):
                  noisy_png.with_name("clean.png"), "--json", *FAST)
     assert res.exit_code == 0, res.output
     record = json.loads(res.stdout)
-    assert record["iterations"] == 20 and record["arch"] == "compact"
+    assert record["iterations"] == 20 and record["arch"] == "lean"
     assert record["psnr"] > 10 and 0 < record["ssim"] <= 1 and record["params"] > 0
 
 
@@ -122,7 +122,8 @@ def test_nets_lists_every_architecture_with_cost():
     res = invoke("nets", "--size", 16, "--json", "--device", "cpu")
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in res.stdout.splitlines()]
-    assert {r["arch"] for r in rows} == {"compact", "original", "scaled", "deep-decoder", "convdecoder"}
+    assert {r["arch"] for r in rows} == {"lean", "compact", "original", "scaled", "deep-decoder",
+                                       "convdecoder"}
     assert all(r["params"] > 0 and r["sec_per_iter"] > 0 for r in rows)
 
 
@@ -175,3 +176,22 @@ def test_width_auto_picks_and_reports_a_width(noisy_png):
 def test_bad_width_is_refused(noisy_png):
     res = invoke("denoise", noisy_png, "--sigma", 25, "--width", "wide", "--iters", "10")
     assert res.exit_code == 2 and "auto" in res.output
+
+
+def test_denoise_defaults_lean_net_on_a_cpu_and_compact_auto_width_on_a_gpu(monkeypatch):
+    """On a CPU: the lean net, fitted with half the paper's jitter and a warm average; other nets
+    keep the paper's. On CUDA: the compact net at --width auto. Either way, 256² tiles."""
+    from dipcli.cli import Common
+
+    c = Common(device="cpu")
+    spec = c.resolve("denoise")
+    config = c.config("denoise", spec, 25, reg_noise=1 / 30)
+    assert spec.arch == "lean" and c.tile_target == 256
+    assert config.reg_noise == pytest.approx(1 / 60) and config.ema_warmup == 9
+    compact = Common(device="cpu", arch="compact")
+    plain = compact.config("denoise", compact.resolve("denoise"), 25, reg_noise=1 / 30)
+    assert plain.reg_noise == pytest.approx(1 / 30) and plain.ema_warmup == 0
+    assert compact.tile_target == 256
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    gpu = Common(device="auto")
+    assert gpu.resolve("denoise").arch == "compact" and gpu.width == "auto"

@@ -30,7 +30,7 @@ def tiny(arch: str, **kw) -> NetSpec:
     return NetSpec(arch, width=8, scales=scales, **kw)
 
 
-@pytest.mark.parametrize("arch", ["compact", "original"])
+@pytest.mark.parametrize("arch", ["lean", "compact", "original"])
 @pytest.mark.parametrize("upsample", ["nearest", "bilinear", "bicubic"])
 def test_nets_keep_size_and_range(arch, upsample):
     spec = NetSpec(arch=arch, width=8, upsample=upsample)
@@ -53,6 +53,39 @@ def test_original_configuration_matches_the_dip_paper():
 def test_compact_is_much_smaller_than_original():
     assert count_params(build_net(NetSpec("compact"), 3)) < count_params(
         build_net(NetSpec("original"), 3)) / 4
+
+
+def test_lean_is_compact_with_a_per_pixel_top_and_zero_padding():
+    lean, compact = NetSpec("lean").resolved(), NetSpec("compact").resolved()
+    assert (lean.padding, lean.top_kernel) == ("zeros", 1)
+    assert (compact.padding, compact.top_kernel) == ("reflect", 3)
+    net, reference = build_net(NetSpec("lean", width=8), 3), build_net(NetSpec("compact", width=8), 3)
+    spatial = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
+    assert spatial and all(m.padding_mode == "zeros" for m in spatial)
+    # Only the layer right after the last upsampling changes (3×3 → 1×1); the deeper one does not.
+    assert net.body.up[1][0].kernel_size == (1, 1)
+    assert reference.body.up[1][0].kernel_size == net.body.deeper.up[1][0].kernel_size == (3, 3)
+    assert count_params(net) == count_params(reference) - 8 * 8 * 8  # 9 - 1 taps per weight
+
+
+def test_lean_changes_only_what_it_says_about_the_image_border():
+    """Zero padding: a constant code gives a constant image inside but not at the border, where
+    reflection keeps it constant everywhere."""
+    code = torch.full((1, 32, 96, 96), 0.05)
+    for arch, flat in (("compact", True), ("lean", False)):
+        out = build_net(NetSpec(arch, width=8), 3, seed=0).eval()(code).detach()
+        inside = out[..., 32:-32, 32:-32]  # beyond the reach of the border
+        assert torch.allclose(inside, inside[..., :1, :1].expand_as(inside), atol=1e-5)
+        assert torch.allclose(out, out[..., :1, :1].expand_as(out), atol=1e-5) == flat
+
+
+def test_padding_and_top_kernel_are_checked():
+    with pytest.raises(ValueError, match="padding"):
+        NetSpec("compact", padding="circular").resolved()
+    with pytest.raises(ValueError, match="top_kernel"):
+        NetSpec("compact", top_kernel=5).resolved()
+    with pytest.raises(ValueError, match="top_kernel"):
+        NetSpec("deep-decoder", top_kernel=1).resolved()
 
 
 def test_compact_is_the_default_preset_of_scaled():

@@ -65,13 +65,14 @@ class ConvDecoder(_Decoder):
     """``scales`` layers of upsample → 3×3 conv → ReLU → BatchNorm, one more 3×3 layer, the head."""
 
     def __init__(self, in_channels: int, out_channels: int, width: int, scales: int,
-                 upsample: str = "bilinear") -> None:
+                 upsample: str = "bilinear", padding: str = "reflect") -> None:
         super().__init__(in_channels, scales)
         layers: list[nn.Module] = []
         c = in_channels
         for _ in range(scales):
-            layers += [make_upsampler(upsample, c), conv(c, width, 3), nn.ReLU(), nn.BatchNorm2d(width)]
+            layers += [make_upsampler(upsample, c), conv(c, width, 3, padding=padding), nn.ReLU(),
+                       nn.BatchNorm2d(width)]
             c = width
-        layers += [conv(width, width, 3), nn.ReLU(), nn.BatchNorm2d(width),
+        layers += [conv(width, width, 3, padding=padding), nn.ReLU(), nn.BatchNorm2d(width),
                    conv(width, out_channels, 1), nn.Sigmoid()]
         self.body = nn.Sequential(*layers)

@@ -11,6 +11,7 @@ import time
 
 import torch
 
+from dipcli.fit import jitter
 from dipcli.nets.registry import ARCHS, PRESETS, NetSpec, build_net, count_params
 
 
@@ -41,7 +42,7 @@ def seconds_per_iteration(net: torch.nn.Module, size: tuple[int, int], out_chann
     for i in range(warmup + iters):
         _sync(device)
         start = time.perf_counter()
-        loss = torch.mean((net(z + torch.randn_like(z) / 30) - target) ** 2)
+        loss = torch.mean((net(z + jitter(z) / 30) - target) ** 2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -2,7 +2,12 @@
 
 Named architectures (presets of three families):
 
-* ``compact`` — our default: the 2-scale DIP of "The Devil is in the Upsampling" (ICCV 2023),
+* ``lean`` — the CPU denoising default: ``compact`` with a 1×1 convolution after the last
+  upsampling (so only the fixed upsampler mixes pixels at full resolution) and zero padding,
+  fitted with half the paper's input jitter and an average that warms up. On this 2-core CPU it
+  reaches its stop in about a third of the iterations of ``compact``, each ~40 % cheaper,
+  for a few tenths of a dB less (README, "A 512² image in under five minutes").
+* ``compact`` — the 2-scale DIP of "The Devil is in the Upsampling" (ICCV 2023),
   width 64 at every scale, a skip link only at the deepest scale, bilinear upsampling. A preset
   of ``scaled``.
 * ``scaled`` — the same family with every knob open: ``scales`` S, ``width`` W at every scale,
@@ -24,7 +29,7 @@ import torch
 from torch import nn
 
 from dipcli.nets.decoders import ConvDecoder, DeepDecoder
-from dipcli.nets.skip import SkipNet, check_divisible
+from dipcli.nets.skip import PADDINGS, SkipNet, check_divisible
 from dipcli.nets.upsample import UPSAMPLERS
 
 
@@ -33,11 +38,17 @@ class Preset:
     family: str  # "skip", "deep-decoder" or "convdecoder": which class builds it
     about: str  # one line for listings
     defaults: dict = field(default_factory=dict)
+    # How this net is fitted, chosen with it: the input jitter as a multiple of the DIP paper's,
+    # and the EMA warm-up (:attr:`dipcli.fit.FitConfig.ema_warmup`).
+    jitter: float = 1.0
+    ema_warmup: float = 0.0
 
 
 _COMPACT = dict(width=64, scales=2, skip=4, skip_scales=1, upsample="bilinear", input_depth=32)
 # None: skip_scales follows scales (skips at every scale), input_depth follows width.
 PRESETS: dict[str, Preset] = {
+    "lean": Preset("skip", "compact, 1×1 at full size, zero padding, half the jitter (CPU default)",
+                   {**_COMPACT, "top_kernel": 1, "padding": "zeros"}, jitter=0.5, ema_warmup=9.0),
     "compact": Preset("skip", "2-scale DIP, skip at the deepest scale (default)", _COMPACT),
     "original": Preset("skip", "DIP paper's hourglass: 5 scales × 128, skip 4 at every scale",
                        dict(width=128, scales=5, skip=4, skip_scales=None, upsample="bilinear",
@@ -65,6 +76,8 @@ class NetSpec:
     upsample: str | None = None
     input_depth: int | None = None  # channels of the input code
     skip_scales: int | None = None  # how many of the deepest scales have a skip link
+    padding: str | None = None  # "reflect" or "zeros"
+    top_kernel: int | None = None  # kernel after the last upsampling (skip nets): 3 or 1
 
     def resolved(self) -> NetSpec:
         """The spec with every default filled in, as it will be built and reported."""
@@ -79,7 +92,16 @@ class NetSpec:
         if spec.width < 1 or spec.scales < 1 or spec.skip < 0:
             raise ValueError("width and scales must be at least 1 and skip at least 0")
         spec = replace(spec, skip_scales=spec.scales if spec.skip_scales is None else spec.skip_scales,
-                       input_depth=spec.width if spec.input_depth is None else spec.input_depth)
+                       input_depth=spec.width if spec.input_depth is None else spec.input_depth,
+                       padding=spec.padding or "reflect")
+        if spec.padding not in PADDINGS:
+            raise ValueError(f"unknown padding {spec.padding!r}; choose one of: {', '.join(PADDINGS)}")
+        if preset.family == "skip":
+            spec = replace(spec, top_kernel=3 if spec.top_kernel is None else spec.top_kernel)
+            if spec.top_kernel not in (1, 3):
+                raise ValueError(f"top_kernel must be 1 or 3, got {spec.top_kernel}")
+        elif spec.top_kernel is not None:
+            raise ValueError(f"{spec.arch} has no top_kernel; leave it unset")
         if spec.input_depth < 1:
             raise ValueError("input_depth must be at least 1")
         if preset.family != "skip" and (spec.skip or spec.skip_scales):
@@ -92,6 +114,12 @@ class NetSpec:
     def family(self) -> str:
         self.resolved()  # refuse an unknown arch with the list of valid ones
         return PRESETS[self.arch].family
+
+    @property
+    def preset(self) -> Preset:
+        """The named architecture this spec starts from, with the fit settings chosen for it."""
+        self.resolved()
+        return PRESETS[self.arch]
 
     @property
     def multiple(self) -> int:
@@ -121,12 +149,13 @@ def build_net(spec: NetSpec, out_channels: int, seed: int | None = None) -> nn.M
     if s.family == "deep-decoder":
         return DeepDecoder(s.input_depth, out_channels, s.width, s.scales, s.upsample)
     if s.family == "convdecoder":
-        return ConvDecoder(s.input_depth, out_channels, s.width, s.scales, s.upsample)
+        return ConvDecoder(s.input_depth, out_channels, s.width, s.scales, s.upsample, s.padding)
     widths = [s.width] * s.scales
     # Skips only at the deepest scales: a full-resolution skip bypasses the upsampler, which is
     # the part of the net that does the denoising.
     skips = [0] * (s.scales - s.skip_scales) + [s.skip] * s.skip_scales
-    return SkipNet(s.input_depth, out_channels, widths, widths, skips, s.upsample)
+    return SkipNet(s.input_depth, out_channels, widths, widths, skips, s.upsample, s.padding,
+                   s.top_kernel)
 
 
 def count_params(net: nn.Module) -> int:
