@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--only", help="run only images whose name contains this")
     ap.add_argument("--exclude", help="skip images whose name contains this")
     ap.add_argument("--original-iters", type=int, default=10,
-                    help="iterations to time the original 5×128 net for")
+                    help="iterations to time the original 5×128 net for (0: do not time it)")
     ap.add_argument("--tag", default="", help="suffix for the results file names")
     ap.add_argument("--dip-args", default="", help="more options for `dip denoise`, e.g. "
                     "--dip-args=\"--tile 0\" (fit whole images)")
@@ -51,7 +51,7 @@ def main() -> None:
                        "--seed", "0", "-o", str(out), *shlex.split(args.dip_args)])
         orig = run_dip(["denoise", str(src), "--sigma", str(args.sigma), "--add-noise", "--seed",
                         "0", "--arch", "original", "--iters", str(args.original_iters),
-                        "-o", str(work / "orig.png")])
+                        "-o", str(work / "orig.png")]) if args.original_iters else None
         row = {
             "image": path.name, "size": src and list(iio_shape(src)),
             "psnr": rec["psnr"], "ssim": rec["ssim"], "iterations": rec["iterations"],
@@ -59,8 +59,8 @@ def main() -> None:
             # a tiled fit's seconds add up its tiles' while its iterations are the longest tile's
             "width": rec["width"],
             "sec_per_iter": None if rec.get("tiles") else rec["seconds"] / rec["iterations"],
-            "original_params": orig["params"],
-            "original_sec_per_iter": orig["seconds"] / orig["iterations"],
+            "original_params": orig and orig["params"],
+            "original_sec_per_iter": orig and orig["seconds"] / orig["iterations"],
             "stop_reason": rec["stop_reason"], "best_iteration": rec["best_iteration"],
             "precision": rec.get("precision"),
             "peak_psnr": rec.get("peak_psnr"), "peak_iteration": rec.get("peak_iteration"),
@@ -85,10 +85,11 @@ def main() -> None:
         peak = "—" if r["peak_psnr"] is None else f"{r['peak_psnr']:.2f} ({r['peak_iteration']})"
         tiles = f"{r['tiles']} × {r['tile']}²" if r.get("tiles") else "whole"
         spi = "—" if r["sec_per_iter"] is None else f"{r['sec_per_iter']:.3f}"
+        orig_spi = "—" if r["original_sec_per_iter"] is None else f"{r['original_sec_per_iter']:.3f}"
         lines.append(
             f"| {r['image']} | {r['size'][1]}×{r['size'][0]} | {tiles} | {r['psnr']:.2f} "
             f"| {r['ssim']:.4f} | {peak} | {r['stop_reason']} @ {r['best_iteration']}/{r['iterations']} "
-            f"| {r['seconds']:.0f} | {spi} | {r['params']:,} | {r['original_sec_per_iter']:.3f} |")
+            f"| {r['seconds']:.0f} | {spi} | {r['params']:,} | {orig_spi} |")
     if rows:
         peaks = [r["peak_psnr"] for r in rows if r["peak_psnr"] is not None]
         lines.append(f"| **mean** | | | **{mean(r['psnr'] for r in rows):.2f}** "
