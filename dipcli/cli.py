@@ -217,12 +217,11 @@ class Common(Settings):
         if width is not None and not (width.isdigit() and int(width) > 0):
             raise Fail(f"--width {self.width!r}: give a positive number of channels or auto")
         try:
-            arch = self.arch or defaults["arch"]
-            if self.arch is None and resolve_device(self.device).type == "cuda":
-                arch = defaults.get("gpu_arch", arch)
+            on_gpu = resolve_device(self.device).type == "cuda"
+            arch = self.arch or (defaults.get("gpu_arch", defaults["arch"]) if on_gpu else defaults["arch"])
             if width is None and self.width is None and self.arch is None:
                 width = defaults.get("width")  # the task's own width goes with its own net
-                if defaults.get("gpu_width") and resolve_device(self.device).type == "cuda":
+                if defaults.get("gpu_width") and on_gpu:
                     self.width = defaults["gpu_width"]
             spec = NetSpec(arch=arch, width=width and int(width), scales=self.scales,
                            upsample=self.upsample or defaults["upsample"]).resolved()

@@ -5,7 +5,7 @@ Named architectures (presets of three families):
 * ``lean`` — the CPU denoising default: ``compact`` with a 1×1 convolution after the last
   upsampling (so only the fixed upsampler mixes pixels at full resolution) and zero padding,
   fitted with half the paper's input jitter and an average that warms up. On this 2-core CPU it
-  reaches its stop in about a third of the iterations of ``compact``, each ~40 % cheaper,
+  reaches its stop in about a third of the iterations of ``compact``, each a third cheaper,
   for a few tenths of a dB less (README, "A 512² image in under five minutes").
 * ``compact`` — the 2-scale DIP of "The Devil is in the Upsampling" (ICCV 2023),
   width 64 at every scale, a skip link only at the deepest scale, bilinear upsampling. A preset
@@ -49,7 +49,8 @@ _COMPACT = dict(width=64, scales=2, skip=4, skip_scales=1, upsample="bilinear", 
 PRESETS: dict[str, Preset] = {
     "lean": Preset("skip", "compact, 1×1 at full size, zero padding, half the jitter (CPU default)",
                    {**_COMPACT, "top_kernel": 1, "padding": "zeros"}, jitter=0.5, ema_warmup=9.0),
-    "compact": Preset("skip", "2-scale DIP, skip at the deepest scale (default)", _COMPACT),
+    "compact": Preset("skip", "2-scale DIP, skip at the deepest scale (default: GPU denoise, others)",
+                      _COMPACT),
     "original": Preset("skip", "DIP paper's hourglass: 5 scales × 128, skip 4 at every scale",
                        dict(width=128, scales=5, skip=4, skip_scales=None, upsample="bilinear",
                             input_depth=32)),
