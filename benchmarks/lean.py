@@ -41,16 +41,16 @@ BUDGET = 1200
 F16 = DATA / "denoising" / "F16_GT.png"
 TILES = {0: (0, 0), 1: (512 - SIDE, 512 - SIDE)}  # top-left, bottom-right (F16 is 512²)
 
-COMPACT = NetSpec("compact")
+COMPACT, LEAN = NetSpec("compact"), NetSpec("lean")
 STEPS = {  # name: (net, jitter, EMA warm-up)
     "compact": (COMPACT, 1 / 30, 0.0),
     "+ warm average": (COMPACT, 1 / 30, 9.0),
     "+ half jitter": (COMPACT, 1 / 60, 9.0),
     "+ zero padding": (replace(COMPACT, padding="zeros"), 1 / 60, 9.0),
-    "lean": (NetSpec("lean"), 1 / 30 * NetSpec("lean").preset.jitter, NetSpec("lean").preset.ema_warmup),
+    "lean": (LEAN, 1 / 30 * LEAN.preset.jitter, LEAN.preset.ema_warmup),  # as Common.config
 }
 # The last step is the lean preset itself: the compact net with both knobs turned.
-assert replace(NetSpec("lean").resolved(), arch="compact") == replace(
+assert replace(LEAN.resolved(), arch="compact") == replace(
     COMPACT, padding="zeros", top_kernel=1).resolved()
 
 
