@@ -3,20 +3,67 @@
 The rest of the tool sees an ``(H, W, C)`` float32 array of colour channels (1 or 3). Everything
 needed to give the user back what they gave us — dtype, greyscale-ness, an alpha channel — rides
 along in :class:`Image` and is restored by :func:`write_image`.
+
+Pixels are read as a viewer shows them: an EXIF/TIFF orientation tag is applied on reading, so
+outputs are written upright and without the tag. CMYK/YCCK JPEGs are converted to RGB, and PNG
+transparency (a palette's or a colour key's tRNS) becomes an alpha channel. Every reader checks
+the pixel count the file declares against :data:`MAX_PIXELS` before decoding anything.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import png
+import tifffile
+from PIL import ExifTags
+from PIL import Image as PILImage
 
 WRITABLE = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+# JPEG and BMP hold 8-bit grey or RGB only: 16-bit depth and alpha must go (see output_plan).
+_EIGHT_BIT_NO_ALPHA = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
+
+MAX_PIXELS = 2**27
+"""Default ceiling on the pixels an input may declare: 134 Mpx (e.g. 11585 x 11585).
+
+A few kilobytes of compressed data can declare billions of pixels (a "decompression bomb"): a
+1.5 MB PNG declaring 16000 x 16000 (256 Mpx) at 16-bit RGB took over 7 GB to read. So the ceiling
+is checked from the file's header, before anything is decoded. 134 Mpx holds the largest camera
+photos (100 Mpx) and ordinary scans, keeps reading one to about 4 GB of memory, and is far beyond
+what a fit gets through in a day, even tiled; it refuses that 256 Mpx file. Raise it per
+run with ``read_image(..., max_pixels=N)`` (the CLI's ``--max-pixels N``) or for every run with
+the environment variable ``DIP_MAX_PIXELS``.
+"""
+
+MAX_PIXELS_ENV = "DIP_MAX_PIXELS"
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_ORIENTATION = ExifTags.Base.Orientation  # 0x0112, also the TIFF tag 274
+
+# How to turn stored pixels upright for each EXIF/TIFF orientation (the table of
+# PIL.ImageOps.exif_transpose, applied to arrays so that TIFF and 16-bit PNG get it too).
+_UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+# Guards the moment Pillow's own pixel limit is lifted in _open_lazily.
+_PILLOW_LIMIT_LOCK = threading.Lock()
 
 
 class ImageError(Exception):
@@ -48,20 +95,49 @@ def _scale(dtype: np.dtype) -> float:
     raise ImageError(f"unsupported pixel type {dtype}; use 8- or 16-bit images")
 
 
-def read_image(path: str | os.PathLike) -> Image:
-    """Read PNG/JPEG/TIFF/BMP (8 or 16 bit; grey, RGB, RGBA, palette) as an :class:`Image`."""
+# --- reading ------------------------------------------------------------------------------------
+
+
+def default_max_pixels() -> int:
+    """The pixel ceiling when none is given: ``$DIP_MAX_PIXELS`` if set (and not empty), else MAX_PIXELS.
+
+    Read on every call, not at import, so that a value set later (by the CLI, by a test) applies.
+    """
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ImageError(f"{MAX_PIXELS_ENV}={raw!r} is not a positive whole number of pixels; "
+                         f"set it to e.g. {MAX_PIXELS} or unset it")
+    return value
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> Image:
+    """Read PNG/JPEG/TIFF/BMP (8 or 16 bit; grey, RGB, RGBA, palette) as an :class:`Image`.
+
+    ``max_pixels`` caps the pixels the file may declare (None: :func:`default_max_pixels`); the
+    check is made from the header, before the pixels are decoded.
+    """
     path = Path(path)
+    limit = default_max_pixels() if max_pixels is None else max_pixels
+    if limit < 1:
+        raise ImageError(f"the pixel ceiling must be a positive whole number, not {limit}")
     if not path.exists():
         raise ImageError(f"{path}: no such file; check the path")
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not an image")
     try:
-        if _is_16bit_colour_png(path):
-            data = _read_png16(path)
+        if path.suffix.lower() in (".tif", ".tiff"):
+            data, orientation = _read_tiff(path, limit)
         else:
-            plugin = "tifffile" if path.suffix.lower() in (".tif", ".tiff") else "pillow"
-            data = iio.imread(path, plugin=plugin)
-    except Exception as exc:  # imageio raises many types; all mean "not an image we can read"
+            data, orientation = _read_with_pillow(path, limit)
+    except ImageError:
+        raise
+    except Exception as exc:  # the decoders raise many types; all mean "not an image we can read"
         raise ImageError(f"{path}: cannot read as an image ({exc.__class__.__name__}); "
                          "use a PNG, JPEG, TIFF or BMP file") from None
     data = np.asarray(data)
@@ -78,28 +154,110 @@ def read_image(path: str | os.PathLike) -> Image:
         data = data[:, :, None]
     if data.ndim != 3 or data.shape[2] not in (1, 2, 3, 4):
         raise ImageError(f"{path}: unsupported layout {data.shape}; use a greyscale or colour image")
+    if orientation in _UPRIGHT:
+        data = np.ascontiguousarray(_UPRIGHT[orientation](data))
     return from_array(data)
 
 
-def _is_16bit_colour_png(path: Path) -> bool:
-    """Pillow reads 16-bit RGB(A) PNGs as 8-bit; spot them from the header (IHDR) first."""
+def _check_pixels(path: Path, width: int, height: int, limit: int, pages: int = 1) -> None:
+    """Refuse a file that declares more pixels than ``limit``, before anything is decoded."""
+    if width * height * pages <= limit:
+        return
+    size = f"{width}x{height}" + (f" x {pages} pages" if pages > 1 else "")
+    raise ImageError(f"{path}: declares {size} pixels ({width * height * pages:,}), over the ceiling of "
+                     f"{limit:,} that guards against decompression bombs; if the file is genuine, "
+                     f"raise it with --max-pixels N or {MAX_PIXELS_ENV}=N")
+
+
+def _open_lazily(path: Path) -> PILImage.Image:
+    """``PIL.Image.open`` (header only, nothing decoded) with Pillow's own pixel limit lifted.
+
+    Pillow warns above ~89 Mpx and refuses above ~179 Mpx with its own message, before our
+    check (which says how to raise the ceiling) could run; :func:`_check_pixels` replaces it.
+    The limit is restored at once, so other users of Pillow in this process keep theirs.
+    """
+    with _PILLOW_LIMIT_LOCK:
+        saved, PILImage.MAX_IMAGE_PIXELS = PILImage.MAX_IMAGE_PIXELS, None
+        try:
+            return PILImage.open(path)
+        finally:
+            PILImage.MAX_IMAGE_PIXELS = saved
+
+
+def _png_ihdr(path: Path) -> tuple[int, int] | None:
+    """``(bit depth, colour type)`` from a PNG's IHDR chunk, or None when it is not a PNG."""
     with open(path, "rb") as f:
         head = f.read(26)
-    return head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16 and head[25] in (2, 4, 6)
+    if len(head) < 26 or head[:8] != _PNG_SIGNATURE:
+        return None
+    return head[24], head[25]
+
+
+def _read_with_pillow(path: Path, limit: int) -> tuple[np.ndarray, int]:
+    """Pixels and EXIF orientation of anything but TIFF; 16-bit colour PNG pixels come from pypng."""
+    ihdr = _png_ihdr(path)
+    with _open_lazily(path) as im:
+        _check_pixels(path, im.width, im.height, limit)
+        if im.format in ("GIF", "PNG", "WEBP") and getattr(im, "is_animated", False):
+            raise ImageError(f"{path}: is an animation of {im.n_frames} frames; "
+                             "save the frame to restore as a single PNG")
+        if ihdr is not None and ihdr[0] == 16 and ihdr[1] in (2, 4, 6):
+            # Pillow reads 16-bit colour PNGs as 8-bit. Its eXIf chunk precedes the pixels, so
+            # asking only when it is there keeps Pillow from decoding them.
+            orientation = im.getexif().get(_ORIENTATION, 1) if "exif" in im.info else 1
+            return _read_png16(path), orientation
+        orientation = im.getexif().get(_ORIENTATION, 1)
+        return _pillow_pixels(im, ihdr), orientation
+
+
+def _pillow_pixels(im: PILImage.Image, ihdr: tuple[int, int] | None) -> np.ndarray:
+    """The pixels of an opened Pillow image as grey, grey+alpha, RGB or RGBA integers."""
+    key = im.info.get("transparency") if im.mode in ("1", "L", "I;16", "RGB") else None
+    if im.mode in ("P", "PA"):
+        transparent = im.mode == "PA" or "transparency" in im.info or im.palette.mode == "RGBA"
+        im = im.convert("RGBA" if transparent else "RGB")
+    elif im.mode == "CMYK":  # CMYK and YCCK JPEGs (libjpeg hands YCCK over as CMYK)
+        im = im.convert("RGB")
+    data = np.asarray(im)
+    if data.dtype == bool:
+        data = data.astype(np.uint8) * 255
+    if key is None:
+        return data
+    if ihdr is not None and ihdr[0] in (2, 4):  # Pillow scales these grey levels to 0..255, not the key
+        key = key * 255 // (2 ** ihdr[0] - 1)
+    return _colour_key_to_alpha(data, key)
+
+
+def _colour_key_to_alpha(data: np.ndarray, key: int | tuple[int, ...]) -> np.ndarray:
+    """Grey -> grey+alpha or RGB -> RGBA: transparent exactly where a pixel equals the tRNS key.
+
+    Done here rather than by ``convert("LA")`` because that would make 16-bit grey 8-bit.
+    """
+    differs = data != np.asarray(key)
+    opaque = differs if data.ndim == 2 else differs.any(axis=-1)
+    alpha = opaque.astype(data.dtype) * np.iinfo(data.dtype).max
+    return np.dstack([data, alpha])
 
 
 def _read_png16(path: Path) -> np.ndarray:
+    """16-bit colour PNG through pypng, whose ``asDirect`` also turns a tRNS colour key into alpha."""
     width, height, rows, info = png.Reader(filename=str(path)).asDirect()
     planes = info["planes"]
     return np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, planes)
 
 
-def _write_png16(path: str, data: np.ndarray) -> None:
-    h, w = data.shape[:2]
-    planes = 1 if data.ndim == 2 else data.shape[2]
-    writer = png.Writer(w, h, bitdepth=16, greyscale=planes in (1, 2), alpha=planes in (2, 4))
-    with open(path, "wb") as f:
-        writer.write(f, data.reshape(h, w * planes))
+def _read_tiff(path: Path, limit: int) -> tuple[np.ndarray, int]:
+    """The first series of a TIFF (what imageio's tifffile plugin reads), and its orientation tag."""
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        page = series.keyframe
+        width, height = page.imagewidth, page.imagelength
+        pages = max(1, series.size // max(1, width * height * page.samplesperpixel))
+        _check_pixels(path, width, height, limit, pages)
+        return series.asarray(), page.tags.valueof(_ORIENTATION, 1)
+
+
+# --- conversions --------------------------------------------------------------------------------
 
 
 def from_array(data: np.ndarray) -> Image:
@@ -127,38 +285,148 @@ def to_array(image: Image) -> np.ndarray:
     return data
 
 
-def write_image(path: str | os.PathLike, image: Image) -> None:
-    """Write atomically: a temporary file beside the target, renamed over it when complete.
+def _writable_suffix(suffix: str, where: str) -> str:
+    """``suffix`` in lower case, or an ImageError (prefixed by ``where``) when we cannot write it."""
+    ext = suffix.lower()
+    if ext not in WRITABLE:
+        raise ImageError(f"{where}unknown image type {ext or '(none)'}; use one of {', '.join(WRITABLE)}")
+    return ext
 
-    A crash or Ctrl-C mid-write therefore never leaves a half-written image.
+
+def _fit_to_format(image: Image, ext: str) -> tuple[Image, list[str]]:
+    """``image`` as the format ``ext`` can hold it, and what that loses (nothing: an empty list)."""
+    losses = []
+    if ext in _EIGHT_BIT_NO_ALPHA:
+        if image.alpha is not None:
+            image = replace(image, alpha=None)
+            losses.append("the alpha channel (transparency) will be dropped")
+        if image.dtype == np.uint16:
+            image = replace(image, dtype=np.dtype(np.uint8))  # rounds from the float pixels
+            losses.append("16-bit depth will be reduced to 8 bits")
+    return image, losses
+
+
+def output_plan(image: Image, suffix: str) -> str | None:
+    """Decide before any fitting what writing ``image`` as ``suffix`` (e.g. ``".jpg"``) will do.
+
+    Returns None when the output keeps everything, or a one-line note of what it will lose (16-bit
+    depth, alpha: JPEG and BMP hold neither), which :func:`write_image` then does exactly.
+    Raises :class:`ImageError` when the image cannot be written as ``suffix`` at all, so that a
+    long fit never ends in a failed write.
+    """
+    ext = _writable_suffix(suffix, "output: ")
+    _scale(image.dtype)
+    _, losses = _fit_to_format(image, ext)
+    if not losses:
+        return None
+    return (f"{ext} output: {' and '.join(losses)} ({_EIGHT_BIT_NO_ALPHA[ext]} cannot hold them); "
+            "use .png or .tif to keep them")
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block ends without error, it replaces ``path``.
+
+    Write the file in place at the yielded path (by name: any library's ``save``/``imwrite`` will
+    do). Readers and a crash or Ctrl-C mid-write therefore see the old file or the new one, never
+    half of one: the data is fsync'ed before the rename and the folder after it, so not even a
+    power cut can leave an empty file under the final name. On error the temporary file is removed
+    and the exception passes on.
+
+    The new file gets the mode any program's new file gets under the user's umask (0644 under
+    umask 022), or the mode of the file it replaces, as an editor saving over it would keep.
     """
     path = Path(path)
-    ext = path.suffix.lower()
-    if ext not in WRITABLE:
-        raise ImageError(f"{path}: unknown image type {ext or '(none)'}; "
-                         f"use one of {', '.join(WRITABLE)}")
+    fd, tmp = _create_beside(path)
+    try:
+        with suppress(FileNotFoundError):
+            if stat.S_ISREG((old := os.stat(path)).st_mode):
+                os.chmod(tmp, stat.S_IMODE(old.st_mode))
+        yield tmp
+        os.fsync(fd)  # flushes the file, whichever descriptor wrote it
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+    except BaseException:
+        if fd != -1:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _create_beside(path: Path) -> tuple[int, Path]:
+    """Create a new hidden temporary file next to ``path``, mode 0666 less the umask.
+
+    Not ``tempfile.mkstemp``, whose mode 0600 would survive the rename.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}{path.suffix}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable; quietly skipped where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse to sync a folder; the rename itself is done
+    finally:
+        os.close(fd)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
+    """Write a text file (report, HTML page) with :func:`atomic_write`: all of it or nothing."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding=encoding)
+
+
+def write_image(path: str | os.PathLike, image: Image) -> None:
+    """Write ``image`` atomically (see :func:`atomic_write`) in the format the suffix names.
+
+    A format that cannot hold the image gets the conversions :func:`output_plan` announces
+    (8-bit, no alpha for JPEG/BMP), so every suffix in WRITABLE works for every image.
+    """
+    path = Path(path)
+    ext = _writable_suffix(path.suffix, f"{path}: ")
+    image, _ = _fit_to_format(image, ext)
     data = to_array(image)
-    if ext in (".jpg", ".jpeg") and data.dtype == np.uint16:
-        data = (data // 257).astype(np.uint8)  # JPEG has no 16-bit form
-    if ext in (".jpg", ".jpeg", ".bmp") and data.ndim == 3 and data.shape[2] in (2, 4):
-        data = data[:, :, :-1]  # these formats have no alpha channel
     if not path.parent.exists():
         raise ImageError(f"{path.parent}: output folder does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=ext, dir=path.parent)
-    os.close(fd)
     try:
-        if ext == ".png" and data.dtype == np.uint16 and data.ndim == 3:
-            _write_png16(tmp, data)
-        elif ext in (".jpg", ".jpeg"):
-            iio.imwrite(tmp, data, extension=ext, quality=95)
-        else:
-            iio.imwrite(tmp, data, extension=ext)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, Exception):
-            raise ImageError(f"{path}: cannot write ({exc.__class__.__name__}: {exc})") from None
-        raise
+        with atomic_write(path) as tmp:
+            if ext == ".png" and data.dtype == np.uint16 and data.ndim == 3:
+                _write_png16(tmp, data)
+            elif ext in (".jpg", ".jpeg"):
+                iio.imwrite(tmp, data, extension=ext, quality=95)
+            else:
+                iio.imwrite(tmp, data, extension=ext)
+    except Exception as exc:
+        raise ImageError(f"{path}: cannot write ({exc.__class__.__name__}: {exc})") from None
+
+
+def _write_png16(path: str | os.PathLike, data: np.ndarray) -> None:
+    """16-bit grey+alpha, RGB or RGBA PNG through pypng (Pillow cannot write them)."""
+    h, w = data.shape[:2]
+    planes = 1 if data.ndim == 2 else data.shape[2]
+    writer = png.Writer(w, h, bitdepth=16, greyscale=planes in (1, 2), alpha=planes in (2, 4))
+    with open(path, "wb") as f:
+        writer.write(f, data.reshape(h, w * planes))
+
+
+# --- padding ------------------------------------------------------------------------------------
 
 
 def pad_to_multiple(pixels: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
