@@ -1,8 +1,9 @@
-"""The `dip` command line: parsing, wiring and exit codes, nothing else.
+"""The `dip` command line: parsing, messages and exit codes, nothing else.
 
-Each fitting subcommand checks its options, then hands :func:`dipcli.batch.run_batch` a
-:class:`~dipcli.batch.Task`: a module-level ``prepare_*`` function that turns one input into a
-problem and a fit configuration. One input or many, in turn or with --jobs, go through it.
+Each fitting subcommand parses its options into typed values (:class:`dipcli.tasks.FitOptions`
+for the fit, :class:`dipcli.batch.Settings` for inputs and outputs), has the task check them
+once, before any image is read, and hands the inputs to :func:`dipcli.batch.run_batch`, which
+runs the same task functions as the Python API (:mod:`dipcli.tasks`).
 
 Exit codes: 0 success, 1 a failure while working (unreadable image, write error; in a batch: any
 input failed), 2 a usage error (bad option, missing file, existing output without --force), 130
@@ -13,52 +14,24 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 
 from dipcli import __version__
-from dipcli.batch import (
-    FAILURE,
-    INTERRUPTED,
-    USAGE,
-    Fail,
-    Item,
-    Prepared,
-    Settings,
-    Task,
-    emit_json,
-    expand_inputs,
-    run_batch,
-)
-from dipcli.fit import PRECISIONS, FitConfig, resolve_device
-from dipcli.io import ImageError, read_image
-from dipcli.job import MIN_SIDE
-from dipcli.masks import POLARITIES, load_mask
-from dipcli.nets import ARCHS, UPSAMPLERS, NetSpec
-from dipcli.problems import (
-    SR_FACTORS,
-    SR_KERNELS,
-    Denoise,
-    Inpaint,
-    SuperRes,
-    bernoulli_mask,
-    bicubic_upscale,
-    psnr_rgb,
-    psnr_y,
-)
-from dipcli.regularisers import TV, PrefilterTarget, schedule
-from dipcli.report import print_error
-from dipcli.stopping import STOP_NAMES, make_stop
-from dipcli.tiling import smallest_tile
+from dipcli.batch import Settings, Task, emit_json, expand_inputs, run_batch
+from dipcli.errors import FAILURE, INTERRUPTED, USAGE, Fail
+from dipcli.io import ImageError
+from dipcli.nets import ARCHS, UPSAMPLERS
+from dipcli.options import Group, Tile
+from dipcli.progress import print_error
+from dipcli.tasks import CHECKS, TWO_STAGE_DEFAULTS, FitOptions, check_sigma, resolve
 
 __all__ = ["FAILURE", "INTERRUPTED", "USAGE", "Fail", "app", "run"]
 
@@ -88,26 +61,6 @@ def main(
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """Image restoration with a Deep Image Prior."""
-
-
-def load(path: Path, what: str = "input"):
-    if not path.exists():
-        raise Fail(f"{path}: no such file; check the {what} path", USAGE)
-    try:
-        return read_image(path)
-    except ImageError as exc:
-        raise Fail(str(exc), FAILURE) from None
-
-
-def load_reference(path: Path, like) -> object:
-    ref = load(path, "--clean")
-    if ref.shape != like.shape:
-        raise Fail(f"--clean {path} is {ref.shape[1]}×{ref.shape[0]} but the input is "
-                   f"{like.shape[1]}×{like.shape[0]}; give the clean version of the same image")
-    if ref.pixels.shape[2] != like.pixels.shape[2]:
-        raise Fail(f"--clean {path} has {ref.pixels.shape[2]} colour channel(s), the input "
-                   f"{like.pixels.shape[2]}; give a reference of the same kind")
-    return ref.pixels
 
 
 InputsArg = Annotated[list[str], typer.Argument(
@@ -173,112 +126,22 @@ TileOpt = Annotated[str, typer.Option("--tile", help="Fit overlapping tiles of a
 RawOpt = Annotated[bool, typer.Option("--raw", help="Write the last raw output instead of the "
                    "running average (the average is ~2 dB better).")]
 
-# Per-task defaults, each chosen by a benchmark (see README, "Why these defaults").
-# ``tile``: with --tile auto, images larger than about 1.5 × this per side are fitted in tiles of
-# about this size when the net is the task's default (it was tuned on 256² images and converges
-# far more slowly on a whole 512² one: README, "Denoising"). ``gpu_arch``/``gpu_width``: the net
-# on a CUDA GPU. There time is cheap, so denoising keeps the quality-first compact net, at the
-# width --width auto picks (128 for most images, +0.3 dB on average, for about the time of 64 at
-# 256²). On a CPU, 128 costs 4× the time, and denoising uses the lean net, which reaches its stop
-# about five times sooner for a few tenths of a dB (README, "A 512² image in under five minutes").
-TASK_DEFAULTS = {
-    "denoise": dict(arch="lean", upsample=None, iters=1200, tile=256, gpu_arch="compact",
-                    gpu_width="auto"),
-    "two-stage": dict(arch="compact", upsample=None, iters=1200, tile=256, gpu_width="auto"),
-    "inpaint": dict(arch="original", width=32, upsample="nearest", iters=1500),
-    "superres": dict(arch="compact", upsample=None, iters=2000),
-}
-
-
 @dataclass
-class Common(Settings):
-    """The options every fitting subcommand shares: the batch's (inherited) and the fit's."""
+class Common:
+    """The options every fitting subcommand shares, parsed: the batch's and the fit's."""
 
-    iters: int | None = None
-    arch: str | None = None
-    width: str | None = None
-    scales: int | None = None
-    upsample: str | None = None
-    stop: str = "auto"
-    precision: str = "auto"
-    lr: float = 0.01
+    settings: Settings
+    fit: FitOptions
 
     @classmethod
     def of(cls, options: dict) -> Common:
-        """The shared options out of a command's parameters (the fields of Common among them)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in options.items() if k in names})
-
-    def resolve(self, task: str) -> NetSpec:
-        """Fill the task's defaults in and check what the user gave."""
-        defaults = TASK_DEFAULTS[task]
-        self.iters = self.iters or defaults["iters"]
-        width = None if self.width in (None, "auto") else self.width
-        if width is not None and not (width.isdigit() and int(width) > 0):
-            raise Fail(f"--width {self.width!r}: give a positive number of channels or auto")
-        try:
-            on_gpu = resolve_device(self.device).type == "cuda"
-            arch = self.arch or (defaults.get("gpu_arch", defaults["arch"]) if on_gpu else defaults["arch"])
-            if width is None and self.width is None and self.arch is None:
-                width = defaults.get("width")  # the task's own width goes with its own net
-                if defaults.get("gpu_width") and on_gpu:
-                    self.width = defaults["gpu_width"]
-            spec = NetSpec(arch=arch, width=width and int(width), scales=self.scales,
-                           upsample=self.upsample or defaults["upsample"]).resolved()
-        except ValueError as exc:
-            raise Fail(str(exc)) from None
-        if self.stop not in STOP_NAMES:  # now, not at the first input
-            raise Fail(f"unknown stop rule {self.stop!r}; choose one of: {', '.join(STOP_NAMES)}")
-        self.check_tile(spec)
-        tuned = {defaults["arch"], defaults.get("gpu_arch")}  # the nets the tile size was chosen for
-        if self.tile == "auto" and spec.arch in tuned and not self.scales:
-            self.tile_target = defaults.get("tile")
-        return spec
-
-    def check_tile(self, spec: NetSpec) -> None:
-        """A tile must hold the net's deepest scale twice over (else it is all padding) and 32 px."""
-        if self.tile != "auto":
-            if not str(self.tile).isdigit():
-                raise Fail(f"--tile {self.tile!r}: give a tile side in pixels, 0 (never tile) or auto")
-            self.tile = int(self.tile)
-        if self.tile in (0, "auto"):
-            return
-        smallest = smallest_tile(spec.multiple)
-        if self.tile < smallest:
-            raise Fail(f"--tile {self.tile} is too small for this net ({spec.scales} scales, "
-                       f"multiple {spec.multiple}); give at least {smallest}, or 0 for no tiling")
-        if self.plot or self.gif or self.snapshots:
-            raise Fail("--tile fits every tile separately, so there is no one fit to plot or film; "
-                       "drop --plot/--gif/--snapshots or --tile")
-
-    def auto_width(self, spec: NetSpec, image, sigma255: float | None,
-                   notes: list[str]) -> tuple[NetSpec, dict]:
-        """With --width auto, the width the texture estimator picks for this (noisy) image."""
-        if self.width != "auto":
-            return spec, {}
-        from dipcli.texture import WIDTH_THRESHOLD, complexity
-
-        score = complexity(image.pixels, None if sigma255 is None else sigma255 / 255)
-        notes.append(f"width auto: {score.features['textured_l1']:.0%} of the image is textured → width "
-                     f"{score.width} (128 from {WIDTH_THRESHOLD:.0%}); texture score {score.score:.2f}")
-        return replace(spec, width=score.width), {"width_auto": True, "texture_score": score.score}
-
-    def config(self, task: str, spec: NetSpec, sigma: float | None = None, wmv_start: int = 0,
-               sigma_estimated: bool = False, reg_noise: float = 1 / 30, **kw) -> FitConfig:
-        """The fit configuration: the stop rule for the task, σ on the 0–255 scale if known, and
-        the jitter and average that go with the net (``spec``'s preset)."""
-        try:
-            stop = make_stop(self.stop, task, self.iters, None if sigma is None else sigma / 255,
-                             start=wmv_start, sigma_estimated=sigma_estimated)
-        except ValueError as exc:
-            raise Fail(str(exc)) from None
-        if self.precision not in ("auto", *PRECISIONS):
-            raise Fail(f"unknown --precision {self.precision!r}; choose auto, {', '.join(PRECISIONS)}")
-        check_every = math.gcd(10, self.save_every) if self.save_every else 10
-        preset = spec.preset
-        return FitConfig(iters=self.iters, lr=self.lr, seed=self.seed, check_every=check_every,
-                         stop=stop, precision=self.precision, reg_noise=reg_noise * preset.jitter,
-                         ema_warmup=preset.ema_warmup, **kw)
+        """The shared options out of a command's parameters, each parsed into its typed value."""
+        settings = Settings(**{f.name: options[f.name] for f in fields(Settings) if f.name in options})
+        plain = {f.name for f in fields(FitOptions)} - {"tile", "group", "pictures"}
+        fit = FitOptions(**{k: options[k] for k in plain}, tile=Tile.parse(options["tile"]),
+                         group=Group.parse(options["group"]),
+                         pictures=bool(settings.plot or settings.gif or settings.snapshots))
+        return cls(settings, fit)
 
 
 # Every fitting subcommand takes these (and --help lists them after the subcommand's own).
@@ -309,7 +172,9 @@ def fitting_command(func: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(func)
     def command(**options) -> None:
-        func(Common.of(options), **{k: v for k, v in options.items() if k not in SHARED_OPTIONS})
+        with user_errors():
+            common = Common.of(options)
+        func(common, **{k: v for k, v in options.items() if k not in SHARED_OPTIONS})
 
     command.__signature__ = inspect.Signature(own + shared, return_annotation=None)
     return app.command(func.__name__.replace("_", "-"))(command)
@@ -326,54 +191,16 @@ def user_errors():
         _die(Fail(str(exc), FAILURE))
 
 
-def run_task(name: str, suffix: str, prepare, c: Common, inputs: list[str], **options) -> None:
-    """Run the task on every input; exit with the batch's code."""
-    code = run_batch(Task(name, suffix, prepare, c, options), inputs)
+def run_task(name: str, suffix: str, c: Common, inputs: list[str], **options) -> None:
+    """Check the task's options once, run it on every input, and exit with the batch's code."""
+    with user_errors():
+        setup = resolve(name, c.fit)
+        s = c.settings
+        CHECKS[name](setup, s.clean is not None or s.clean_dir is not None,
+                     s.mask is not None or s.mask_pattern is not None, **options)
+        code = run_batch(Task(name, suffix, s, c.fit, setup, options), inputs)
     if code:
         raise typer.Exit(code)
-
-
-def check_sigma(sigma: float | None) -> None:
-    if sigma is not None and not 0 < sigma < 255:
-        raise Fail(f"--sigma {sigma:g} is impossible; give the noise level on the 0–255 scale, "
-                   "between 0 and 255 (e.g. 25)")
-
-
-def noise_level(image, sigma: float | None, notes: list[str]) -> float:
-    """σ on the 0–255 scale: the user's, checked, or estimated from the image."""
-    if sigma is not None:
-        check_sigma(sigma)
-        return sigma
-    from skimage.restoration import estimate_sigma
-
-    estimate = float(estimate_sigma(image.pixels, channel_axis=2, average_sigmas=True)) * 255
-    notes.append(f"estimated noise σ ≈ {estimate:.1f} (pass --sigma to set it)")
-    return max(estimate, 0.5)
-
-
-def check_noise_options(sigma: float | None, add_noise: bool, c: Common) -> None:
-    check_sigma(sigma)
-    if add_noise and sigma is None:
-        raise Fail("--add-noise needs --sigma to know how much noise to add")
-    if add_noise and (c.clean is not None or c.clean_dir is not None):
-        raise Fail("--add-noise already scores against INPUT; drop --clean/--clean-dir")
-
-
-def denoise_inputs(item: Item, sigma: float | None, add_noise: bool, c: Common, notes: list[str]):
-    """Read the noisy image (or make it, with --add-noise) and its reference."""
-    image = load(item.input)
-    reference = load_reference(item.clean, image) if item.clean is not None else None
-    sigma = noise_level(image, sigma, notes)
-    problem = Denoise(sigma / 255)
-    if add_noise:
-        reference = image.pixels
-        image = image.with_pixels(problem.observe(image.pixels, c.seed))
-    return image, reference, sigma, problem
-
-
-def reg_noise(sigma255: float) -> float:
-    """The DIP paper's input jitter: 1/30 of the code, 1/20 for noise heavier than σ = 25."""
-    return 1 / 20 if sigma255 > 25 else 1 / 30
 
 
 SigmaOpt = Annotated[float | None, typer.Option("--sigma", "-s", help="Noise standard deviation "
@@ -382,64 +209,12 @@ AddNoiseOpt = Annotated[bool, typer.Option("--add-noise", help="Experiment mode:
                         "N(0, σ²) noise (seeded), restore, and score against INPUT.")]
 
 
-def prepare_denoise(item: Item, c: Common, *, spec: NetSpec, sigma: float | None,
-                    add_noise: bool) -> Prepared:
-    notes: list[str] = []
-    estimated = sigma is None
-    image, reference, sigma, problem = denoise_inputs(item, sigma, add_noise, c, notes)
-    spec, auto = c.auto_width(spec, image, sigma, notes)
-    config = c.config("denoise", spec, sigma, sigma_estimated=estimated, reg_noise=reg_noise(sigma))
-    return Prepared(image, problem, config, spec, reference, f", σ = {sigma:.3g}",
-                    {"sigma": sigma, **auto}, notes=notes)
-
-
 @fitting_command
 def denoise(
     c: Common, inputs: InputsArg, sigma: SigmaOpt = None, add_noise: AddNoiseOpt = False,
 ) -> None:
     """Remove Gaussian-like noise: `dip denoise noisy.png --sigma 25`."""
-    with user_errors():
-        spec = c.resolve("denoise")
-        check_noise_options(sigma, add_noise, c)
-        run_task("denoise", "denoised", prepare_denoise, c, inputs, spec=spec, sigma=sigma,
-                 add_noise=add_noise)
-
-
-# The two-stage options' defaults: the report's method (λ·TV with λ constant for the first third).
-# Named once so that benchmarks/two_stage.py measures the same method the command runs.
-TWO_STAGE_DEFAULTS = dict(tv_weight=0.79, stage1_frac=1 / 3, schedule_kind="step", tv="anisotropic",
-                          stage1="tv")
-
-
-def two_stage_parts(c: Common, tv_weight: float, stage1_frac: float, schedule_kind: str, tv: str):
-    """The stage-1 regulariser and its weight schedule; a usage error if the options are wrong."""
-    try:
-        return TV(tv), schedule(schedule_kind, tv_weight, c.iters, stage1_frac)
-    except ValueError as exc:
-        raise Fail(str(exc)) from None
-
-
-def prepare_two_stage(item: Item, c: Common, *, spec: NetSpec, sigma: float | None, add_noise: bool,
-                      tv_weight: float, stage1_frac: float, schedule_kind: str, tv: str,
-                      stage1: str) -> Prepared:
-    notes: list[str] = []
-    regulariser, lam = two_stage_parts(c, tv_weight, stage1_frac, schedule_kind, tv)
-    estimated = sigma is None
-    image, reference, sigma, problem = denoise_inputs(item, sigma, add_noise, c, notes)
-    spec, auto = c.auto_width(spec, image, sigma, notes)
-    end = lam.stage1_end
-    config = c.config("two-stage", spec, sigma, wmv_start=end, sigma_estimated=estimated,
-                      reg_noise=reg_noise(sigma))
-    if stage1 == "prefilter":
-        regulariser = PrefilterTarget(sigma / 255)
-        lam = schedule("step", 1.0, c.iters, stage1_frac)
-        config.data_weight = lambda it: 0.0 if it <= end else 1.0
-    config.regulariser, config.reg_weight = regulariser, lam
-    extra = {**auto, "sigma": sigma, "stage1": stage1, "tv_weight": tv_weight, "stage1_frac": stage1_frac,
-             "schedule": schedule_kind, "tv": tv, "stage1_end": end}
-    what = f"TV λ = {tv_weight:g}" if stage1 == "tv" else "TV-prefiltered target"
-    return Prepared(image, problem, config, spec, reference,
-                    f", σ = {sigma:.3g}, {what} until iteration {end}", extra, notes=notes)
+    run_task("denoise", "denoised", c, inputs, sigma=sigma, add_noise=add_noise)
 
 
 @fitting_command
@@ -458,50 +233,8 @@ def two_stage(
                       ] = TWO_STAGE_DEFAULTS["stage1"],
 ) -> None:
     """Denoise in two stages: DIP + λ·TV first, then plain DIP from the same weights."""
-    with user_errors():
-        spec = c.resolve("two-stage")
-        if stage1 not in ("tv", "prefilter"):
-            raise Fail(f"unknown --stage1 {stage1!r}; choose tv or prefilter")
-        two_stage_parts(c, tv_weight, stage1_frac, schedule_kind, tv)
-        check_noise_options(sigma, add_noise, c)
-        run_task("two-stage", "denoised", prepare_two_stage, c, inputs, spec=spec, sigma=sigma,
-                 add_noise=add_noise, tv_weight=tv_weight, stage1_frac=stage1_frac,
-                 schedule_kind=schedule_kind, tv=tv, stage1=stage1)
-
-
-def prepare_inpaint(item: Item, c: Common, *, spec: NetSpec, mask_known: str, drop: float | None,
-                    no_composite: bool) -> Prepared:
-    notes: list[str] = []
-    image = load(item.input)
-    reference = load_reference(item.clean, image) if item.clean is not None else None
-    if drop is not None:
-        known, polarity = bernoulli_mask(image.shape, drop, c.seed), "random"
-        reference = image.pixels if reference is None else reference
-    else:
-        if not item.mask.exists():
-            how = "check the --mask path" if c.mask is not None else \
-                f"no mask for {item.input.name} by --mask-pattern {c.mask_pattern!r}"
-            raise Fail(f"{item.mask}: no such file; {how}")
-        try:
-            known, polarity = load_mask(item.mask, image.shape, mask_known)
-        except ValueError as exc:
-            raise Fail(str(exc)) from None
-    problem = Inpaint(known)
-    spec, auto = c.auto_width(spec, image, None, notes)
-    image = image.with_pixels(problem.observe(image.pixels))
-    holes = ~known
-    notes.append(f"mask: {holes.mean():.1%} of pixels missing ({polarity} = known)")
-
-    def scores(pixels: np.ndarray) -> dict:
-        from skimage.metrics import peak_signal_noise_ratio
-
-        return {"psnr_holes": float(peak_signal_noise_ratio(
-            reference[holes], pixels[holes], data_range=1.0))}
-
-    return Prepared(image, problem, c.config("inpaint", spec), spec, reference,
-                    f", {holes.mean():.1%} missing",
-                    {**auto, "mask": None if item.mask is None else str(item.mask), "mask_known": polarity,
-                     "missing_fraction": float(holes.mean())}, not no_composite, scores, notes)
+    run_task("two-stage", "denoised", c, inputs, sigma=sigma, add_noise=add_noise, tv_weight=tv_weight,
+             stage1_frac=stage1_frac, schedule_kind=schedule_kind, tv=tv, stage1=stage1)
 
 
 @fitting_command
@@ -520,57 +253,7 @@ def inpaint(
                             "instead of keeping the known pixels.")] = False,
 ) -> None:
     """Fill missing pixels: `dip inpaint photo.png --mask holes.png`."""
-    with user_errors():
-        spec = c.resolve("inpaint")
-        if (mask is None and mask_pattern is None) == (drop is None):
-            raise Fail("give either --mask MASK (or --mask-pattern TEMPLATE for several images) or "
-                       "--drop P (an experiment with random holes)")
-        if drop is not None and not 0 < drop < 1:
-            raise Fail(f"--drop {drop:g} must lie strictly between 0 and 1 (the missing fraction)")
-        if mask_known not in POLARITIES:
-            raise Fail(f"--mask-known {mask_known!r}: choose {', '.join(POLARITIES)}")
-        run_task("inpaint", "inpainted", prepare_inpaint, c, inputs, spec=spec, mask_known=mask_known,
-                 drop=drop, no_composite=no_composite)
-
-
-def prepare_superres(item: Item, c: Common, *, spec: NetSpec, factor: int, kernel: str,
-                     make_lr: bool) -> Prepared:
-    notes: list[str] = []
-    problem = SuperRes(factor, kernel)
-    image = load(item.input)
-    reference = None
-    if make_lr:
-        if min(image.shape) < factor * MIN_SIDE:
-            raise Fail(f"INPUT is too small to shrink ×{factor}; it needs at least "
-                       f"{factor * MIN_SIDE} pixels per side")
-        reference = problem.crop_hr(image.pixels)
-        alpha = image.alpha
-        if alpha is not None:  # the alpha of the low-resolution input: every F-th pixel
-            alpha = problem.crop_hr(alpha[:, :, None])[::factor, ::factor, 0]
-        image = replace(image.with_pixels(problem.observe(image.pixels)), alpha=alpha)
-    elif item.clean is not None:
-        hr = load(item.clean, "--clean")
-        want = (image.shape[0] * factor, image.shape[1] * factor)
-        if hr.shape != want:
-            raise Fail(f"--clean {item.clean} is {hr.shape[1]}×{hr.shape[0]}; a ×{factor} reference "
-                       f"for this input must be {want[1]}×{want[0]}")
-        reference = hr.pixels
-
-    def scores(pixels: np.ndarray) -> dict:
-        bicubic = bicubic_upscale(image.pixels, factor)
-        return {
-            "psnr_y": float(psnr_y(pixels, reference, border=factor)),
-            "psnr_rgb": float(psnr_rgb(pixels, reference, border=factor)),
-            "psnr_bicubic_y": float(psnr_y(bicubic, reference, border=factor)),
-            "psnr_bicubic_rgb": float(psnr_rgb(bicubic, reference, border=factor)),
-        }
-
-    spec, auto = c.auto_width(spec, image, None, notes)
-    h, w = image.shape
-    return Prepared(image, problem, c.config("superres", spec), spec, reference,
-                    f" → {w * factor}×{h * factor} (×{factor}, {kernel})",
-                    {**auto, "factor": factor, "kernel": kernel, "psnr_measure": "live: Y channel, "
-                     f"{factor}-pixel border; psnr: RGB, whole image"}, scores=scores, notes=notes)
+    run_task("inpaint", "inpainted", c, inputs, mask_known=mask_known, drop=drop, no_composite=no_composite)
 
 
 @fitting_command
@@ -583,20 +266,7 @@ def superres(
                        "resolution; make the low-resolution input and score against INPUT.")] = False,
 ) -> None:
     """Upscale F×: `dip superres small.png --factor 4`."""
-    with user_errors():
-        if c.tile not in ("auto", "0"):
-            raise Fail("--tile is not offered for superres: each low-resolution tile would need "
-                       "its exactly matching high-resolution window, and the blur reaches across "
-                       "tile borders; upscale the whole image")
-        spec = c.resolve("superres")
-        if factor not in SR_FACTORS:
-            raise Fail(f"--factor {factor} is not offered; choose one of {', '.join(map(str, SR_FACTORS))}")
-        if kernel not in SR_KERNELS:
-            raise Fail(f"unknown --kernel {kernel!r}; choose one of: {', '.join(SR_KERNELS)}")
-        if make_lr and (c.clean is not None or c.clean_dir is not None):
-            raise Fail("--make-lr already scores against INPUT; drop --clean/--clean-dir")
-        run_task("superres", f"x{factor}", prepare_superres, c, inputs, spec=spec, factor=factor,
-                 kernel=kernel, make_lr=make_lr)
+    run_task("superres", f"x{factor}", c, inputs, factor=factor, kernel=kernel, make_lr=make_lr)
 
 
 @app.command("select-width")
@@ -610,7 +280,7 @@ def select_width(
     """Measure texture and pick the decoder width: `dip select-width noisy.png --sigma 25`."""
     from rich.table import Table
 
-    from dipcli.texture import complexity
+    from dipcli.tasks import select_width as measure
 
     with user_errors():
         check_sigma(sigma)
@@ -623,8 +293,10 @@ def select_width(
     failed = 0
     for path in files:
         try:
-            image = load(path)
-            score = complexity(image.pixels, None if sigma is None else sigma / 255)
+            from dipcli.tasks import as_image
+
+            image, _ = as_image(path, "input")
+            score = measure(image, sigma)
         except Fail as exc:
             failed += 1
             print_error(str(exc))

@@ -19,13 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from dipcli.metrics import psnr, ssim
-
-
-class Problem(Protocol):
-    name: str
-
-    def loss(self, output: torch.Tensor, observed: torch.Tensor) -> torch.Tensor: ...
+from dipcli.metrics import ssim
+from dipcli.problems import Problem
+from dipcli.tensors import to_hwc, to_nchw
 
 
 @dataclass
@@ -175,15 +171,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _to_tensor(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].float()
-    return t.to(device).contiguous(memory_format=torch.channels_last)
-
-
-def _to_numpy(t: torch.Tensor) -> np.ndarray:
-    return t[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)
-
-
 def code_shape(net: nn.Module, h: int, w: int, input_depth: int | None = None) -> tuple[int, int, int]:
     """(channels, height, width) of the input code for an ``h × w`` output of ``net``."""
     declared = getattr(net, "input_shape", None)
@@ -239,8 +226,8 @@ def fit(
     ``observed`` is ``(H, W, C)`` float32, already padded to the net's multiple. ``out_size`` is
     the size the net generates (default: the observed size; larger for super-resolution);
     ``crop`` the size to cut the result (and metrics) back to; ``reference`` a clean
-    ``crop``-sized image for live PSNR/SSIM. A problem may define ``psnr(x, ref)`` to measure
-    its own way (e.g. the Y channel for super-resolution). The input code's shape comes from
+    ``crop``-sized image for live PSNR/SSIM, measured the problem's way (``problem.psnr``: e.g.
+    the Y channel for super-resolution). The input code's shape comes from
     ``net.input_shape(h, w)`` where the net has one (decoders take a small code), else it is
     ``input_depth`` channels at full size. Ctrl-C ends the fit early and still returns the result
     so far.
@@ -277,9 +264,9 @@ def fit_group(
     gen = torch.Generator().manual_seed(config.seed)
     h, w = out_size or members[0].observed.shape[:2]
     crops = [m.crop or (h, w) for m in members]
-    measures = [getattr(m.problem, "psnr", psnr) for m in members]
-    ys = [_to_tensor(m.observed, device) for m in members]
-    refs = [_to_tensor(m.reference, device) if m.reference is not None else None for m in members]
+    ys = [to_nchw(m.observed, device, channels_last=True) for m in members]
+    refs = [to_nchw(m.reference, device, channels_last=True) if m.reference is not None else None
+            for m in members]
     z = (torch.rand(1, *code_shape(net, h, w, input_depth), generator=gen) * config.input_scale).to(device)
     z = z.contiguous(memory_format=torch.channels_last)
     net = net.to(device)
@@ -316,7 +303,7 @@ def fit_group(
         # benchmark's 22 budget-ended runs it beat the rule's interim candidate in 21 (+0.10 dB
         # on average, -0.06 dB in the other one).
         results[i] = FitResult(
-            raw=_to_numpy(out[i:i + 1, :, :ch, :cw]), ema=_to_numpy(kept), iterations=it,
+            raw=to_hwc(out[i:i + 1, :, :ch, :cw]), ema=to_hwc(kept), iterations=it,
             best_iteration=best_at[i] if chosen is not None else it,
             seconds=time.perf_counter() - start, final_loss=last_loss[i],
             interrupted=reason == "interrupted", backtracks=backtracks[i], stop_reason=reason,
@@ -384,8 +371,8 @@ def fit_group(
                     stop_state=stop.describe(), raw=raw_c, ema=ema_c, backtracks=backtracks[i],
                 )
                 if refs[i] is not None:
-                    event.psnr_raw = measures[i](event.raw, refs[i]).item()
-                    event.psnr_ema = measures[i](event.ema, refs[i]).item()
+                    event.psnr_raw = m.problem.psnr(event.raw, refs[i]).item()
+                    event.psnr_ema = m.problem.psnr(event.ema, refs[i]).item()
                     event.ssim_ema = ssim(event.ema, refs[i]).item()
                     if event.psnr_ema > best_psnr[i]:
                         best_psnr[i], best_iter[i] = event.psnr_ema, it
@@ -419,11 +406,8 @@ def jitter(z: torch.Tensor) -> torch.Tensor:
 
 
 def _free_pixels(problem: Problem, observed: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor | None:
-    """The problem's free pixels (``problem.free_pixels``, if it has them) cropped to the result."""
-    free = getattr(problem, "free_pixels", None)
-    if free is None:
-        return None
-    mask = free(observed)
+    """The problem's free pixels (:meth:`Problem.free_pixels`) cropped to the result."""
+    mask = problem.free_pixels(observed)
     return mask[..., :crop[0], :crop[1]] if mask is not None else None
 
 

@@ -1,6 +1,8 @@
-"""One restoration job from start to finish: read, pad, build, fit, crop, write.
+"""One restoration job from start to finish: pad, build, fit, crop, composite and score.
 
-Every subcommand goes through :func:`run_job`; the CLI only turns options into a :class:`Job`.
+Every task goes through :func:`run_job` (or :func:`run_group` for ``--group``); the task
+functions (:mod:`dipcli.tasks`) turn options into a :class:`Job`, and the caller writes the
+image it returns.
 A tiled job (``--tile``) repeats the fit step, :func:`fit_images`, once per tile (or per group
 of tiles) and blends the outputs (:mod:`dipcli.tiling`); the loop itself is the same
 :func:`dipcli.fit.fit_group`.
@@ -13,16 +15,16 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dipcli.fit import FitConfig, FitResult, Member, Subscriber, fit_group, resolve_device, resolve_precision
-from dipcli.io import Image, pad_to_multiple, write_image
+from dipcli.io import Image, pad_to_multiple
 from dipcli.memory import USABLE, Footprint, OutOfMemory, available_bytes, footprint, gib
 from dipcli.nets import NetSpec, build_net, count_params
 from dipcli.nets.stack import Stack
+from dipcli.problems import Problem
 from dipcli.tiling import Blender, plan_tiles, tile_for, window_slices
 
 if TYPE_CHECKING:
@@ -33,11 +35,10 @@ MIN_SIDE = 8
 
 @dataclass
 class Job:
-    problem: object
+    problem: Problem
     observed: Image  # what the net must explain (noisy image, masked image, ...)
     spec: NetSpec
     config: FitConfig
-    output: Path
     device: str = "auto"
     reference: np.ndarray | None = None  # clean image for live PSNR/SSIM
     write_raw: bool = False  # write the last raw output instead of the average
@@ -55,7 +56,7 @@ class JobResult:
     device: str
     psnr: float | None
     ssim: float | None
-    image: Image
+    image: Image  # what to write: the input's format, composited where the problem knows pixels
     tiles: int | None = None  # how many tiles were fitted (None: the image in one piece)
 
 
@@ -88,7 +89,7 @@ def _padded(observed: np.ndarray, spec: NetSpec) -> tuple[np.ndarray, tuple[int,
     return padded, size
 
 
-def fit_images(problems: Sequence[object], observed: Sequence[np.ndarray],
+def fit_images(problems: Sequence[Problem], observed: Sequence[np.ndarray],
                references: Sequence[np.ndarray | None], spec: NetSpec, configs: Sequence[FitConfig],
                device: torch.device,
                subscribers: Sequence[Sequence[Subscriber]]) -> tuple[list[FitResult], int]:
@@ -102,16 +103,15 @@ def fit_images(problems: Sequence[object], observed: Sequence[np.ndarray],
     size = padded[0][1]
     nets = [build_net(spec, out_channels=padded[0][0].shape[2], seed=c.seed) for c in configs]
     # Problems whose output is larger than the observation (super-resolution) say how much.
-    out_size = getattr(problems[0], "out_size", None)
-    crop = out_size(size) if out_size else size
+    crop = problems[0].out_size(size)
     members = [Member(problem, pixels, config, crop, reference, subs) for problem, (pixels, _), config,
                reference, subs in zip(problems, padded, configs, references, subscribers, strict=True)]
     results = fit_group(members, nets[0] if len(nets) == 1 else Stack(nets), input_depth=spec.input_depth,
-                        device=device, out_size=out_size(padded[0][0].shape[:2]) if out_size else None)
+                        device=device, out_size=problems[0].out_size(padded[0][0].shape[:2]))
     return results, count_params(nets[0])
 
 
-def choose_tile(problem: object, image: Image, spec: NetSpec, config: FitConfig, device: str,
+def choose_tile(problem: Problem, image: Image, spec: NetSpec, config: FitConfig, device: str,
                 target: int | None = None) -> tuple[int, str | None]:
     """``--tile auto``: the tile side to fit with (0: the whole image) and a note saying why.
 
@@ -125,7 +125,7 @@ def choose_tile(problem: object, image: Image, spec: NetSpec, config: FitConfig,
     spec = spec.resolved()
     channels = image.pixels.shape[2]
     h, w = image.shape
-    tileable = getattr(problem, "window", None) is not None
+    tileable = problem.tileable
     tile = 0
     why = None
     if target and tileable and max(h, w) >= 1.5 * target:
@@ -154,7 +154,7 @@ def choose_tile(problem: object, image: Image, spec: NetSpec, config: FitConfig,
                   f"of at most {tile}×{tile} px")
 
 
-def group_capacity(problem: object, shape: tuple[int, ...], spec: NetSpec, config: FitConfig, device: str,
+def group_capacity(problem: Problem, shape: tuple[int, ...], spec: NetSpec, config: FitConfig, device: str,
                    wanted: int) -> int:
     """How many images of ``shape`` (h, w, channels) to fit together (``--group``): ``wanted``, or
     fewer if the device's free memory holds fewer such fits at once (never less than one)."""
@@ -166,14 +166,11 @@ def group_capacity(problem: object, shape: tuple[int, ...], spec: NetSpec, confi
     return max(1, min(wanted, int(USABLE * free // cost.bytes(ph, pw))))
 
 
-def fit_cost(problem: object, shape: tuple[int, ...], spec: NetSpec, config: FitConfig,
+def fit_cost(problem: Problem, shape: tuple[int, ...], spec: NetSpec, config: FitConfig,
              dev: torch.device) -> tuple[Footprint, tuple[int, int]]:
     """The footprint of ``spec`` on ``dev``, and the size the net generates for an observation
     of ``shape`` (h, w, channels): padded to the net's multiple, enlarged for super-resolution."""
-    ph, pw = (-(-side // spec.multiple) * spec.multiple for side in shape[:2])
-    out_size = getattr(problem, "out_size", None)
-    if out_size:
-        ph, pw = out_size((ph, pw))
+    ph, pw = problem.out_size(tuple(-(-side // spec.multiple) * spec.multiple for side in shape[:2]))
     return footprint(spec, shape[2], resolve_precision(config.precision, dev)), (ph, pw)
 
 
@@ -190,13 +187,9 @@ def fit_tiles(job: Job, spec: NetSpec, device: torch.device) -> tuple[FitResult,
     the image written is whole. Returns the combined result (:func:`combine`), the parameters of
     one tile's net, and the number of tiles.
     """
-    window_of = getattr(job.problem, "window", None)
-    if window_of is None:
-        raise ValueError(f"--tile works for problems that act pixel by pixel (denoising, "
-                         f"inpainting), not {getattr(job.problem, 'name', 'this one')}")
     observed = job.observed.pixels
     windows = plan_tiles(*observed.shape[:2], job.tile)
-    problems = [window_of(*window_slices(w)) for w in windows]  # a bad tile fails before any fit
+    problems = [job.problem.window(*window_slices(w)) for w in windows]  # a bad tile fails before any fit
     raw, ema = Blender(windows, observed.shape), Blender(windows, observed.shape)
     cuts = [window_slices(w) for w in windows]
     size = 1
@@ -247,9 +240,9 @@ def combine(parts: list[FitResult], raw: np.ndarray, ema: np.ndarray) -> FitResu
 
 
 def run_job(job: Job) -> JobResult:
-    """Fit (the whole image, or tile by tile with ``job.tile``) and write.
+    """Fit (the whole image, or tile by tile with ``job.tile``); the image to write and its scores.
 
-    The output is written even when the fit was interrupted (best so far).
+    An interrupted fit still gives its best result so far.
     """
     check_size(job.observed)
     spec = job.spec.resolved()
@@ -265,7 +258,7 @@ def run_job(job: Job) -> JobResult:
 
 
 def run_group(jobs: Sequence[Job]) -> list[JobResult]:
-    """Fit several whole images of one size together, as one batched net (``--group``), and write each.
+    """Fit several whole images of one size together, as one batched net (``--group``).
 
     The jobs must share the image size, the net and the fit settings that :data:`dipcli.fit.SHARED`
     names; each keeps its own problem, stop rule, reference and output. Results match fitting
@@ -291,12 +284,11 @@ def run_group(jobs: Sequence[Job]) -> list[JobResult]:
 
 
 def finish(job: Job, result: FitResult, params: int, device: str, tiles: int | None = None) -> JobResult:
-    """Write a fit's image (composited where the problem knows pixels exactly) and score it."""
+    """A fit's image in the input's format (composited where the problem knows pixels exactly), scored."""
     pixels = result.raw if job.write_raw else result.ema
-    if job.composite and hasattr(job.problem, "composite"):
+    if job.composite:
         pixels = job.problem.composite(pixels, job.observed.pixels)
     image = resized_like(job.observed, pixels)
-    write_image(job.output, image)
     psnr = ssim = None
     if job.reference is not None:
         from skimage.metrics import peak_signal_noise_ratio, structural_similarity

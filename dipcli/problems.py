@@ -1,17 +1,29 @@
-"""Problems: what was done to the image (the forward operator) and the data-fidelity loss.
+"""Forward models: what was done to the image, and how to measure a candidate against it.
 
-Nothing here knows about networks or progress bars. The fitting loop asks a Problem for the loss
-between the generator's output and the observation, and the experiment modes ask it to make an
-observation from a clean image. A problem may also say how its results are scored (``psnr``):
-inpainting scores the composite it writes, super-resolution the Y channel as its literature does.
-A problem that acts pixel by pixel can be cut to a window of the image (``window``), which is
-what lets a tiled job fit each tile as a problem of its own; super-resolution cannot (its blur
-reaches across a window's border, and the low- and high-resolution windows would have to match).
+A problem knows nothing about networks or progress bars. It states what the fitting loop, the
+job and the stop rules may ask of it in one explicit contract, :class:`Problem`: the loss
+between the generator's output and the observation (required), how to make an observation from
+a clean image (for experiments), and optional capabilities with defaults that mean "none":
+
+* ``noise``: the noise model (:class:`GaussianNoise`), when the problem has one. Stop rules ask
+  for it instead of a task's name: with a known σ the discrepancy principle applies.
+* ``out_size``: the size the net must generate (larger than the observation for
+  super-resolution).
+* ``tileable`` and ``window``: a problem that acts pixel by pixel can be cut to a window of the
+  image, which lets a tiled job fit each tile as a problem of its own; super-resolution cannot
+  (its blur reaches across a window's border, and the low- and high-resolution windows would
+  have to match).
+* ``free_pixels``: the pixels no observation pins down (an inpainting hole), which a rule that
+  watches the output watches.
+* ``composite``: what to write, given the net's output (inpainting keeps the known pixels).
+* ``psnr``: how results are scored: inpainting scores the composite it writes,
+  super-resolution the Y channel as its literature does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -19,14 +31,80 @@ import torch.nn.functional as F
 from torch import nn
 
 from dipcli.metrics import psnr
+from dipcli.tensors import to_nchw
 
 
 @dataclass(frozen=True)
-class Denoise:
-    """Additive white Gaussian noise of standard deviation ``sigma`` (on the 0–1 scale)."""
+class GaussianNoise:
+    """Additive white Gaussian noise of standard deviation ``sigma`` (0–1 scale), clipped to [0, 1].
+
+    ``estimated``: σ was read off the image rather than given, so it may be off (and real noise
+    is rarely white): stop rules then keep a check that needs no noise model beside it.
+    """
+
+    sigma: float
+    estimated: bool = False
+
+
+class Problem:
+    """The contract between a forward model and the code that fits it (see the module docstring).
+
+    Subclasses implement :meth:`loss` and :meth:`observe`, and override the capabilities they
+    have; the defaults describe a problem with no noise model, that cannot be tiled, generates
+    the observation's size, pins down every pixel, writes the net's output as it is and is
+    scored by plain PSNR.
+    """
+
+    name: ClassVar[str] = "problem"
+    tileable: ClassVar[bool] = False
+
+    @property
+    def noise(self) -> GaussianNoise | None:
+        return None
+
+    def loss(self, output: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def observe(self, clean: np.ndarray, seed: int = 0) -> np.ndarray:
+        raise NotImplementedError
+
+    def out_size(self, observed_size: tuple[int, int]) -> tuple[int, int]:
+        """The size the net must generate for an observation of ``observed_size``."""
+        return tuple(observed_size)
+
+    def window(self, rows: slice, cols: slice) -> Problem:
+        """The problem on a window of the image (a tile); only for ``tileable`` problems."""
+        raise ValueError(f"--tile works for problems that act pixel by pixel (denoising, inpainting), "
+                         f"not {self.name}")
+
+    def free_pixels(self, like: torch.Tensor) -> torch.Tensor | None:
+        """A ``(1, 1, H, W)`` 0/1 tensor of the pixels no observation pins down; None: none."""
+        return None
+
+    def composite(self, output: np.ndarray, observed: np.ndarray) -> np.ndarray:
+        """The image to write, given the net's output and the observation."""
+        return output
+
+    def psnr(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """PSNR (dB) of a candidate against a clean reference, as this problem's literature scores it."""
+        return psnr(x, ref)
+
+
+@dataclass(frozen=True)
+class Denoise(Problem):
+    """Additive white Gaussian noise of standard deviation ``sigma`` (on the 0–1 scale).
+
+    ``sigma_estimated``: σ was estimated from the image (see :class:`GaussianNoise`).
+    """
 
     sigma: float | None = None
-    name: str = "denoise"
+    sigma_estimated: bool = False
+    name: ClassVar[str] = "denoise"
+    tileable: ClassVar[bool] = True
+
+    @property
+    def noise(self) -> GaussianNoise | None:
+        return None if self.sigma is None else GaussianNoise(self.sigma, self.sigma_estimated)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -75,7 +153,7 @@ def _pad_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 @dataclass(eq=False)
-class Inpaint:
+class Inpaint(Problem):
     """Missing pixels: the net must match the observation on the known ones only.
 
     ``mask`` is ``(H, W)`` bool, True = known. The device copy of the mask is made on first use,
@@ -84,7 +162,8 @@ class Inpaint:
     """
 
     mask: np.ndarray
-    name: str = "inpaint"
+    name: ClassVar[str] = "inpaint"
+    tileable: ClassVar[bool] = True
     _device_masks: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -220,7 +299,7 @@ class Downsampler(nn.Module):
 
 
 @dataclass(eq=False)
-class SuperRes:
+class SuperRes(Problem):
     """×``factor`` super-resolution: the output is F× the observation in each direction.
 
     The net's output, downsampled by a fixed anti-aliasing kernel (Lanczos-2 by default, as in
@@ -229,7 +308,7 @@ class SuperRes:
 
     factor: int
     kernel: str = "lanczos2"
-    name: str = "superres"
+    name: ClassVar[str] = "superres"
     downsampler: Downsampler = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -262,7 +341,7 @@ class SuperRes:
         result against ``crop_hr(clean)``. ``seed`` is unused (no noise is added).
         """
         hr = self.crop_hr(np.asarray(clean, dtype=np.float32))
-        t = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1)))[None]
+        t = to_nchw(hr)
         with torch.no_grad():
             low = self.downsampler(t.to(self.downsampler.weight.device)).cpu()
         return np.clip(low[0].permute(1, 2, 0).numpy(), 0.0, 1.0).astype(np.float32)
@@ -274,11 +353,7 @@ class SuperRes:
 
 def _nchw(x: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Accept ``(1, C, H, W)`` tensors or ``(H, W, C)`` numpy arrays (as the benchmarks hold them)."""
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        x = x[:, :, None] if x.ndim == 2 else x
-        return x.permute(2, 0, 1)[None]
-    return x
+    return to_nchw(x) if isinstance(x, np.ndarray) else x
 
 
 def _crop_border(x: torch.Tensor, border: int) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Reporters: what the user sees on stderr while inputs are fitted. The fitting loop never prints.
+"""Progress: what the user sees on stderr while inputs are fitted. The fitting loop never prints.
 
 A :class:`Display` shows one input or a whole batch: a live Rich view on a terminal (an overall
 bar above one bar per image being fitted), plain lines in a log, or nothing but errors with
@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
@@ -27,6 +26,7 @@ from rich.progress import (
 )
 
 from dipcli.fit import Event
+from dipcli.tensors import to_hwc
 
 # Colour is left to Rich: it honours NO_COLOR and plain (non-terminal) streams on its own.
 err = Console(stderr=True, highlight=False)
@@ -264,7 +264,7 @@ class Snapshots:
 
         if e.iteration % self.every:
             return
-        pixels = e.ema[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy().astype(np.float32)
+        pixels = to_hwc(e.ema)
         path = self.folder / f"iter_{e.iteration:06d}.png"
         write_image(path, resized_like(self.template, pixels))  # super-resolution: a larger frame
         self.written.append(path)

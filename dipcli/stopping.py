@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import torch
 
 from dipcli.fit import Check, FixedStop, StopRule
+from dipcli.problems import GaussianNoise
 
 STOP_NAMES = ("auto", "wmv", "discrepancy", "fixed")
-SIGMA_TASKS = ("denoise", "two-stage")  # tasks whose data loss is a plain residual against noise
 
 
 @dataclass
@@ -262,20 +262,20 @@ class AnyStop:
         return " · ".join(rule.describe() for rule in self.rules)
 
 
-def make_stop(name: str, task: str, total: int, sigma: float | None, start: int = 0,
-              sigma_estimated: bool = False) -> StopRule:
-    """The rule for ``--stop NAME`` on ``task`` with an iteration budget ``total``.
+def make_stop(name: str, noise: GaussianNoise | None, total: int, start: int = 0) -> StopRule:
+    """The rule for ``--stop NAME`` on a problem with noise model ``noise`` and a budget ``total``.
 
     ``start``: the iteration from which WMV watches (two-stage: the end of stage 1).
 
-    ``auto``, for denoising (``denoise``, ``two-stage``): the discrepancy principle alone when
-    the user gave σ (its model then holds, and it was the better rule in the benchmark), and
-    together with WMV when σ was estimated (``sigma_estimated``), since WMV catches the runs
-    where the noise model fails; WMV alone for inpainting and super-resolution, which have no
-    noise model. ``sigma`` is on the 0–1 scale.
+    ``auto`` asks the problem's noise model, not the task: with a given σ (additive Gaussian
+    noise that the user stated), the discrepancy principle alone (its model then holds, and it
+    was the better rule in the benchmark); with an estimated σ, the discrepancy principle and
+    WMV together, since WMV catches the runs where the noise model fails; without a noise model
+    (inpainting, super-resolution), WMV alone.
     """
     if name not in STOP_NAMES:
         raise ValueError(f"unknown stop rule {name!r}; choose one of: {', '.join(STOP_NAMES)}")
+    sigma = None if noise is None else noise.sigma
     if sigma is not None and sigma >= 1:
         raise ValueError(f"sigma {sigma:g} is not on the 0–1 scale (divide a 0–255 value by 255)")
     if sigma is not None and not sigma > 0:
@@ -289,12 +289,12 @@ def make_stop(name: str, task: str, total: int, sigma: float | None, start: int 
         if sigma is None:
             raise ValueError("--stop discrepancy needs the noise level: pass --sigma")
         return DiscrepancyStop(sigma)
-    if sigma is not None and task in SIGMA_TASKS and not sigma_estimated:
+    if noise is not None and not noise.estimated:
         # A known σ: the discrepancy principle alone. In the stopping benchmark (36 denoising
         # runs) it was never more than 0.22 dB from the peak, while WMV, each of the 6 times it
         # fired first, cost 0.6–1.2 dB.
         return DiscrepancyStop(sigma)
-    if sigma is not None and task in SIGMA_TASKS:
+    if noise is not None:
         # An estimated σ may be off, and real noise is not white: WMV, which needs no noise
         # model, stays armed beside the residual test.
         return AnyStop([DiscrepancyStop(sigma), wmv], label="auto")

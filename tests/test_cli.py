@@ -181,17 +181,19 @@ def test_bad_width_is_refused(noisy_png):
 def test_denoise_defaults_lean_net_on_a_cpu_and_compact_auto_width_on_a_gpu(monkeypatch):
     """On a CPU: the lean net, fitted with half the paper's jitter and a warm average; other nets
     keep the paper's. On CUDA: the compact net at --width auto. Either way, 256² tiles."""
-    from dipcli.cli import Common
+    from dipcli.problems import Denoise
+    from dipcli.tasks import FitOptions, fit_config, resolve
 
-    c = Common(device="cpu")
-    spec = c.resolve("denoise")
-    config = c.config("denoise", spec, 25, reg_noise=1 / 30)
-    assert spec.arch == "lean" and c.tile_target == 256
+    cpu = FitOptions(device="cpu")
+    setup = resolve("denoise", cpu)
+    config = fit_config(setup, cpu, setup.spec, Denoise(25 / 255), jitter=1 / 30)
+    assert setup.spec.arch == "lean" and setup.tile_target == 256
     assert config.reg_noise == pytest.approx(1 / 60) and config.ema_warmup == 9
-    compact = Common(device="cpu", arch="compact")
-    plain = compact.config("denoise", compact.resolve("denoise"), 25, reg_noise=1 / 30)
+    compact = FitOptions(device="cpu", arch="compact")
+    plain_setup = resolve("denoise", compact)
+    plain = fit_config(plain_setup, compact, plain_setup.spec, Denoise(25 / 255), jitter=1 / 30)
     assert plain.reg_noise == pytest.approx(1 / 30) and plain.ema_warmup == 0
-    assert compact.tile_target == 256
+    assert plain_setup.tile_target == 256
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
-    gpu = Common(device="auto")
-    assert gpu.resolve("denoise").arch == "compact" and gpu.width == "auto"
+    gpu = resolve("denoise", FitOptions(device="auto"))
+    assert gpu.spec.arch == "compact" and gpu.width_auto

@@ -7,7 +7,7 @@ import torch
 
 from dipcli.fit import Check, FitConfig, FixedStop, fit
 from dipcli.nets import NetSpec, build_net
-from dipcli.problems import Denoise
+from dipcli.problems import Denoise, GaussianNoise, Inpaint, SuperRes
 from dipcli.stopping import (
     AnyStop,
     DiscrepancyStop,
@@ -81,7 +81,7 @@ def test_wmv_start_ignores_stage_one():
     flagged, stopped = run_rule(rule, wmv_checks(total=3000, best_centre=1495))
     assert "idle until iteration 1000" not in rule.describe()
     assert min(flagged) >= 1100 and rule.best_iteration == 1540 and stopped == 1540 + 600
-    auto = make_stop("auto", "two-stage", 1200, 25 / 255, start=400, sigma_estimated=True)
+    auto = make_stop("auto", GaussianNoise(25 / 255, estimated=True), 1200, start=400)
     assert auto.rules[1].start == 400
 
 
@@ -220,34 +220,35 @@ def test_any_stop_same_check_goes_to_the_first_listed_rule():
     assert stopped == 940 and flagged[-1] == 940 and second.name == "discrepancy"
 
 
-def test_make_stop_maps_names_and_tasks():
-    assert isinstance(make_stop("auto", "denoise", 1500, 25 / 255), DiscrepancyStop)  # σ given
-    auto = make_stop("auto", "denoise", 1500, 25 / 255, sigma_estimated=True)
+def test_make_stop_asks_the_problems_noise_model():
+    given, estimated = GaussianNoise(25 / 255), GaussianNoise(25 / 255, estimated=True)
+    assert isinstance(make_stop("auto", given, 1500), DiscrepancyStop)  # σ given
+    auto = make_stop("auto", estimated, 1500)
     assert isinstance(auto, AnyStop) and auto.name == "auto"
     assert [type(r) for r in auto.rules] == [DiscrepancyStop, WMVStop]
     assert auto.rules[1].patience_for(1500) == 300
-    assert isinstance(make_stop("auto", "two-stage", 1500, 0.1), DiscrepancyStop)
-    assert isinstance(make_stop("auto", "two-stage", 1500, 0.1, sigma_estimated=True), AnyStop)
-    for task in ("inpaint", "superres"):
-        assert isinstance(make_stop("auto", task, 1500, None), WMVStop)
-    assert isinstance(make_stop("auto", "denoise", 1500, None), WMVStop)
-    assert isinstance(make_stop("wmv", "denoise", 1500, 0.1), WMVStop)
-    assert make_stop("wmv", "inpaint", 6000, None).patience_for(6000) == 1200
-    disc = make_stop("discrepancy", "denoise", 1500, 0.1)
+    assert isinstance(make_stop("auto", None, 1500), WMVStop)  # no noise model: inpaint, superres
+    for problem in (Inpaint(np.eye(8, dtype=bool) | True), SuperRes(2)):
+        assert isinstance(make_stop("auto", problem.noise, 1500), WMVStop)
+    assert isinstance(make_stop("auto", Denoise(0.1).noise, 1500), DiscrepancyStop)
+    assert isinstance(make_stop("auto", Denoise(0.1, sigma_estimated=True).noise, 1500), AnyStop)
+    assert isinstance(make_stop("wmv", GaussianNoise(0.1), 1500), WMVStop)
+    assert make_stop("wmv", None, 6000).patience_for(6000) == 1200
+    disc = make_stop("discrepancy", GaussianNoise(0.1), 1500)
     assert isinstance(disc, DiscrepancyStop) and disc.sigma == 0.1
-    assert isinstance(make_stop("fixed", "denoise", 1500, 0.1), FixedStop)
+    assert isinstance(make_stop("fixed", GaussianNoise(0.1), 1500), FixedStop)
 
 
 def test_make_stop_errors_are_one_line():
     with pytest.raises(ValueError, match="needs the noise level") as exc:
-        make_stop("discrepancy", "denoise", 1500, None)
+        make_stop("discrepancy", None, 1500)
     assert "\n" not in str(exc.value)
     with pytest.raises(ValueError, match="auto, wmv, discrepancy, fixed"):
-        make_stop("patience", "denoise", 1500, 0.1)
+        make_stop("patience", GaussianNoise(0.1), 1500)
     with pytest.raises(ValueError, match="0–1 scale"):
-        make_stop("auto", "denoise", 1500, 25.0)
+        make_stop("auto", GaussianNoise(25.0), 1500)
     with pytest.raises(ValueError, match="positive"):
-        make_stop("discrepancy", "denoise", 1500, 0.0)
+        make_stop("discrepancy", GaussianNoise(0.0), 1500)
 
 
 class Recorder:

@@ -98,7 +98,9 @@ def test_inpaint_cuts_its_mask_and_superres_cannot_be_cut():
     np.testing.assert_array_equal(part.mask, mask[:32, 8:40])
     with pytest.raises(ValueError, match="--tile"):
         Inpaint(mask).window(slice(0, 16), slice(0, 16))
-    assert not hasattr(SuperRes(2), "window")
+    assert not SuperRes(2).tileable
+    with pytest.raises(ValueError, match="pixel by pixel"):
+        SuperRes(2).window(slice(0, 16), slice(0, 16))
 
 
 def noisy_file(path, smooth, h: int, w: int):

@@ -1,0 +1,255 @@
+"""A batch's inputs: files, folders and globs expanded; each input's output, mask and reference named.
+
+Decisions (README, "Batch and scripting", says the same to users):
+
+* A call is a *batch* when it names several inputs, a folder, or a glob; a batch keeps going
+  past a bad input and exits 1 if any failed.
+* Existing outputs are checked before any work starts: without ``--force`` or
+  ``--skip-existing`` the call is refused (exit 2) rather than discovering them one by one
+  hours into a batch.
+* Files a batch would use as outputs, masks or references of its other inputs are not inputs
+  themselves, so re-running on a folder does not restore its own results or masks.
+* ``--plot``/``--gif`` take a name template in a batch (``{stem}_curves.png``), relative to
+  the current folder like any path; ``--snapshots DIR`` gets one subfolder per input.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from string import Formatter
+
+from dipcli.batch.settings import Item, Settings, Task
+from dipcli.errors import Fail
+from dipcli.io import WRITABLE
+from dipcli.plots import MISSING_MATPLOTLIB, PLOT_TYPES, have_matplotlib, needs_matplotlib
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+GLOB_CHARS = frozenset("*?[")
+FIELDS = ("stem", "task", "ext")
+DEFAULT_NAME = "{stem}_{task}.{ext}"
+REPORT_TYPES = (".csv", ".json")
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    base: Path | None = None  # the folder or glob prefix it was found under; None: named directly
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+def glob_base(pattern: str) -> Path:
+    """The fixed folder a glob starts from: its leading parts without wildcards."""
+    fixed = []
+    for part in Path(pattern).parts:
+        if GLOB_CHARS & set(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def images_in(folder: Path, recursive: bool) -> list[Path]:
+    """The images in a folder, sorted; hidden files (and, recursing, hidden folders) left out."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if is_image(p)
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def expand_inputs(args: Sequence[str | os.PathLike], recursive: bool = False) -> tuple[list[Source], bool]:
+    """Files as given; folders become the images in them; globs the shell left alone, their matches.
+
+    Returns the sources (each file once, in order) and whether the call is a batch: several
+    arguments, a folder or a glob. A named file that does not exist stays in the list, to be
+    reported like any other bad input; a glob that matches no image is a usage error.
+    """
+    sources: list[Source] = []
+    batch = len(args) > 1
+    for arg in map(str, args):
+        path = Path(arg)
+        if path.is_dir():
+            batch = True
+            sources += [Source(p, path) for p in images_in(path, recursive)]
+        elif not path.exists() and GLOB_CHARS & set(arg):
+            batch = True
+            found: list[Path] = []
+            for match in sorted(Path(m) for m in glob.glob(arg, recursive=True)):
+                if match.is_dir():
+                    found += images_in(match, recursive)
+                elif is_image(match):
+                    found.append(match)
+            if not found:
+                raise Fail(f"{arg}: no image matches this pattern")
+            base = glob_base(arg)
+            sources += [Source(p, base) for p in found]
+        else:
+            sources.append(Source(path))
+    first: dict[Path, Source] = {}
+    for source in sources:
+        first.setdefault(source.path.resolve(), source)
+    return list(first.values()), batch
+
+
+# ---- naming and pairing --------------------------------------------------------------------------
+
+def template_fields(template: str, what: str) -> set[str]:
+    """The fields a name template uses; unknown ones are a usage error."""
+    try:
+        names = {f for _, f, _, _ in Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise Fail(f"{what} {template!r}: {exc}; write fields as {{stem}}, {{task}}, {{ext}}") from None
+    unknown = names - set(FIELDS)
+    if unknown:
+        raise Fail(f"{what} {template!r}: unknown field {{{sorted(unknown)[0]}}}; "
+                   "the fields are {stem}, {task} and {ext}")
+    return names
+
+
+def fill(template: str, path: Path, task: str) -> str:
+    """``{stem}_{task}.{ext}`` for ``photos/cat.png`` and task ``denoised``: ``cat_denoised.png``."""
+    try:
+        return template.format(stem=path.stem, task=task, ext=path.suffix.lstrip("."))
+    except ValueError as exc:  # a format spec that does not suit a name, e.g. {stem:d}
+        raise Fail(f"{template!r}: {exc}") from None
+
+
+def relative_folder(source: Source) -> Path:
+    """Where, under the folder or glob it came from, the input lies: mirrored by --output-dir."""
+    if source.base is None:
+        return Path()
+    rel = Path(os.path.relpath(source.path.parent, source.base))
+    return Path() if rel.parts[:1] == ("..",) else rel
+
+
+def plan_item(index: int, source: Source, task: Task, batch: bool) -> Item:
+    s, path = task.settings, source.path
+    if s.output is not None:
+        output = s.output
+    else:
+        name = fill(s.name or DEFAULT_NAME, path, task.suffix)
+        folder = path.parent if s.output_dir is None else s.output_dir / relative_folder(source)
+        output = folder / name
+    mask = s.mask if s.mask is not None else (
+        path.parent / fill(s.mask_pattern, path, task.suffix) if s.mask_pattern else None)
+    clean = s.clean if s.clean is not None else (s.clean_dir / path.name if s.clean_dir else None)
+    snapshots = s.snapshots
+    if snapshots is not None and batch:  # a subfolder per input: frames are named by iteration
+        snapshots = snapshots / relative_folder(source) / path.stem
+    return Item(index, path, output, mask, clean, snapshots,
+                Path(fill(s.plot, path, task.suffix)) if s.plot else None,
+                Path(fill(s.gif, path, task.suffix)) if s.gif else None)
+
+
+def check_settings(task: Task, batch: bool) -> None:
+    """Usage errors that need no image: refuse them before any work starts."""
+    s, fit = task.settings, task.fit
+    if s.output is not None and batch:
+        raise Fail("-o/--output names the output of one input; for several use --output-dir DIR "
+                   "(and --name TEMPLATE)")
+    if s.output is not None and (s.output_dir is not None or s.name is not None):
+        raise Fail("-o/--output names the file itself; drop --output-dir/--name, or drop -o")
+    if s.jobs > 1 and not fit.group.auto and fit.group.size > 1:
+        raise Fail("--jobs runs fits in separate processes, --group batches them in one; choose one")
+    if s.force and s.skip_existing:
+        raise Fail("--force overwrites existing outputs, --skip-existing keeps them; choose one")
+    if s.clean is not None and s.clean_dir is not None:
+        raise Fail("give either --clean FILE (one input) or --clean-dir DIR, not both")
+    if s.clean is not None and batch:
+        raise Fail("--clean names the reference of one input; for several use --clean-dir DIR "
+                   "(references paired by file name)")
+    if s.clean_dir is not None and not s.clean_dir.is_dir():
+        raise Fail(f"--clean-dir {s.clean_dir}: no such folder")
+    if s.mask is not None and s.mask_pattern is not None:
+        raise Fail("give either --mask FILE (one image) or --mask-pattern TEMPLATE, not both")
+    if s.mask is not None and batch:
+        raise Fail("--mask names the mask of one image; for several pair them with "
+                   "--mask-pattern '{stem}_mask.png' (looked up beside each image)")
+    if s.output_dir is not None and s.output_dir.exists() and not s.output_dir.is_dir():
+        raise Fail(f"--output-dir {s.output_dir} is a file; name a folder")
+    template_fields(s.name or DEFAULT_NAME, "--name")
+    if s.mask_pattern is not None:
+        template_fields(s.mask_pattern, "--mask-pattern")
+    if s.snapshots is not None and fit.save_every <= 0:
+        raise Fail("--save-every N and --snapshots DIR go together")
+    if s.gif is not None and fit.save_every <= 0:
+        raise Fail("--gif needs --save-every N: how often to take a frame")
+    if fit.save_every > 0 and s.snapshots is None and s.gif is None:
+        raise Fail("--save-every N and --snapshots DIR go together (or --gif FILE)")
+    pictures = (("--plot", s.plot, PLOT_TYPES, "curves.png"), ("--gif", s.gif, (".gif",), "progress.gif"))
+    for what, value, types, example in pictures:
+        if value is None:
+            continue
+        if not template_fields(value, what) and batch:
+            raise Fail(f"{what} {value!r}: every input of a batch needs its own file; put a field "
+                       f"in the name, e.g. {what} '{{stem}}_{example}'")
+        if Path(value).suffix.lower() not in types:
+            raise Fail(f"{what} {value}: name it with one of {', '.join(types)}")
+    if s.plot is not None and needs_matplotlib(s.plot) and not have_matplotlib():
+        raise Fail(MISSING_MATPLOTLIB)
+    if s.report is not None:
+        if s.report.suffix.lower() not in REPORT_TYPES:
+            raise Fail(f"--report {s.report}: name it .csv or .json")
+        if not s.report.parent.is_dir():
+            raise Fail(f"--report {s.report}: folder {s.report.parent} does not exist; create it first")
+
+
+def check_type(output: Path, batch: bool) -> None:
+    if output.suffix.lower() not in WRITABLE:
+        raise Fail(f"{output}: unknown image type {output.suffix or '(none)'}; name the output with one "
+                   f"of {', '.join(WRITABLE)}" + (" (--name)" if batch else " (-o or --name)"))
+
+
+def check_outputs(items: list[Item], batch: bool, s: Settings) -> list[Item]:
+    """Refuse outputs that would overwrite an input or each other; decide about existing ones."""
+    inputs = {i.input.resolve() for i in items}
+    written: dict[Path, Item] = {}
+    typed_by_input = s.output is None and "{ext}" in (s.name or DEFAULT_NAME)  # checked per input
+    for item in items:
+        out = item.output
+        if not typed_by_input:
+            check_type(out, batch)
+        if out.resolve() in inputs | {p.resolve() for p in (item.mask, item.clean) if p is not None}:
+            raise Fail(f"{out}: the output would overwrite an input; choose another "
+                       + ("--name" if batch else "-o"))
+        if s.output is not None and not out.parent.is_dir():
+            raise Fail(f"{out.parent}: output folder does not exist; create it first")
+        for path in (out, item.plot, item.gif, item.snapshots):
+            if path is None:
+                continue
+            other = written.setdefault(path.resolve(), item)
+            if other is not item:
+                raise Fail(f"{path}: both {other.input} and {item.input} would write here; "
+                           "use a name template that tells them apart (e.g. with {ext})")
+    existing = [i for i in items if i.output.exists()]
+    if existing and not (s.force or s.skip_existing):
+        if not batch:
+            raise Fail(f"{existing[0].output} exists; pass --force to overwrite it or -o to choose "
+                       "another name")
+        raise Fail(f"{len(existing)} of {len(items)} outputs exist already (e.g. {existing[0].output}); "
+                   "pass --skip-existing to resume the batch or --force to overwrite them")
+    if s.skip_existing:
+        items = [replace(i, skip=i.output.exists()) for i in items]
+    return items
+
+
+def plan(task: Task, sources: list[Source], batch: bool) -> list[Item]:
+    """Every input's paths, checked; files the batch itself uses for other inputs are dropped."""
+    check_settings(task, batch)
+    items = [plan_item(n, src, task, batch) for n, src in enumerate(sources)]
+    users: dict[Path, set[int]] = {}  # file → the inputs that write or read it besides themselves
+    for i in items:
+        for path in (i.output, i.mask, i.clean):
+            if path is not None:
+                users.setdefault(path.resolve(), set()).add(i.index)
+    kept = [src for src, item in zip(sources, items, strict=True)
+            if src.base is None or not users.get(item.input.resolve(), set()) - {item.index}]
+    if len(kept) < len(sources):
+        items = [plan_item(n, src, task, batch) for n, src in enumerate(kept)]
+    if not items:
+        raise Fail("no images found; give image files, folders holding them, or a quoted glob")
+    return check_outputs(items, batch, task.settings)

@@ -1,0 +1,126 @@
+"""A batch's results: one JSON line per input, the CSV/JSON report, the summary table, the exit code."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from dipcli.batch.settings import Item, Outcome, Settings, Task
+from dipcli.errors import FAILURE, INTERRUPTED, OK
+from dipcli.progress import Display, err
+from dipcli.tasks import Plan, settings_of
+
+
+def make_record(task: Task, item: Item, plan: Plan, result) -> dict:
+    """One input's record: what it is, where it went, and what the fit used and gave."""
+    record = {"input": str(item.input), "output": str(item.output),
+              "status": "interrupted" if result.fit.interrupted else "ok", "task": task.name,
+              **settings_of(plan, result)}
+    for key, path in (("plot", item.plot), ("gif", item.gif)):
+        if path is not None:
+            record[key] = str(path)
+    return record
+
+
+def failed(task: Task, item: Item, message: str, code: int) -> Outcome:
+    return Outcome(item.index, {"input": str(item.input), "output": str(item.output),
+                                "status": "failed", "task": task.name, "error": message}, code)
+
+
+def skipped(task: Task, item: Item) -> Outcome:
+    return Outcome(item.index, {"input": str(item.input), "output": str(item.output),
+                                "status": "skipped", "task": task.name})
+
+
+def emit_json(record: dict) -> None:
+    """One result on stdout as a line of JSON: stdout carries results and nothing else."""
+    print(json.dumps(record), flush=True)
+
+
+def describe(record: dict) -> str:
+    """The line a user reads after a fit: what was written and how it went."""
+    msg = (f"wrote {record['output']} ({record['iterations']} iterations, kept {record['best_iteration']}, "
+           f"stopped by {record['stop_reason']}, {record['seconds']:.1f} s")
+    if record.get("psnr") is not None:
+        msg += f", PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.4f}"
+    lines = [msg + ")"]
+    lines += [f"  {k.replace('_', ' ')}: {v:.2f} dB" for k, v in record.items()
+              if k.startswith("psnr_") and isinstance(v, float)]
+    return "\n".join(lines)
+
+
+def announce(outcome: Outcome, display: Display, s: Settings, batch: bool) -> None:
+    """Tell the user (stderr) and the script (stdout, --json) what became of one input."""
+    rec = outcome.record
+    if outcome.status == "failed":
+        msg = rec["error"]
+        display.error(msg if not batch or msg.startswith(rec["input"]) else f"{rec['input']}: {msg}")
+    if s.json_out and (batch or outcome.status != "failed"):
+        emit_json(rec)
+    elif outcome.status in ("ok", "interrupted") and "iterations" in rec and not s.quiet:
+        display.say(describe(rec))
+    elif outcome.status == "skipped" and not s.quiet:
+        display.say(f"skipped {rec['input']}: {rec['output']} exists")
+    if outcome.status == "interrupted" and "iterations" in rec:
+        err.print(f"interrupted: wrote the result so far to {rec['output']}", markup=False)
+    display.advance(failed=outcome.status == "failed")
+
+
+REPORT_FIRST = ("input", "output", "status", "error")
+
+
+def report_columns(records: Sequence[dict]) -> list[str]:
+    """Every key of every record: the usual ones first, then in the order they appear."""
+    cols = dict.fromkeys(REPORT_FIRST)
+    for rec in records:
+        cols.update(dict.fromkeys(rec))
+    return list(cols)
+
+
+def write_report(path: Path, records: Sequence[dict]) -> None:
+    """CSV (a header, then a row per input) or JSON (a list of the records), written atomically."""
+    if path.suffix.lower() == ".json":
+        text = json.dumps(list(records), indent=1) + "\n"
+    else:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=report_columns(records), restval="")
+        writer.writeheader()
+        for rec in records:
+            writer.writerow({k: "" if v is None else json.dumps(v) if isinstance(v, (list, dict)) else v
+                             for k, v in rec.items()})
+        text = buf.getvalue()
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, newline="")
+    os.replace(tmp, path)
+
+
+def summary(outcomes: Sequence[Outcome]):
+    """A table of the batch: file, status, PSNR (when known), iterations, seconds, output."""
+    from rich.table import Table
+    from rich.text import Text
+
+    colour = {"ok": "green", "skipped": "dim", "failed": "red", "interrupted": "yellow"}
+    table = Table(title="dip batch")
+    for col in ("file", "status", "PSNR", "iterations", "seconds", "output"):
+        table.add_column(col, justify="right" if col in ("PSNR", "iterations", "seconds") else "left")
+    for o in outcomes:
+        r = o.record
+        table.add_row(
+            Text(r["input"]), Text(o.status, style=colour[o.status]),
+            f"{r['psnr']:.2f}" if r.get("psnr") is not None else "",
+            str(r.get("iterations", "")), f"{r['seconds']:.1f}" if "seconds" in r else "",
+            Text(r["output"]) if o.status != "failed" else Text(r["error"], style="red"),
+        )
+    return table
+
+
+def exit_code(outcomes: Sequence[Outcome], batch: bool, interrupted: bool) -> int:
+    if interrupted or any(o.code == INTERRUPTED for o in outcomes):
+        return INTERRUPTED
+    if not batch:
+        return outcomes[0].code if outcomes else OK
+    return FAILURE if any(o.status == "failed" for o in outcomes) else OK

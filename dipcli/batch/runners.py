@@ -1,0 +1,352 @@
+"""Running a batch's inputs: one after another, several as one batched net (``--group``), or in
+worker processes (``--jobs``). Every runner takes each input through the same steps: read its
+files, plan it with its task's planner (:mod:`dipcli.tasks`), fit, write, draw, and record; a
+failure becomes that input's outcome and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import os
+import signal
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from dipcli.batch.inputs import check_type
+from dipcli.batch.results import failed, make_record, skipped
+from dipcli.batch.settings import Item, Outcome, Task
+from dipcli.errors import FAILURE, INTERRUPTED, OK, USAGE, Fail
+from dipcli.fit import SHARED
+from dipcli.io import Image, ImageError, read_image, write_image
+from dipcli.job import group_capacity
+from dipcli.plots import needs_matplotlib, plot_curves, write_curves_csv, write_gif
+from dipcli.progress import Display, Sink, Snapshots
+from dipcli.tasks import PLANNERS, Plan, TaskInput, run_plan, run_plans
+
+# ---- one input -------------------------------------------------------------------------------------
+
+def load(path: Path, what: str = "input") -> Image:
+    """Read one of an input's files: a missing file is a usage error, an unreadable one a failure."""
+    if not path.exists():
+        raise Fail(f"{path}: no such file; check the {what} path", USAGE)
+    try:
+        return read_image(path)
+    except ImageError as exc:
+        raise Fail(str(exc), FAILURE) from None
+
+
+def load_input(task: Task, item: Item) -> TaskInput:
+    """An input's image, and its reference and mask when it has them, read from their files."""
+    image = load(item.input)
+    clean = load(item.clean, "--clean") if item.clean is not None else None
+    mask = None
+    if item.mask is not None:
+        if not item.mask.exists():
+            how = "check the --mask path" if task.settings.mask is not None else \
+                f"no mask for {item.input.name} by --mask-pattern {task.settings.mask_pattern!r}"
+            raise Fail(f"{item.mask}: no such file; {how}")
+        mask = load(item.mask, "--mask")
+    return TaskInput(image, str(item.input), clean, str(item.clean), mask, str(item.mask))
+
+
+def prepare_one(task: Task, item: Item, sink: Sink) -> Plan:
+    """Read one input and plan its fit (problem, net, configuration, tiles); tell the user the notes."""
+    plan = PLANNERS[task.name](load_input(task, item), task.fit, setup=task.setup, **task.options)
+    check_type(item.output, batch=False)  # an output named after a readable but unwritable input
+    if not task.settings.json_out:
+        for note in plan.notes:
+            sink.note(note)
+    return plan
+
+
+def announcer(task: Task, item: Item, plan: Plan, sink: Sink) -> Callable[[str], None]:
+    """What to call before each fit of an input (the image: "", or each tile: ", tile 2/6"): a fresh bar."""
+    h, w = plan.image.shape
+    spec, config = plan.spec, plan.config
+    title = (f"dip {task.name} {item.input.name}: {w}×{h}{plan.header}, {spec.arch} net (width "
+             f"{spec.width}, {spec.scales} scales, {spec.upsample}), stop: {config.stop.name}")
+
+    def begin(part: str) -> None:
+        sink.end()  # the previous fit's; ending before any began is harmless
+        sink.begin(item.input.name, title + part, config.iters)
+
+    return begin
+
+
+def run_one(task: Task, item: Item, sink: Sink) -> Outcome:
+    """Read, fit and write one input, then draw its pictures; a :class:`Fail` says what went wrong.
+
+    The same for a single input and for each input of a batch, in this process or a worker.
+    """
+    return run_prepared(task, item, prepare_one(task, item, sink), sink)
+
+
+def run_prepared(task: Task, item: Item, plan: Plan, sink: Sink) -> Outcome:
+    """Fit and write one planned input on its own (whole or in tiles), then draw its pictures."""
+    with ExitStack() as stack:
+        frames = item.snapshots
+        if frames is None and item.gif is not None:
+            frames = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dip-frames-")))
+        snaps = Snapshots(frames, task.fit.save_every, plan.image) if frames is not None else None
+        item.output.parent.mkdir(parents=True, exist_ok=True)  # --output-dir and its mirrored folders
+        try:
+            result = run_plan(plan, [sink, *([snaps] if snaps else [])], announcer(task, item, plan, sink))
+        finally:
+            sink.end()
+        write_image(item.output, result.image)
+        record = make_record(task, item, plan, result)
+        draw(task, item, record, result.fit.history, snaps, sink)
+    return Outcome(item.index, record, INTERRUPTED if result.fit.interrupted else OK)
+
+
+def run_together(task: Task, members: list[tuple[Item, Plan, Sink]]) -> list[Outcome]:
+    """Fit planned inputs of one size as one group (``--group``) and write each."""
+    for item, _, _ in members:
+        item.output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        results = run_plans([plan for _, plan, _ in members], [[sink] for _, _, sink in members],
+                            [announcer(task, item, plan, sink) for item, plan, sink in members])
+    finally:
+        for _, _, sink in members:
+            sink.end()
+    outcomes = []
+    for (item, plan, _), result in zip(members, results, strict=True):
+        write_image(item.output, result.image)
+        record = make_record(task, item, plan, result)
+        record["group"] = len(members)
+        outcomes.append(Outcome(item.index, record, INTERRUPTED if result.fit.interrupted else OK))
+    return outcomes
+
+
+def draw(task: Task, item: Item, record: dict, history: list[dict], snaps, sink: Sink) -> None:
+    """--plot and --gif for one input (after its image is safely written)."""
+    try:
+        if item.plot is not None and not needs_matplotlib(item.plot):
+            write_curves_csv(item.plot, history)
+        elif item.plot is not None:
+            plot_curves(item.plot, history, title=f"dip {task.name} {item.input.name}",
+                        kept=record["best_iteration"], last=record["iterations"],
+                        stage1_end=record.get("stage1_end"))
+        if item.gif is not None:
+            if snaps.written:
+                write_gif(item.gif, snaps.written)
+            else:
+                sink.note(f"no GIF for {item.input.name}: the fit stopped before the first frame")
+                record.pop("gif")
+    except OSError as exc:
+        raise Fail(f"cannot write a picture ({exc.__class__.__name__}: {exc})", FAILURE) from None
+
+
+def attempt(task: Task, item: Item, sink: Sink, batch: bool) -> Outcome:
+    """:func:`run_one`, with every expected failure (and, in a batch, any failure) as an outcome."""
+    return guarded(task, [item], batch, lambda: [run_one(task, item, sink)])[0]
+
+
+def guarded(task: Task, items: list[Item], batch: bool, work: Callable[[], list]) -> list:
+    """``work()``, or if it fails, the same failure as the outcome of each of ``items``."""
+    try:
+        return work()
+    except Fail as exc:
+        return [failed(task, item, str(exc), exc.code) for item in items]
+    except ImageError as exc:
+        return [failed(task, item, str(exc), FAILURE) for item in items]
+    except Exception as exc:  # a batch outlives a bug that one image triggers; say what it was
+        if not batch:
+            raise
+        return [failed(task, item, f"unexpected {exc.__class__.__name__}: {exc}", FAILURE) for item in items]
+
+
+# ---- running many ---------------------------------------------------------------------------------
+
+def run_sequential(task: Task, items: list[Item], display: Display, batch: bool) -> Iterator[Outcome]:
+    """One input after the other in this process; an interrupted fit ends the batch."""
+    for item in items:
+        if item.skip:
+            yield skipped(task, item)
+            continue
+        outcome = attempt(task, item, display.sink(item.index), batch)
+        yield outcome
+        if outcome.code == INTERRUPTED:
+            return
+
+
+def group_key(p: Plan) -> tuple:
+    """Inputs with equal keys can be fitted as one group: one size, net, problem kind and loop."""
+    return (p.image.pixels.shape, p.spec.resolved(), type(p.problem).__name__,
+            p.problem.out_size(p.image.shape), tuple(getattr(p.config, k) for k in SHARED))
+
+
+def run_grouped(task: Task, items: list[Item], display: Display, batch: bool) -> Iterator[Outcome]:
+    """``--group N``: inputs of one size fitted N at a time as one batched net, in this process.
+
+    Inputs are read in order and held back until N of a kind are in (or memory allows no more,
+    or the inputs run out). An input that is tiled or draws pictures is fitted on its own.
+    """
+    fit = task.fit
+    waiting: dict[tuple, list[tuple[Item, Plan, Sink]]] = {}
+    capacity: dict[tuple, int] = {}
+
+    def flush(key: tuple) -> list[Outcome]:
+        members = waiting.pop(key)
+        return guarded(task, [m[0] for m in members], batch, lambda: run_together(task, members))
+
+    for item in items:
+        if item.skip:
+            yield skipped(task, item)
+            continue
+        sink = display.sink(item.index)
+        prepared = guarded(task, [item], batch, lambda item=item, sink=sink: [prepare_one(task, item, sink)])
+        if isinstance(prepared[0], Outcome):
+            yield prepared[0]
+            continue
+        p = prepared[0]
+        if p.tile or item.pictures:
+            alone = functools.partial(run_prepared, task, item, p, sink)
+            outcomes = guarded(task, [item], batch, lambda alone=alone: [alone()])
+        else:
+            key = group_key(p)
+            if key not in capacity:
+                capacity[key] = group_capacity(p.problem, p.image.pixels.shape, p.spec, p.config, fit.device,
+                                                fit.group.size)
+            waiting.setdefault(key, []).append((item, p, sink))
+            outcomes = flush(key) if len(waiting[key]) >= capacity[key] else []
+        yield from outcomes
+        if any(o.code == INTERRUPTED for o in outcomes):
+            return
+    for key in list(waiting):
+        outcomes = flush(key)
+        yield from outcomes
+        if any(o.code == INTERRUPTED for o in outcomes):
+            return
+
+
+_worker: dict = {}  # the worker process's queue, stop event and whether it is fitting
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_job(jobs: int) -> int:
+    """A fair share of the cores, or fewer if OMP_NUM_THREADS says so (as it does for one fit)."""
+    share = max(1, usable_cpus() // jobs)
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return min(share, int(limit)) if limit.isdigit() and int(limit) > 0 else share
+
+
+def _init_worker(threads: int, queue, stop, counter, gpus: int) -> None:
+    """Each worker: its share of the cores, its own GPU when there are several, Ctrl-C in fits only."""
+    _worker.update(queue=queue, stop=stop, busy=False)
+    signal.signal(signal.SIGINT, _on_sigint)  # first: it was ignored until now (see run_parallel)
+    import torch
+
+    torch.set_num_threads(threads)
+    if gpus > 1:
+        with counter.get_lock():
+            index, counter.value = counter.value, counter.value + 1
+        torch.cuda.set_device(index % gpus)
+
+
+def _on_sigint(signum, frame) -> None:
+    """Ctrl-C reaches every process of the terminal: stop a fit (it keeps its best), ignore otherwise."""
+    if _worker.get("busy"):
+        raise KeyboardInterrupt
+
+
+def _work(task: Task, item: Item) -> Outcome | None:
+    """Run one input in a worker; None if the batch was stopped before it began."""
+    if _worker["stop"].is_set():
+        return None
+    queue = _worker["queue"]
+    sink = Sink(lambda method, *args: queue.put((method, item.index, args)), every=0.25,
+                stop=_worker["stop"])
+    _worker["busy"] = True
+    try:
+        return attempt(task, item, sink, batch=True)
+    except KeyboardInterrupt:  # outside the fit (reading, writing): nothing was written
+        outcome = failed(task, item, "interrupted before its fit began", INTERRUPTED)
+        outcome.record["status"] = "interrupted"
+        return outcome
+    finally:
+        _worker["busy"] = False
+
+
+def run_parallel(task: Task, items: list[Item], display: Display, jobs: int) -> Iterator[Outcome]:
+    """``jobs`` inputs at once in spawned processes, outcomes as they finish.
+
+    Each fit is seeded by --seed alone (fit() seeds its own RNG, build_net forks it), so an
+    input's result does not depend on which worker ran it or what ran there before. Ctrl-C
+    (or a stop) lets running fits write their best so far, starts nothing new, and is raised
+    again once they are in.
+    """
+    for item in items:
+        if item.skip:
+            yield skipped(task, item)
+    todo = [i for i in items if not i.skip]
+    ctx = multiprocessing.get_context("spawn")
+    queue, stop, counter = ctx.SimpleQueue(), ctx.Event(), ctx.Value("i", 0)
+    gpus = 0
+    if task.fit.device in ("auto", "cuda"):
+        import torch
+
+        gpus = torch.cuda.device_count()
+    threads = threads_per_job(jobs)
+    pool = ProcessPoolExecutor(min(jobs, len(todo)), mp_context=ctx, initializer=_init_worker,
+                               initargs=(threads, queue, stop, counter, gpus))
+    interrupted = False
+    try:
+        with sigint_ignored():  # inherited by the workers: a Ctrl-C while one starts cannot kill it
+            futures: dict[Future, Item] = {pool.submit(_work, task, item): item for item in todo}
+        pending = set(futures)
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                # Nothing is cancelled: queued inputs see the stop and return at once (cancelling
+                # futures of a pool whose worker died can hang Python 3.11's executor).
+                interrupted = True
+                stop.set()
+                continue
+            relay(queue, display)
+            for f in sorted(done, key=lambda f: futures[f].index):
+                try:
+                    outcome = f.result()
+                except Exception as exc:  # the worker died (out of memory, killed)
+                    outcome = failed(task, futures[f], f"worker failed: {exc.__class__.__name__}: {exc}",
+                                     FAILURE)
+                if outcome is not None:
+                    yield outcome
+    finally:
+        stop.set()
+        pool.shutdown(wait=True)
+        relay(queue, display)
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C for a moment (processes started now inherit that); main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def relay(queue, display: Display) -> None:
+    """Show what the workers have posted: ``(method, key, args)`` calls on the display."""
+    while not queue.empty():
+        method, key, args = queue.get()
+        getattr(display, method)(key, *args)

@@ -1,0 +1,83 @@
+"""What a batch is made of: its settings, the task it runs, each input's paths, each outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dipcli.errors import OK
+from dipcli.tasks import FitOptions, Setup
+
+
+@dataclass
+class Settings:
+    """Options about inputs, outputs and running that every fitting subcommand shares."""
+
+    output: Path | None = None
+    output_dir: Path | None = None
+    name: str | None = None
+    recursive: bool = False
+    skip_existing: bool = False
+    force: bool = False
+    clean: Path | None = None
+    clean_dir: Path | None = None
+    mask: Path | None = None
+    mask_pattern: str | None = None
+    report: Path | None = None
+    json_out: bool = False
+    quiet: bool = False
+    jobs: int = 1
+    snapshots: Path | None = None
+    plot: str | None = None
+    gif: str | None = None
+
+
+@dataclass
+class Task:
+    """A subcommand's job, described once for all its inputs.
+
+    ``name`` picks the task's planner (:data:`dipcli.tasks.PLANNERS`), ``setup`` is what
+    :func:`dipcli.tasks.resolve` decided once for the whole batch, and ``options`` are the
+    task's own keyword options. Everything here pickles, which lets ``--jobs`` hand inputs to
+    worker processes.
+    """
+
+    name: str  # "denoise"
+    suffix: str  # the {task} of output names: "denoised", "x4"
+    settings: Settings
+    fit: FitOptions
+    setup: Setup
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input and every path that belongs to it."""
+
+    index: int
+    input: Path
+    output: Path
+    mask: Path | None = None
+    clean: Path | None = None
+    snapshots: Path | None = None
+    plot: Path | None = None
+    gif: Path | None = None
+    skip: bool = False  # --skip-existing and the output is there
+
+    @property
+    def pictures(self) -> bool:
+        """Whether this input draws its fit (--plot, --gif, --snapshots)."""
+        return bool(self.plot or self.gif or self.snapshots)
+
+
+@dataclass
+class Outcome:
+    """What became of one input: its record (one JSON line, one report row) and its exit code."""
+
+    index: int
+    record: dict
+    code: int = OK
+
+    @property
+    def status(self) -> str:
+        return self.record["status"]
