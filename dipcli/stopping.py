@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 from dipcli.fit import Check, FixedStop, StopRule
+from dipcli.noise import clipped_noise_variance
 from dipcli.problems import GaussianNoise
 
 STOP_NAMES = ("auto", "wmv", "discrepancy", "fixed")
@@ -121,47 +122,6 @@ class WMVStop:
             return "WMV waiting for the output variance to fall from its peak"
         waited = self._iteration - self.best_iteration
         return f"WMV best @ {self.best_iteration}, patience {waited}/{self.patience_for(self._total)}"
-
-
-def _normal_cdf(u: torch.Tensor) -> torch.Tensor:
-    return 0.5 * torch.special.erfc(-u / math.sqrt(2.0))
-
-
-def _normal_pdf(u: torch.Tensor) -> torch.Tensor:
-    return torch.exp(-0.5 * u * u) / math.sqrt(2.0 * math.pi)
-
-
-def _clipped_moments(x: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For y = clip(x + n, 0, 1), n ~ N(0, σ²): E[y] − x, E[(y − x)²] and P(0 < x + n < 1)."""
-    a, b = -x / sigma, (1.0 - x) / sigma
-    ca, cb = _normal_cdf(a), _normal_cdf(b)
-    pa, pb = _normal_pdf(a), _normal_pdf(b)
-    upper = 1.0 - cb
-    inside = cb - ca
-    bias = (1.0 - x) * upper - x * ca + sigma * (pa - pb)
-    second = sigma**2 * (inside - (b * pb - a * pa)) + x * x * ca + (1.0 - x) ** 2 * upper
-    return bias, second, inside
-
-
-def clipped_noise_variance(mean: torch.Tensor, sigma: float, steps: int = 6) -> float:
-    """Mean over pixels of Var(y) for y = clip(x + n, 0, 1), given the pixels' means E[y].
-
-    This is the residual a fit that explains the image but none of the noise leaves. Clipping
-    makes it smaller than σ² (much smaller in near-black or near-white regions: half of σ² and
-    less at a saturated pixel), so comparing the residual with σ² itself would stop early on
-    images with dark or bright areas, more so at high σ. ``mean`` is an estimate of E[y] — the
-    averaged output, which fits E[y] rather than the clean x — so x is recovered per pixel by
-    Newton's method on E[y](x) = x + bias(x), whose slope is P(no clipping).
-    """
-    m = mean.detach().clamp(0.0, 1.0)
-    if m.device.type != "mps":
-        m = m.double()
-    x = m.clone()
-    for _ in range(steps):
-        bias, _, slope = _clipped_moments(x, sigma)
-        x = (x - (x + bias - m) / slope.clamp_min(0.05)).clamp(0.0, 1.0)
-    bias, second, _ = _clipped_moments(x, sigma)
-    return (second - bias * bias).mean().item()
 
 
 @dataclass

@@ -249,6 +249,8 @@ def check_reference(clean: Image, image: Image, name: str) -> np.ndarray:
     return clean.pixels
 
 
+MIN_SIGMA = 0.5 / 255  # an estimate of no noise at all still needs a level for the stop rule
+
 # ---- σ --------------------------------------------------------------------------------------------
 
 def check_sigma(sigma: float | None) -> None:
@@ -261,15 +263,17 @@ def noise_model(image: Image, sigma255: float | None, notes: list[str]) -> Denoi
     """The denoising problem for the user's σ (0–255 scale) or, if None, σ estimated from the image.
 
     This is where σ crosses from the user's 0–255 scale to the [0, 1] used everywhere below.
+    The estimate is :func:`dipcli.noise.estimate_noise`, the one estimator every part uses
+    (the texture measure too): wavelet-based, with rounding taken out and clipping allowed for.
     """
     if sigma255 is not None:
         check_sigma(sigma255)
         return Denoise(sigma255 / 255)
-    from skimage.restoration import estimate_sigma
+    from dipcli.noise import estimate_noise
 
-    estimate = float(estimate_sigma(image.pixels, channel_axis=2, average_sigmas=True)) * 255
-    notes.append(f"estimated noise σ ≈ {estimate:.1f} (pass --sigma to set it)")
-    return Denoise(max(estimate, 0.5) / 255, sigma_estimated=True)
+    estimate = max(estimate_noise(image.pixels), MIN_SIGMA)
+    notes.append(f"estimated noise σ ≈ {estimate * 255:.1f} (pass --sigma to set it)")
+    return Denoise(estimate, sigma_estimated=True)
 
 
 def reg_noise(sigma: float) -> float:

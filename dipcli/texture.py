@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pywt
-from scipy.special import ndtr
 from skimage.filters import gaussian
-from skimage.restoration import estimate_sigma
+
+from dipcli.noise import as_float_image, clipped_mean_and_variance, estimate_noise
 
 WIDTHS = (32, 64, 128)
 LUMA = np.array([0.2125, 0.7154, 0.0721])  # the weights of skimage.color.rgb2gray
@@ -67,7 +67,6 @@ SIZE_CAP = 17.0
 # 8-bit and a 16-bit copy of the same picture measure the same.
 QUANT_VAR = 1.0 / (12 * 255.0**2)
 FLOOR = 1e-5
-ESTIMATE_FLOOR = 1.5 / 255  # an estimated σ below this is rounding, not noise (see estimate_noise)
 
 # ---- the label model: pasted from `python benchmarks/texture_width.py` (see its output) ----------
 # It gives the complexity score and class probabilities on the paper's label scale, not the width.
@@ -120,16 +119,6 @@ class Score:
 
 # ---- noise ---------------------------------------------------------------------------------------
 
-def _clipped_moments(mu: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of clip(mu + s·N(0, 1), 0, 1): what noise looks like after saving to 8 bit."""
-    a, b = -mu / s, (1.0 - mu) / s
-    pa, pb = ndtr(a), ndtr(b)
-    da, db = np.exp(-a * a / 2) / np.sqrt(2 * np.pi), np.exp(-b * b / 2) / np.sqrt(2 * np.pi)
-    m1 = (1 - pb) + mu * (pb - pa) + s * (da - db)
-    m2 = (1 - pb) + mu * mu * (pb - pa) + 2 * mu * s * (da - db) + s * s * ((pb - pa) + a * da - b * db)
-    return m1, np.maximum(m2 - m1 * m1, 0.0)
-
-
 def _channel_noise_var(channel: np.ndarray, s: float) -> np.ndarray:
     """Per-pixel noise variance of one noisy channel, allowing for the clip at 0 and 1.
 
@@ -137,7 +126,7 @@ def _channel_noise_var(channel: np.ndarray, s: float) -> np.ndarray:
     to get the underlying level, then read off the clipped variance there.
     """
     grid = np.linspace(-3 * s, 1 + 3 * s, 1024)
-    m1, var = _clipped_moments(grid, s)
+    m1, var = clipped_mean_and_variance(grid, s)
     level = np.interp(gaussian(channel, sigma=2.0, mode="reflect"), m1, grid)
     return np.interp(level, grid, var)
 
@@ -152,66 +141,7 @@ def _noise_var(pixels: np.ndarray, s: float) -> np.ndarray:
     return quant + sum(w * w * _channel_noise_var(pixels[:, :, k], s) for k, w in enumerate(weights))
 
 
-def _unclip_sigma(pixels: np.ndarray, observed: float) -> float:
-    """The σ before clipping whose clipped noise ``estimate_sigma`` would read as ``observed``.
-
-    ``estimate_sigma`` sees the noise after clipping, so it reads low on images with dark or
-    bright areas (by 10-30 % at σ = 50); the noise model here wants the σ before clipping. Find
-    it by simulation: clipped noise (fixed seed) around the image's smoothed levels, measured by
-    the same estimator, matched to the observation.
-    """
-    if observed <= 0:
-        return 0.0
-    smooth = np.stack([gaussian(pixels[:, :, k], sigma=2.0, mode="reflect")
-                       for k in range(pixels.shape[2])], axis=2)
-    unit = np.random.default_rng(0).standard_normal(pixels.shape)
-    s = observed
-    for _ in range(5):
-        grid = np.linspace(-3 * s, 1 + 3 * s, 1024)
-        level = np.interp(smooth, _clipped_moments(grid, s)[0], grid)
-        seen = float(estimate_sigma(np.clip(level + s * unit, 0, 1), channel_axis=-1, average_sigmas=True))
-        s = min(s * observed / max(seen, 1e-3 * observed), 3 * observed)
-    return float(s)
-
-
-def _noise_sample(pixels: np.ndarray, tile: int = 256, grid: int = 4) -> np.ndarray:
-    """A mosaic of tiles spread over a large image: enough to read a stationary noise level (and
-    its clipping) at a fraction of the cost; 12 MP would take ~25 s whole."""
-
-    def spans(n: int) -> list[slice]:
-        if n <= tile * grid:
-            return [slice(0, n)]
-        return [slice(int(t), int(t) + tile) for t in np.linspace(0, n - tile, grid)]
-
-    rows, cols = spans(pixels.shape[0]), spans(pixels.shape[1])
-    if len(rows) == len(cols) == 1:
-        return pixels
-    return np.concatenate([np.concatenate([pixels[r, c] for c in cols], axis=1) for r in rows], axis=0)
-
-
-def estimate_noise(pixels: np.ndarray) -> float:
-    """Noise σ (0-1 scale) of an image with additive white noise, corrected for clipping.
-
-    ``ESTIMATE_FLOOR`` is taken out in quadrature first: on clean images the wavelet estimator reads
-    0.5-1.5 grey levels from rounding alone, and jumps within that range between 8- and 16-bit
-    copies of one picture (its median falls between quantised values). Real noise is unaffected
-    (σ = 25 reads as 24.96).
-    """
-    pixels = _noise_sample(_as_float(pixels))
-    observed = float(estimate_sigma(pixels, channel_axis=-1, average_sigmas=True))
-    return _unclip_sigma(pixels, float(np.sqrt(max(observed**2 - ESTIMATE_FLOOR**2, 0.0))))
-
-
 # ---- features ------------------------------------------------------------------------------------
-
-def _as_float(pixels: np.ndarray) -> np.ndarray:
-    pixels = np.asarray(pixels, dtype=np.float64)
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    if pixels.ndim != 3 or pixels.shape[2] not in (1, 3):
-        raise ValueError(f"expected an (H, W, 1) or (H, W, 3) image, got shape {pixels.shape}")
-    return pixels
-
 
 def _block_means(a: np.ndarray, b: int) -> np.ndarray:
     h, w = a.shape[0] // b, a.shape[1] // b
@@ -233,7 +163,7 @@ def features(pixels: np.ndarray, sigma: float | None = None) -> dict[str, float]
     * ``textured_l{j}``: soft fraction of 32×32 blocks whose clean level-j detail energy clears
       the bar ``10**TEXTURE_BAR[j]`` — the share of the picture that is texture at that scale.
     """
-    px = _as_float(pixels)
+    px = as_float_image(pixels)
     if sigma is not None and not 0 <= sigma <= 1:
         raise ValueError(f"sigma = {sigma} is outside [0, 1]; give it on the 0-1 scale (25/255, not 25)")
     h, w = px.shape[:2]

@@ -31,11 +31,13 @@ FAST = f"--iters 30 {PIN}"
 # name → command line, run in a folder holding the images made by :func:`make_images`.
 COMMANDS: dict[str, str] = {
     "denoise-lean": f"denoise rgb.png --sigma 25 --arch lean --stop discrepancy {FAST} -o out.png",
-    "denoise-compact-w16": f"denoise rgb.png --sigma 25 --arch compact --width 16 --stop fixed {FAST} -o out.png",
+    "denoise-compact-w16": f"denoise rgb.png --sigma 25 --arch compact --width 16 --stop fixed {FAST} "
+                           "-o out.png",
     "denoise-estimated-sigma": f"denoise rgb.png --arch compact --width 8 --stop auto {FAST} -o out.png",
     "denoise-width-auto": f"denoise rgb.png --sigma 25 --arch compact --width auto --stop fixed "
                           f"--iters 5 {PIN} -o out.png",
-    "denoise-grey16": f"denoise grey16.png --sigma 15 --arch compact --width 8 --stop fixed {FAST} -o out.png",
+    "denoise-grey16": f"denoise grey16.png --sigma 15 --arch compact --width 8 --stop fixed {FAST} "
+                      "-o out.png",
     "denoise-rgba": f"denoise rgba.png --sigma 25 --arch compact --width 8 --stop wmv {FAST} -o out.png",
     "denoise-add-noise-raw": f"denoise rgb.png --sigma 25 --add-noise --raw --arch deep-decoder --width 8 "
                              f"--stop fixed {FAST} -o out.png",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage.filters import gaussian
 
-from dipcli import texture
+from dipcli import noise, texture
 from dipcli.io import Image, read_image, write_image
 
 
@@ -136,7 +136,7 @@ def test_noise_estimate_on_a_large_image_reads_a_mosaic():
     img = flat(300, 1200, 1)
     img[:, :200] = 0.01  # a dark, clipped strip where the first tile lands: allowed for there too
     noisy = add_noise(img, 25)
-    assert texture._noise_sample(noisy).shape[:2] == (300, 1024)
+    assert noise._noise_sample(noisy).shape[:2] == (300, 1024)
     assert texture.estimate_noise(noisy) * 255 == pytest.approx(25, rel=0.08)
 
 
