@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import shlex
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -108,6 +109,10 @@ PlotOpt = Annotated[str | None, typer.Option("--plot", help="Loss/PSNR curves (.
                     "needs matplotlib; .csv: the numbers); a template such as {stem}_curves.png in a batch.")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write every input's results, "
                       "failures included, to a .csv or .json file.")]
+HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Write a report to look at: one "
+                    "offline page with every input beside its output (a slider, zoom, what the fit "
+                    "removed), the curves and the settings, rewritten as each input finishes. Its "
+                    "images go beside it in FILE_files/.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results on stdout: one JSON object "
                     "per input per line.")]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Restore N images at once, each in its "
@@ -136,7 +141,8 @@ class Common:
     @classmethod
     def of(cls, options: dict) -> Common:
         """The shared options out of a command's parameters, each parsed into its typed value."""
-        settings = Settings(**{f.name: options[f.name] for f in fields(Settings) if f.name in options})
+        settings = Settings(**{f.name: options[f.name] for f in fields(Settings) if f.name in options},
+                            command=shlex.join(["dip", *sys.argv[1:]]))
         plain = {f.name for f in fields(FitOptions)} - {"tile", "group", "pictures"}
         fit = FitOptions(**{k: options[k] for k in plain}, tile=Tile.parse(options["tile"]),
                          group=Group.parse(options["group"]),
@@ -153,7 +159,7 @@ SHARED_OPTIONS: dict[str, tuple[object, object]] = {
     "precision": (PrecisionOpt, "auto"), "lr": (LrOpt, 0.01),
     "seed": (SeedOpt, 0), "device": (DeviceOpt, "auto"), "tile": (TileOpt, "auto"), "clean": (CleanOpt, None),
     "clean_dir": (CleanDirOpt, None), "save_every": (SaveEveryOpt, 0), "snapshots": (SnapOpt, None),
-    "gif": (GifOpt, None), "plot": (PlotOpt, None), "report": (ReportOpt, None),
+    "gif": (GifOpt, None), "plot": (PlotOpt, None), "report": (ReportOpt, None), "html": (HtmlOpt, None),
     "json_out": (JsonOpt, False), "jobs": (JobsOpt, 1), "group": (GroupOpt, "auto"),
     "quiet": (QuietOpt, False), "force": (ForceOpt, False), "raw": (RawOpt, False),
 }

@@ -85,6 +85,10 @@ class Problem:
         """The image to write, given the net's output and the observation."""
         return output
 
+    def known_mask(self) -> np.ndarray | None:
+        """``(H, W)`` bool, True where the observation gives a pixel exactly; None: no such split."""
+        return None
+
     def psnr(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """PSNR (dB) of a candidate against a clean reference, as this problem's literature scores it."""
         return psnr(x, ref)
@@ -182,6 +186,9 @@ class Inpaint(Problem):
             m = torch.from_numpy(_pad_mask(self.mask, size))[None, None]
             self._device_masks[key] = m.to(device=like.device, dtype=like.dtype)
         return self._device_masks[key]
+
+    def known_mask(self) -> np.ndarray:
+        return self.mask
 
     def free_pixels(self, like: torch.Tensor) -> torch.Tensor | None:
         """The holes as a ``(1, 1, H, W)`` 0/1 tensor (None if there are none inside the image).

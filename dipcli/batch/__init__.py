@@ -31,6 +31,12 @@ def run_batch(task: Task, args: Sequence[str | os.PathLike]) -> int:
     todo = sum(not i.skip for i in items)
     outcomes: list[Outcome] = []
     interrupted = False
+    page = None
+    if s.html is not None:  # an empty page now: even a batch stopped before its first result has one
+        from dipcli.htmlreport import Entry, HtmlReport
+
+        page = HtmlReport(s.html, command=s.command, title=f"dip {task.name}")
+        page.write()
     with make_display(len(items), batch, s.quiet) as display:
         if s.jobs > 1 and todo > 1:
             runs = run_parallel(task, items, display, s.jobs)
@@ -44,6 +50,9 @@ def run_batch(task: Task, args: Sequence[str | os.PathLike]) -> int:
                 announce(outcome, display, s, batch)
                 if s.report is not None:  # after each input: a killed batch still leaves its report
                     write_report(s.report, [o.record for o in sorted(outcomes, key=lambda o: o.index)])
+                if page is not None:
+                    page.add(outcome.view or Entry(outcome.record, None, None))
+                    outcome.view = None  # the page has its pictures; free the arrays
         except KeyboardInterrupt:
             interrupted = True
     outcomes.sort(key=lambda o: o.index)

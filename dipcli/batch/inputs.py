@@ -191,6 +191,11 @@ def check_settings(task: Task, batch: bool) -> None:
             raise Fail(f"{what} {value}: name it with one of {', '.join(types)}")
     if s.plot is not None and needs_matplotlib(s.plot) and not have_matplotlib():
         raise Fail(MISSING_MATPLOTLIB)
+    if s.html is not None:
+        if s.html.suffix.lower() not in (".html", ".htm"):
+            raise Fail(f"--html {s.html}: name it .html")
+        if not s.html.parent.is_dir():
+            raise Fail(f"--html {s.html}: folder {s.html.parent} does not exist; create it first")
     if s.report is not None:
         if s.report.suffix.lower() not in REPORT_TYPES:
             raise Fail(f"--report {s.report}: name it .csv or .json")

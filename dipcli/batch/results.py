@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from dipcli.batch.settings import Item, Outcome, Settings, Task
 from dipcli.errors import FAILURE, INTERRUPTED, OK
+from dipcli.io import write_text_atomic
 from dipcli.progress import Display, err
 from dipcli.tasks import Plan, settings_of
 
@@ -93,9 +93,7 @@ def write_report(path: Path, records: Sequence[dict]) -> None:
             writer.writerow({k: "" if v is None else json.dumps(v) if isinstance(v, (list, dict)) else v
                              for k, v in rec.items()})
         text = buf.getvalue()
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, newline="")
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def summary(outcomes: Sequence[Outcome]):

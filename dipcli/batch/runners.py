@@ -101,7 +101,8 @@ def run_prepared(task: Task, item: Item, plan: Plan, sink: Sink) -> Outcome:
         write_image(item.output, result.image)
         record = make_record(task, item, plan, result)
         draw(task, item, record, result.fit.history, snaps, sink)
-    return Outcome(item.index, record, INTERRUPTED if result.fit.interrupted else OK)
+    return Outcome(item.index, record, INTERRUPTED if result.fit.interrupted else OK,
+                   view(task, plan, result, record))
 
 
 def run_together(task: Task, members: list[tuple[Item, Plan, Sink]]) -> list[Outcome]:
@@ -119,8 +120,22 @@ def run_together(task: Task, members: list[tuple[Item, Plan, Sink]]) -> list[Out
         write_image(item.output, result.image)
         record = make_record(task, item, plan, result)
         record["group"] = len(members)
-        outcomes.append(Outcome(item.index, record, INTERRUPTED if result.fit.interrupted else OK))
+        outcomes.append(Outcome(item.index, record, INTERRUPTED if result.fit.interrupted else OK,
+                                view(task, plan, result, record)))
     return outcomes
+
+
+def view(task: Task, plan: Plan, result, record: dict):
+    """What the HTML report shows of a fitted input (``--html``), or None without it."""
+    if task.settings.html is None:
+        return None
+    from dipcli.htmlreport import Entry
+
+    alpha = plan.image.alpha
+    if alpha is not None:
+        alpha = alpha.astype("float32") / (65535 if alpha.dtype.itemsize == 2 else 255)
+    return Entry(record, plan.image.pixels, result.image.pixels, plan.reference, plan.problem.known_mask(),
+                 alpha, result.fit.history)
 
 
 def draw(task: Task, item: Item, record: dict, history: list[dict], snaps, sink: Sink) -> None:

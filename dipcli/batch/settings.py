@@ -24,6 +24,8 @@ class Settings:
     mask: Path | None = None
     mask_pattern: str | None = None
     report: Path | None = None
+    html: Path | None = None
+    command: str = "dip"  # the command line, shown in the HTML report so a result can be repeated
     json_out: bool = False
     quiet: bool = False
     jobs: int = 1
@@ -77,6 +79,7 @@ class Outcome:
     index: int
     record: dict
     code: int = OK
+    view: object | None = None  # --html: the input's pictures and curves (htmlreport.Entry)
 
     @property
     def status(self) -> str:
