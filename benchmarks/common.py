@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import json
@@ -71,8 +72,9 @@ def hole_crop(mask: np.ndarray, size: int) -> tuple[slice, slice]:
 def crop_file(path: Path, window: tuple[slice, slice], folder: Path) -> Path:
     """Write ``path``'s pixels inside ``window`` (its own bit depth and channels) into ``folder``.
 
-    The benchmarks that go through `dip`'s own reading code (``prepare_*``) need files, not
-    arrays, so a crop is written out as a PNG of the same name.
+    The benchmarks that go through `dip`'s own reading code (the CLI, or ``read_image`` before
+    ``dipcli.tasks.plan_*``) need files, not arrays, so a crop is written out as a PNG of the
+    same name.
     """
     out = folder / f"{path.stem}.png"
     iio.imwrite(out, iio.imread(path)[window])
@@ -149,9 +151,11 @@ def add_fit_arguments(ap) -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--only", help="run only images whose name contains this")
     ap.add_argument("--tag", default="", help="suffix for the results file names")
-    ap.add_argument("--results", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--results", "--out", type=Path, default=None,
+                    help="results folder (default benchmarks/results)")
     ap.add_argument("--jobs", type=int, default=1, help="fits side by side (for a GPU; their "
                     "seconds then share the device and are not speed figures)")
+    add_smoke_argument(ap)
 
 
 def _init_worker(threads: int) -> None:
@@ -221,7 +225,8 @@ def add_study_arguments(ap) -> None:
     """The options of the studies that fit `dip`'s own task configurations (stopping, two-stage).
 
     Net options default to None, i.e. to what `dip` itself would run for the task
-    (TASK_DEFAULTS and the architecture's own width), so that the study measures the CLI.
+    (``dipcli.tasks.TASK_DEFAULTS`` and the architecture's own width), so that the study measures
+    what `dip` runs.
     """
     ap.add_argument("--iters", type=int, default=None,
                     help="iteration budget (default: the task's CLI budget; 3000 with --full)")
@@ -240,5 +245,88 @@ def add_study_arguments(ap) -> None:
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     ap.add_argument("--jobs", type=int, default=1,
                     help="fits at once, in worker processes (quality only: they share the device)")
-    ap.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
     ap.add_argument("--tag", default="", help="suffix for the results file names")
+    add_smoke_argument(ap)
+
+
+# ---- smoke runs -----------------------------------------------------------------------------------
+#
+# Every benchmark takes ``--smoke``: its whole path (fitting, scoring, tables, results files) on a
+# synthetic image of SMOKE_SIZE² for a few iterations and one setting, in seconds, with no data
+# from DATA. It writes into ``--out`` or a fresh temporary folder, never into benchmarks/results.
+# tests/test_benchmarks.py runs them all, so that a change to the library that breaks a benchmark
+# shows there rather than hours into a study.
+
+SMOKE_SIZE = 32  # side of the synthetic image (superres ×4 needs 32: an 8-pixel low-resolution side)
+SMOKE_ITERS = 10  # iterations of each fit
+
+
+def add_smoke_argument(ap) -> None:
+    ap.add_argument("--smoke", action="store_true",
+                    help=f"a tiny run of the whole script ({SMOKE_SIZE}² synthetic image, {SMOKE_ITERS} "
+                    "iterations, one setting) that writes into --out or a temporary folder, never "
+                    "benchmarks/results")
+
+
+def parse_smoke(ap: argparse.ArgumentParser,
+                argv: list[str] | None = None) -> tuple[argparse.Namespace, bool]:
+    """``ap.parse_args(argv)`` without ``smoke`` in it, and whether ``--smoke`` was given.
+
+    The flag is kept out of the namespace because a study's arguments are part of each fit's
+    checkpoint key (:func:`parallel_map`): the runs logged in results/gpu-checkpoints keep their
+    keys only while the namespace of a real run holds what it held when they ran.
+    """
+    args = ap.parse_args(argv)
+    return args, vars(args).pop("smoke")
+
+
+def results_folder(out: Path | None, smoke: bool) -> Path:
+    """Where a run writes: ``out`` if given, else benchmarks/results; a smoke run, without
+    ``out``, a fresh temporary folder, and never benchmarks/results."""
+    if not smoke:
+        return out or RESULTS
+    if out is not None and out.resolve() == RESULTS.resolve():
+        raise SystemExit("--smoke never writes into benchmarks/results: give another --out")
+    folder = out or Path(tempfile.mkdtemp(prefix="dipbench-smoke-"))
+    print(f"smoke run: results go to {folder}", flush=True)
+    return folder
+
+
+def synthetic_card(size: int, seed: int = 0) -> np.ndarray:
+    """A clean synthetic ``(size, size, 3)`` uint8 image: smooth shading, discs of flat colour,
+    and a band of fine stripes (texture), so that every measure has something to see."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    img = np.stack([0.2 + 0.6 * x, 0.3 + 0.4 * y, 0.5 + 0.3 * np.sin(6 * x + 4 * y)], axis=2)
+    for _ in range(40):
+        cy, cx, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.01, 0.08)
+        img[(y - cy) ** 2 + (x - cx) ** 2 < r * r] = rng.uniform(0, 1, 3)
+    band = (y > 0.45) & (y < 0.55)
+    img[band] = (0.5 + 0.4 * np.sin(2 * np.pi * x * size / 8))[band][:, None]
+    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+
+
+def smoke_image(size: int = SMOKE_SIZE, seed: int = 0) -> np.ndarray:
+    """The smoke runs' clean image: :func:`synthetic_card` as float32 ``(H, W, 3)`` in [0, 1], as
+    ``read_image(...).pixels`` gives an 8-bit file."""
+    return synthetic_card(size, seed).astype(np.float32) / 255
+
+
+def smoke_mask(size: int = SMOKE_SIZE) -> np.ndarray:
+    """A ``(size, size)`` bool mask, True where pixels are known: a square hole off centre and a
+    line scratch: about a tenth of the pixels missing."""
+    known = np.ones((size, size), dtype=bool)
+    known[size // 4: size // 2, size // 4: size // 2] = False
+    known[3 * size // 4, :] = False
+    return known
+
+
+def smoke_files(folder: Path, size: int = SMOKE_SIZE, seed: int = 0) -> tuple[Path, Path]:
+    """Write the smoke image and its mask (white = known) as PNGs into ``folder``: for the
+    benchmarks that read files (the CLI, or `dip`'s reader). Returns (image, mask)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    image, mask = folder / "card.png", folder / "card_mask.png"
+    iio.imwrite(image, synthetic_card(size, seed))
+    iio.imwrite(mask, smoke_mask(size).astype(np.uint8) * 255)
+    return image, mask

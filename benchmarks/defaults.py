@@ -2,22 +2,35 @@
 
     python benchmarks/defaults.py                      # 256×256 centre crop of F16, σ = 25
     python benchmarks/defaults.py --seconds 600 --size 512
+    python benchmarks/defaults.py --smoke              # one net on a 32² synthetic image, seconds
 
 What a user waits for is time, so the comparison is PSNR against seconds. The PSNR curve of
 each net (averaged output, every 25 iterations) depends only on the iteration count, so it is
 recorded first; the seconds per iteration are timed separately (median of 10 steps after 3
 warm-up steps of the same loop) so that the two can be measured when the machine is quiet:
 `--timing-only` re-times the nets and rewrites the tables from the stored curves. Writes
-benchmarks/results/defaults.json and .md.
+benchmarks/results/defaults.json and .md (or into ``--out``, where the stored curves are then
+read from too).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
-from common import DATA, RESULTS, device_name, write_results
+from common import (
+    DATA,
+    SMOKE_ITERS,
+    SMOKE_SIZE,
+    add_smoke_argument,
+    device_name,
+    parse_smoke,
+    results_folder,
+    smoke_image,
+    write_results,
+)
 
 from dipcli.fit import FitConfig, fit
 from dipcli.io import read_image
@@ -33,6 +46,7 @@ CONFIGS = {
     "original 5×128": (NetSpec("original"), 400),
     "compact w128": (NetSpec("compact", width=128), 800),
 }
+CHECK_EVERY = 25  # iterations between the points of a PSNR curve
 
 
 class Curve:
@@ -68,19 +82,20 @@ def time_to(points, spi: float, db: float) -> float | None:
     return next((it * spi for it, p in points if p >= db), None)
 
 
-def crop_f16(size: int) -> tuple[np.ndarray, int]:
-    clean = read_image(DATA / "denoising" / "F16_GT.png").pixels
+def crop_f16(size: int, smoke: bool = False) -> tuple[np.ndarray, int]:
+    """The centre ``size``-square of F16 (a smoke run: of a synthetic image) and its side."""
+    clean = smoke_image() if smoke else read_image(DATA / "denoising" / "F16_GT.png").pixels
     h, w = clean.shape[:2]
     s = min(size, h, w)
     return np.ascontiguousarray(clean[(h - s) // 2:(h + s) // 2, (w - s) // 2:(w + s) // 2]), s
 
 
-def table(rows: list[dict], s: int) -> str:
+def table(rows: list[dict], s: int, image: str = "F16") -> str:
     def f(x, fmt="{:.2f}"):
         return "—" if x is None else fmt.format(x)
 
     lines = [
-        f"F16 {s}×{s} centre crop, σ = 25, seed 0; time = iterations × seconds per iteration. "
+        f"{image} {s}×{s} centre crop, σ = 25, seed 0; time = iterations × seconds per iteration. "
         f"Device: {device_name()}.",
         "",
         "| net | params | s/iter | iterations run | best PSNR (iteration) | PSNR @ 60 s | @ 120 s "
@@ -105,12 +120,19 @@ def main() -> None:
     ap.add_argument("--scale-iters", type=float, default=1.0, help="multiply every budget")
     ap.add_argument("--timing-only", action="store_true",
                     help="re-time the nets and rewrite the tables from results/defaults.json")
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    add_smoke_argument(ap)
+    args, smoke = parse_smoke(ap)
+    check, timed_steps = CHECK_EVERY, 10
+    if smoke:  # the first net on a synthetic image, a check every other iteration
+        args.size, args.only, args.timing_only = SMOKE_SIZE, list(CONFIGS)[:1], False
+        check, timed_steps = 2, 2
+    folder = results_folder(args.out, smoke)
 
-    clean, s = crop_f16(args.size)
+    clean, s = crop_f16(args.size, smoke)
     problem = Denoise(25 / 255)
     noisy = problem.observe(clean, seed=0)
-    stored = RESULTS / "defaults.json"
+    stored = folder / "defaults.json"
     kept = json.loads(stored.read_text())["rows"] if stored.exists() else []
     if args.timing_only:
         rows = kept
@@ -123,8 +145,8 @@ def main() -> None:
             spec = spec.resolved()
             net = build_net(spec, 3, seed=0)
             curve = Curve()
-            cfg = FitConfig(iters=max(25, int(iters * args.scale_iters)), check_every=25,
-                            precision=precision_of(name))
+            budget = SMOKE_ITERS if smoke else max(check, int(iters * args.scale_iters))
+            cfg = FitConfig(iters=budget, check_every=check, precision=precision_of(name))
             fit(problem, net, noisy, cfg, input_depth=spec.input_depth, reference=clean,
                 subscribers=[curve])
             rows.append({"config": name, "params": count_params(net), "curve": curve.points})
@@ -133,9 +155,10 @@ def main() -> None:
     rows.sort(key=lambda r: list(CONFIGS).index(r["config"]))
     for r in rows:
         r["sec_per_iter"] = seconds_per_iteration(CONFIGS[r["config"]][0].resolved(), noisy,
-                                                  precision_of(r["config"]))
+                                                  precision_of(r["config"]), timed_steps)
         print(f"{r['config']}: {r['sec_per_iter']:.3f} s/iter", flush=True)
-    write_results("defaults", {"size": s, "device": device_name(), "rows": rows}, table(rows, s))
+    write_results("defaults", {"size": s, "device": device_name(), "rows": rows},
+                  table(rows, s, "Synthetic" if smoke else "F16"), folder)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
     python benchmarks/denoise.py --crop 256 --exclude F16_GT --tag set9-256   # Set9 crops (CPU)
     python benchmarks/denoise.py --only F16_GT --tag f16-512       # F16_GT.png at 512×512 only
     python benchmarks/denoise.py --only F16_GT --dip-args="--tile 0" --tag f16-512-whole
+    python benchmarks/denoise.py --smoke           # a 32² synthetic image, 10 iterations (seconds)
 
 Writes benchmarks/results/denoise[-<tag>].json and .md: PSNR, SSIM, iterations, wall seconds,
 parameters and device per image, and seconds per iteration of the default net beside the
@@ -14,11 +15,27 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from pathlib import Path
 
-from common import DATA, centre_crop_file, device_name, mean, run_dip, tempdir, write_results
+from common import (
+    DATA,
+    SMOKE_ITERS,
+    add_smoke_argument,
+    centre_crop_file,
+    device_name,
+    mean,
+    parse_smoke,
+    results_folder,
+    run_dip,
+    smoke_files,
+    tempdir,
+    write_results,
+)
 
 
-def images(only: str | None, exclude: str | None = None):
+def images(only: str | None, exclude: str | None = None, smoke: bool = False) -> list[Path]:
+    if smoke:
+        return [smoke_files(tempdir())[0]]
     f16 = DATA / "denoising" / "F16_GT.png"
     set9 = sorted((DATA / "set9").glob("*.png"))
     chosen = [f16, *set9]
@@ -40,11 +57,17 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="suffix for the results file names")
     ap.add_argument("--dip-args", default="", help="more options for `dip denoise`, e.g. "
                     "--dip-args=\"--tile 0\" (fit whole images)")
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    add_smoke_argument(ap)
+    args, smoke = parse_smoke(ap)
+    if smoke:  # a synthetic image, whole, and a few iterations of each net
+        args.crop, args.original_iters = 0, 2
+        args.dip_args = f"{args.dip_args} --iters {SMOKE_ITERS}"
+    folder = results_folder(args.out, smoke)
 
     work = tempdir()
     rows = []
-    for path in images(args.only, args.exclude):
+    for path in images(args.only, args.exclude, smoke):
         src = centre_crop_file(path, args.crop, work)
         out = work / f"{path.stem}_out.png"
         rec = run_dip(["denoise", str(src), "--sigma", str(args.sigma), "--add-noise",
@@ -98,7 +121,7 @@ def main() -> None:
                      f"| {mean(r['seconds'] for r in rows):.0f} | | | |")
     payload = {"sigma": args.sigma, "crop": args.crop, "device": device, "rows": rows}
     tag = f"-{args.tag}" if args.tag else ""
-    write_results(f"denoise{tag}", payload, "\n".join(lines))
+    write_results(f"denoise{tag}", payload, "\n".join(lines), folder)
 
 
 def iio_shape(path):

@@ -3,6 +3,7 @@
     cd benchmarks
     python group.py                                    # 16 crops of 256², N = 1, 4, 16 (a GPU job)
     python group.py --count 8 --size 96 --groups 1 4 --iters 150 --tag cpu   # this CPU (minutes)
+    python group.py --smoke                            # 2 synthetic 32² images, N = 1, 2 (seconds)
 
 Issue 9: "images of the same size can be fitted together as one batched problem ... Measure
 images per minute for N = 1, 4, 16 ... and show the results are the same as fitting each alone
@@ -29,11 +30,30 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DATA, centre_crop_file, device_name, mean, write_results
+import imageio.v3 as iio
+from common import (
+    DATA,
+    SMOKE_ITERS,
+    SMOKE_SIZE,
+    add_smoke_argument,
+    centre_crop_file,
+    device_name,
+    mean,
+    parse_smoke,
+    results_folder,
+    synthetic_card,
+    write_results,
+)
 
 
-def crops(count: int, size: int, folder: Path) -> list[Path]:
-    """The first ``count`` images of Set9 then texture_widths, centre-cropped to ``size``."""
+def crops(count: int, size: int, folder: Path, smoke: bool = False) -> list[Path]:
+    """The first ``count`` images of Set9 then texture_widths, centre-cropped to ``size``
+    (a smoke run: ``count`` synthetic images of that size)."""
+    if smoke:
+        paths = [folder / f"card{i}.png" for i in range(count)]
+        for seed, path in enumerate(paths):
+            iio.imwrite(path, synthetic_card(size, seed))
+        return paths
     sources = sorted((DATA / "set9").glob("*.png")) + sorted((DATA / "texture_widths").rglob("*.png"))
     if len(sources) < count:
         raise SystemExit(f"only {len(sources)} images under {DATA}; need {count}")
@@ -79,12 +99,16 @@ def main(argv: list[str] | None = None) -> dict:
                     help="net width (default 64: the CPU default, and what the committed GPU run used)")
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
-    args = ap.parse_args(argv)
+    add_smoke_argument(ap)
+    args, smoke = parse_smoke(ap, argv)
+    if smoke:  # two synthetic images, fitted alone and as one group, a few iterations
+        args.count, args.size, args.groups, args.iters = 2, SMOKE_SIZE, [1, 2], SMOKE_ITERS
+    args.out = results_folder(args.out, smoke)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "in"
         folder.mkdir()
-        crops(args.count, args.size, folder)
+        crops(args.count, args.size, folder, smoke)
         alone = None
         for n in args.groups:
             wall, records = run(folder, Path(tmp) / f"out{n}", n, args)

@@ -3,12 +3,16 @@
     PYTHONPATH=. python benchmarks/inpaint.py                   # 256×256 crops (CPU-sized run)
     PYTHONPATH=. python benchmarks/inpaint.py --full --iters 5000
     PYTHONPATH=. python benchmarks/inpaint.py --only kate --upsample nearest
+    python benchmarks/inpaint.py --smoke                        # a 32² synthetic image, 10 iterations
 
 Images: kate, library, vase and DSC_4081 with their masks (white = known), and F16 with a seeded
 50 % Bernoulli mask. The observation is the clean image with its holes set to 0, so PSNR against
 the clean image is measured over the whole image (``psnr``) and over the holes alone
 (``psnr_holes``, the part the methods differ on). Crops (``--size``) are centred on the holes so
-that they contain them. Writes benchmarks/results/inpaint[-<tag>].json and .md.
+that they contain them. DIP is `dip inpaint` (``dipcli.tasks.inpaint``) with a fixed budget
+(``--stop fixed``), the image fitted whole, and the net of ``--arch``/``--width``/``--upsample``
+(the architecture's own upsampler unless given). Writes benchmarks/results/inpaint[-<tag>].json
+and .md.
 """
 
 from __future__ import annotations
@@ -19,29 +23,38 @@ import time
 import numpy as np
 from common import (
     DATA,
+    SMOKE_ITERS,
+    SMOKE_SIZE,
     add_fit_arguments,
     device_name,
     hole_crop,
     mean,
     parallel_map,
+    parse_smoke,
+    results_folder,
     side_by_side,
+    smoke_image,
+    smoke_mask,
     write_results,
 )
 from skimage.metrics import peak_signal_noise_ratio
 from skimage.restoration import inpaint_biharmonic
 
-from dipcli.fit import FitConfig, fit, resolve_device
-from dipcli.io import pad_to_multiple, read_image
+from dipcli.io import read_image
 from dipcli.masks import load_mask
-from dipcli.nets import NetSpec, build_net, count_params
+from dipcli.nets import NetSpec
 from dipcli.problems import Inpaint, bernoulli_mask
+from dipcli.tasks import inpaint
 
 MASKED = ("kate", "vase", "library", "DSC_4081")
 BERNOULLI = {"F16": (DATA / "denoising" / "F16_GT.png", 0.5)}  # name: (image, share dropped)
+SMOKE = "synthetic"  # the smoke run's one case: common.smoke_image and smoke_mask
 
 
 def load_case(name: str) -> tuple[np.ndarray, np.ndarray, str]:
     """Clean pixels, mask (True = known) and how the mask's polarity was found."""
+    if name == SMOKE:
+        return smoke_image(), smoke_mask(), "synthetic, True = known"
     if name in BERNOULLI:
         path, drop = BERNOULLI[name]
         clean = read_image(path).pixels
@@ -68,18 +81,19 @@ def scores(result: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> dict:
     }
 
 
-def run_ours(problem: Inpaint, observed: np.ndarray, clean: np.ndarray, args: argparse.Namespace) -> dict:
+def run_ours(clean: np.ndarray, mask: np.ndarray, args: argparse.Namespace) -> dict:
+    """`dip inpaint` of ``clean`` with ``mask``'s holes, for a fixed budget, scored against ``clean``."""
+    # The net as given, each field the architecture's own unless set (the task's default
+    # upsampler, nearest, is not this benchmark's).
     spec = NetSpec(args.arch, width=args.width, upsample=args.upsample).resolved()
-    padded, size = pad_to_multiple(observed, spec.multiple)
-    net = build_net(spec, out_channels=observed.shape[2], seed=args.seed)
-    config = FitConfig(iters=args.iters, lr=args.lr, seed=args.seed, precision=args.precision)
-    result = fit(problem, net, padded, config, input_depth=spec.input_depth, crop=size,
-                 reference=clean, device=resolve_device(args.device))
-    out = problem.composite(result.ema, observed)
-    return {**scores(out, clean, problem.mask), "iterations": result.iterations,
-            "seconds": result.seconds, "params": count_params(net),
+    result = inpaint(clean, mask, clean=clean, iters=args.iters, arch=spec.arch, width=spec.width,
+                     upsample=spec.upsample, stop="fixed", precision=args.precision, lr=args.lr,
+                     seed=args.seed, device=args.device, tile=0)
+    # result.image: the known pixels kept (composited); result.fit.ema: the net's averaged output
+    return {**scores(result.image, clean, mask), "iterations": result.iterations,
+            "seconds": result.seconds, "params": result.settings["params"],
             "net": f"{spec.arch} w{spec.width} {spec.upsample}",
-            "psnr_raw_output": psnr(clean, result.ema),
+            "psnr_raw_output": psnr(clean, result.fit.ema),
             # the averaged output's PSNR (uncomposited) along the run: how long the fit needs
             "curve": [(h["iteration"], round(h["psnr_ema"], 3)) for h in result.history
                       if h["iteration"] % 250 == 0]}
@@ -104,9 +118,8 @@ def inpaint_case(task: tuple[str, argparse.Namespace]) -> dict | None:
         print(f"{name}: skipped, the {args.size}-pixel crop has no {lacks}; use a larger --size",
               flush=True)
         return None
-    problem = Inpaint(mask)
-    observed = problem.observe(clean, seed=0)
-    ours = run_ours(problem, observed, clean, args)
+    observed = Inpaint(mask).observe(clean, seed=0)  # the holes set to 0, as `dip inpaint` fits it
+    ours = run_ours(clean, mask, args)
     base = run_biharmonic(observed, clean, mask)
     print(f"{name}: ours {ours['psnr']:.2f} dB ({ours['seconds']:.0f} s), "
           f"biharmonic {base['psnr']:.2f} dB ({base['seconds']:.1f} s)", flush=True)
@@ -121,9 +134,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--iters", type=int, default=3000, help="DIP iterations (the paper: 5000–6000)")
     ap.add_argument("--precision", default="fp32", help="auto|fp32|bf16 (auto: as `dip` runs)")
     add_fit_arguments(ap)
-    args = ap.parse_args(argv)
+    args, smoke = parse_smoke(ap, argv)
+    if smoke:  # one synthetic image with a synthetic mask, a few iterations
+        args.size, args.iters, args.full, args.jobs, args.only = SMOKE_SIZE, SMOKE_ITERS, False, 1, None
+    folder = results_folder(args.results, smoke)
 
-    names = [*MASKED, *BERNOULLI]
+    names = [SMOKE] if smoke else [*MASKED, *BERNOULLI]
     if args.only:
         names = [n for n in names if args.only.lower() in n.lower()]
     rows = [r for r in parallel_map(inpaint_case, [(n, args) for n in names], args.jobs) if r]
@@ -161,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
                "precision": args.precision,
                "device": device, "rows": rows}
     tag = f"-{args.tag}" if args.tag else ""
-    write_results(f"inpaint{tag}", payload, "\n".join(lines), folder=args.results)
+    write_results(f"inpaint{tag}", payload, "\n".join(lines), folder)
 
 
 if __name__ == "__main__":

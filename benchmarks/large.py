@@ -2,6 +2,7 @@
 
     python benchmarks/large.py                                 # default net, --tile auto
     python benchmarks/large.py --arch scaled --iters 1         # tiles chosen for memory alone
+    python benchmarks/large.py --smoke                         # a 64² image in 32² tiles (seconds)
 
 A fit keeps every activation of the net for the backward pass, so the default net would need
 about 64 GB for a 4096² image in one piece. With `--tile auto` (the default), `dip` cuts an image
@@ -11,9 +12,10 @@ whose estimated memory (`dipcli.memory`) fits in what the machine has free. This
 and whether the run completes, not quality: each tile gets only `--iters` iterations (a
 full-quality run of a 4096² image takes about 64 times as long as a 512² one).
 
-Adds a row to benchmarks/results/large.json and .md: the estimate for the whole image, the
-memory free, the tile `dip` chose and the estimate for it, the number of tiles, the seconds, and
-the peak resident memory of the `dip` process (from the operating system, after it exits).
+Adds a row to benchmarks/results/large.json and .md (or to those in ``--out``): the estimate for
+the whole image, the memory free, the tile `dip` chose and the estimate for it, the number of
+tiles, the seconds, and the peak resident memory of the `dip` process (from the operating system,
+after it exits).
 """
 
 from __future__ import annotations
@@ -21,28 +23,25 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+from pathlib import Path
 
 import imageio.v3 as iio
-import numpy as np
 import torch
-from common import RESULTS, device_name, run_dip, tempdir, write_results
+from common import (
+    SMOKE_SIZE,
+    add_smoke_argument,
+    device_name,
+    parse_smoke,
+    results_folder,
+    run_dip,
+    synthetic_card,
+    tempdir,
+    write_results,
+)
 
 from dipcli.fit import resolve_device, resolve_precision
 from dipcli.memory import available_bytes, fit_bytes, gib
 from dipcli.nets import NetSpec
-
-
-def synthetic(size: int, seed: int = 0) -> np.ndarray:
-    """A clean test card: smooth shading, discs of flat colour, and a band of fine stripes."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size, 0:size] / size
-    img = np.stack([0.2 + 0.6 * x, 0.3 + 0.4 * y, 0.5 + 0.3 * np.sin(6 * x + 4 * y)], axis=2)
-    for _ in range(40):
-        cy, cx, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.01, 0.08)
-        img[(y - cy) ** 2 + (x - cx) ** 2 < r * r] = rng.uniform(0, 1, 3)
-    band = (y > 0.45) & (y < 0.55)
-    img[band] = (0.5 + 0.4 * np.sin(2 * np.pi * x * size / 8))[band][:, None]
-    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
 
 def main() -> None:
@@ -52,11 +51,16 @@ def main() -> None:
     ap.add_argument("--tile", default="auto", help="passed to dip --tile")
     ap.add_argument("--arch", default="compact", help="passed to dip --arch (scaled: the same net, "
                     "which --tile auto tiles for memory only)")
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    add_smoke_argument(ap)
+    args, smoke = parse_smoke(ap)
+    if smoke:  # four tiles of the smoke size, one iteration each
+        args.size, args.tile, args.iters = 2 * SMOKE_SIZE, str(SMOKE_SIZE), 1
+    folder = results_folder(args.out, smoke)
 
     work = tempdir()
     src = work / f"card{args.size}.png"
-    iio.imwrite(src, synthetic(args.size))
+    iio.imwrite(src, synthetic_card(args.size))
     device = resolve_device("auto")
     spec = NetSpec(args.arch).resolved()
     need = fit_bytes(spec, args.size, args.size, 3, resolve_precision("auto", device))
@@ -76,7 +80,7 @@ def main() -> None:
            "free_bytes": free, "tile": rec.get("tile"), "tiles": rec.get("tiles"),
            "seconds": rec["seconds"], "peak_rss_bytes": peak, "psnr": rec["psnr"],
            "status": rec["status"]}
-    stored = RESULTS / "large.json"
+    stored = folder / "large.json"
     rows = json.loads(stored.read_text())["rows"] if stored.exists() else []
     rows = [r for r in rows if (r["size"], r["arch"], r.get("tile_arg")) != (args.size, args.arch, args.tile)]
     rows.append({**row, "tile_arg": args.tile})
@@ -95,7 +99,7 @@ def main() -> None:
             f"| {gib(r['whole_image_estimate_bytes'])} "
             f"| {gib(free) if free else '—'} | {r['tile'] or 'none'} | {r['tiles'] or 1} "
             f"| {gib(r['tile_estimate_bytes'])} | {r['seconds']:.0f} | {gib(r['peak_rss_bytes'])} |")
-    write_results("large", {"device": device_name(), "rows": rows}, "\n".join(lines))
+    write_results("large", {"device": device_name(), "rows": rows}, "\n".join(lines), folder)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     cd benchmarks
     python lean.py                      # ~25 min on 2 CPU cores
     python lean.py --tiles 0 --steps compact lean --tag quick
+    python lean.py --smoke              # the lean step on a 32² synthetic image, 10 iterations
 
 `dip denoise` fits a 512² image as four tiles of about 272² (`--tile auto`), so the time of a
 512² denoise is four tile fits. This fits 272² tiles of F16 (top-left and bottom-right, σ = 25,
@@ -18,6 +19,7 @@ iterations, for five configurations, each adding one change to the one before:
 
 Writes benchmarks/results/lean[-<tag>].json and .md: per tile and step, the iteration the stop
 fired at, the PSNR written, the peak PSNR seen, wall seconds and seconds per iteration.
+``--smoke``: the last step on a synthetic image, into a temporary folder (or ``--out``).
 """
 
 from __future__ import annotations
@@ -25,15 +27,28 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-from common import DATA, device_name, mean, write_results
+from common import (
+    DATA,
+    SMOKE_ITERS,
+    SMOKE_SIZE,
+    add_smoke_argument,
+    device_name,
+    mean,
+    parse_smoke,
+    results_folder,
+    smoke_image,
+    write_results,
+)
 
 from dipcli.fit import FitConfig, fit
 from dipcli.nets import NetSpec, build_net
 from dipcli.problems import Denoise
 from dipcli.stopping import make_stop
+from dipcli.tasks import reg_noise
 
 SIGMA = 25
 SIDE = 272
@@ -47,27 +62,33 @@ STEPS = {  # name: (net, jitter, EMA warm-up)
     "+ warm average": (COMPACT, 1 / 30, 9.0),
     "+ half jitter": (COMPACT, 1 / 60, 9.0),
     "+ zero padding": (replace(COMPACT, padding="zeros"), 1 / 60, 9.0),
-    "lean": (LEAN, 1 / 30 * LEAN.preset.jitter, LEAN.preset.ema_warmup),  # as Common.config
+    # as dipcli.tasks.fit_config sets up the lean net for `dip denoise --sigma 25`
+    "lean": (LEAN, reg_noise(SIGMA / 255) * LEAN.preset.jitter, LEAN.preset.ema_warmup),
 }
 # The last step is the lean preset itself: the compact net with both knobs turned.
 assert replace(LEAN.resolved(), arch="compact") == replace(
     COMPACT, padding="zeros", top_kernel=1).resolved()
 
 
-def run(step: str, tile: int) -> dict:
-    spec, reg_noise, warm = STEPS[step]
+def run(step: str, tile: int, budget: int = BUDGET, smoke: bool = False) -> dict:
+    """One step on one tile (a smoke run: on a synthetic image, whatever the tile)."""
+    spec, jitter, warm = STEPS[step]
     top, left = TILES[tile]
-    clean = iio.imread(F16)[top:top + SIDE, left:left + SIDE].astype(np.float32) / 255
+    side = SMOKE_SIZE if smoke else SIDE
+    if smoke:
+        clean = smoke_image(side)
+    else:
+        clean = iio.imread(F16)[top:top + side, left:left + side].astype(np.float32) / 255
     problem = Denoise(SIGMA / 255)
     noisy = problem.observe(clean, 0)
-    config = FitConfig(iters=BUDGET, reg_noise=reg_noise, ema_warmup=warm, precision="auto",
-                       stop=make_stop("auto", "denoise", BUDGET, SIGMA / 255))
+    config = FitConfig(iters=budget, reg_noise=jitter, ema_warmup=warm, precision="auto",
+                       stop=make_stop("auto", problem.noise, budget))
     start = time.perf_counter()
     res = fit(problem, build_net(spec, 3, seed=0), noisy, config, reference=clean)
     seconds = time.perf_counter() - start
     peak = max(res.history, key=lambda h: h["psnr_ema"])
     written = float(10 * np.log10(1 / np.mean((res.ema - clean) ** 2)))
-    row = {"step": step, "tile": tile, "window": [top, left, SIDE, SIDE], "psnr": written,
+    row = {"step": step, "tile": tile, "window": [top, left, side, side], "psnr": written,
            "peak_psnr": peak["psnr_ema"], "peak_iteration": peak["iteration"],
            "iterations": res.iterations, "stop_reason": res.stop_reason, "seconds": seconds,
            "sec_per_iter": seconds / res.iterations, "precision": res.precision}
@@ -76,8 +97,8 @@ def run(step: str, tile: int) -> dict:
     return row
 
 
-def table(rows: list[dict], device: str) -> str:
-    lines = [f"Lean net ablation: 272² tiles of F16, σ = {SIGMA}, discrepancy stop, budget {BUDGET}, "
+def table(rows: list[dict], device: str, side: int = SIDE, budget: int = BUDGET) -> str:
+    lines = [f"Lean net ablation: {side}² tiles of F16, σ = {SIGMA}, discrepancy stop, budget {budget}, "
              f"one change per row. Device: {device}.", "",
              "| step | tile | PSNR at stop (dB) | peak (it) | stop at | seconds | s/iter |",
              "|---|---|---|---|---|---|---|"]
@@ -102,12 +123,18 @@ def main() -> None:
     ap.add_argument("--tiles", type=int, nargs="+", default=sorted(TILES), choices=sorted(TILES))
     ap.add_argument("--steps", nargs="+", default=list(STEPS), choices=list(STEPS))
     ap.add_argument("--tag", default="")
-    args = ap.parse_args()
-    rows = [run(step, tile) for step in args.steps for tile in args.tiles]
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    add_smoke_argument(ap)
+    args, smoke = parse_smoke(ap)
+    side, budget = SIDE, BUDGET
+    if smoke:  # the last step (the lean preset) on one synthetic tile, a few iterations
+        args.steps, args.tiles, side, budget = args.steps[-1:], args.tiles[:1], SMOKE_SIZE, SMOKE_ITERS
+    folder = results_folder(args.out, smoke)
+    rows = [run(step, tile, budget, smoke) for step in args.steps for tile in args.tiles]
     device = device_name()
     name = "lean" + (f"-{args.tag}" if args.tag else "")
-    write_results(name, {"sigma": SIGMA, "side": SIDE, "budget": BUDGET, "device": device,
-                         "rows": rows}, table(rows, device))
+    write_results(name, {"sigma": SIGMA, "side": side, "budget": budget, "device": device,
+                         "rows": rows}, table(rows, device, side, budget), folder)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
     python speed.py --parts iters --sizes 256 512     # only the per-iteration table
     python speed.py --parts ttq --ttq-crop 256        # time to quality on a 256² crop of F16
     python speed.py --tag gpu                         # on a GPU: the same tables, 1024² included
+    python speed.py --smoke                           # every part on a 32² synthetic image, seconds
 
 Three parts, each merged into benchmarks/results/speed[-<tag>].json (so they can run apart) and
 the whole rewritten as speed[-<tag>].md:
@@ -24,6 +25,10 @@ the whole rewritten as speed[-<tag>].md:
 * ``ttq``: F16 (``--ttq-crop`` for a centre crop), σ = 25: the wall time at which the averaged
   output first reaches 31 and 32 dB, and the PSNR written at the automatic stop, for `dip`'s
   defaults and for the original DIP configuration (5×128 hourglass, fp32, 3,000 iterations).
+
+``--smoke``: each part once, on a 32² synthetic image instead of F16: the default net's two loops
+(timed in this process), a `dip denoise` of 10 iterations, and `dip`'s defaults for time to
+quality; written into a temporary folder (or ``--out``).
 """
 
 from __future__ import annotations
@@ -40,25 +45,40 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import DATA, RESULTS, centre_crop_file, device_name, run_dip, tempdir
+from common import (
+    DATA,
+    SMOKE_ITERS,
+    SMOKE_SIZE,
+    add_smoke_argument,
+    centre_crop_file,
+    device_name,
+    parse_smoke,
+    results_folder,
+    run_dip,
+    smoke_files,
+    smoke_image,
+    tempdir,
+)
 
-from dipcli.cli import TASK_DEFAULTS, reg_noise
 from dipcli.fit import Event, FitConfig, fit, resolve_device, resolve_precision
 from dipcli.io import read_image
 from dipcli.nets import ARCHS, NetSpec, build_net, count_params
 from dipcli.problems import Denoise
 from dipcli.stopping import make_stop
+from dipcli.tasks import TASK_DEFAULTS, reg_noise
 
 F16 = DATA / "denoising" / "F16_GT.png"
 SIGMA = 25
 TARGETS = (31.0, 32.0)
 
 
-def test_image(size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """F16 resized to ``size``² (timing does not care what the picture is) and its noisy copy."""
+def test_image(size: int, seed: int = 0, smoke: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """F16 (a smoke run: a synthetic image) resized to ``size``² (timing does not care what the
+    picture is) and its noisy copy."""
     from skimage.transform import resize
 
-    clean = resize(read_image(F16).pixels, (size, size), anti_aliasing=True).astype(np.float32)
+    source = smoke_image() if smoke else read_image(F16).pixels
+    clean = resize(source, (size, size), anti_aliasing=True).astype(np.float32)
     return clean, Denoise(SIGMA / 255).observe(clean, seed)
 
 
@@ -82,10 +102,11 @@ def time_ours(spec: NetSpec, clean, noisy, device, window: int, windows: int) ->
             stamps.append(e.elapsed)
 
     iters = window * (windows + 1)
-    config = FitConfig(iters=iters, seed=0, check_every=window, reg_noise=reg_noise(SIGMA),
-                       stop=make_stop("auto", "denoise", iters, SIGMA / 255), precision="auto")
+    problem = Denoise(SIGMA / 255)
+    config = FitConfig(iters=iters, seed=0, check_every=window, reg_noise=reg_noise(problem.sigma),
+                       stop=make_stop("auto", problem.noise, iters), precision="auto")
     net = build_net(spec, 3, seed=0)
-    fit(Denoise(SIGMA / 255), net, noisy, config, input_depth=spec.input_depth, reference=clean,
+    fit(problem, net, noisy, config, input_depth=spec.input_depth, reference=clean,
         device=device, subscribers=[Clock()])
     return [(b - a) / window for a, b in zip(stamps, stamps[1:], strict=False)]
 
@@ -103,7 +124,7 @@ def time_naive(spec: NetSpec, clean, noisy, device, window: int, windows: int) -
     for _ in range(window * (windows + 1)):
         start = time.perf_counter()
         opt.zero_grad()
-        out = net(z + torch.randn_like(z) * reg_noise(SIGMA))
+        out = net(z + torch.randn_like(z) * reg_noise(SIGMA / 255))
         loss = torch.nn.functional.mse_loss(out, y)
         loss.backward()
         avg = out.detach() if avg is None else avg * 0.99 + out.detach() * 0.01
@@ -136,10 +157,11 @@ def time_deepinv(size: int, clean, noisy, device, window: int, windows: int) -> 
     return times[1:]
 
 
-def measure_one(arch: str, size: int, loop: str, device: str, window: int, windows: int) -> dict:
+def measure_one(arch: str, size: int, loop: str, device: str, window: int, windows: int,
+                smoke: bool = False) -> dict:
     """One configuration, in a fresh process so that its peak memory is its own."""
     dev = resolve_device(device)
-    clean, noisy = test_image(size)
+    clean, noisy = test_image(size, smoke=smoke)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     if loop == "deepinv":
@@ -168,9 +190,13 @@ def have_deepinv() -> str | None:
     return None
 
 
-def measure(arch: str, size: int, loop: str, args: argparse.Namespace, on_cpu: bool) -> dict:
+def measure(arch: str, size: int, loop: str, args: argparse.Namespace, on_cpu: bool,
+            smoke: bool = False) -> dict:
     """On a CPU in a fresh process (the peak RSS is then this configuration's alone, and it
-    needs fewer iterations above 512²); on CUDA in this one, its peak memory counter reset."""
+    needs fewer iterations above 512²); on CUDA in this one, its peak memory counter reset.
+    A smoke run measures in this process too (its memory figures then mean nothing)."""
+    if smoke:
+        return measure_one(arch, size, loop, args.device, args.window, args.windows, smoke=True)
     if not on_cpu:
         torch.cuda.empty_cache()
         return measure_one(arch, size, loop, args.device, args.window, args.windows)
@@ -183,10 +209,10 @@ def measure(arch: str, size: int, loop: str, args: argparse.Namespace, on_cpu: b
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def part_iters(args: argparse.Namespace, out: dict) -> None:
+def part_iters(args: argparse.Namespace, out: dict, smoke: bool = False) -> None:
     rows = []
     loops = ["ours", "naive"]
-    why = have_deepinv()
+    why = "not timed in a smoke run" if smoke else have_deepinv()
     configs = [(arch, size, loop) for size in args.sizes for arch in args.archs for loop in loops]
     if why is None:
         configs += [("deepinv", size, "deepinv") for size in args.sizes]
@@ -194,7 +220,7 @@ def part_iters(args: argparse.Namespace, out: dict) -> None:
     on_cpu = resolve_device(args.device).type == "cpu"
     for arch, size, loop in configs:
         try:
-            row = measure(arch, size, loop, args, on_cpu)
+            row = measure(arch, size, loop, args, on_cpu, smoke)
         except (RuntimeError, ValueError, ImportError) as exc:
             error = str(exc).strip().splitlines()[-1]
             print(f"{arch} {size} {loop}: failed: {error}", flush=True)
@@ -210,16 +236,18 @@ def part_iters(args: argparse.Namespace, out: dict) -> None:
         out["speedup_vs_naive"] = pair["naive"]["sec_per_iter"] / pair["ours"]["sec_per_iter"]
 
 
-def part_default(args: argparse.Namespace, out: dict) -> None:
+def part_default(args: argparse.Namespace, out: dict, smoke: bool = False) -> None:
     if args.default_from:  # the same command, already run by denoise.py on this machine
         done = json.loads(args.default_from.read_text())
         rec = next(r for r in done["rows"] if r["image"] == F16.name and r["size"] == [512, 512])
         rec = {**rec, "precision": rec.get("precision", "auto"), "source": str(args.default_from)}
     else:
         work = tempdir()
+        image = smoke_files(work)[0] if smoke else F16
+        budget = ["--iters", str(SMOKE_ITERS)] if smoke else []
         start = time.perf_counter()
-        rec = run_dip(["denoise", str(F16), "--sigma", str(SIGMA), "--add-noise", "--device",
-                       args.device, "-o", str(work / "f16.png")])
+        rec = run_dip(["denoise", str(image), "--sigma", str(SIGMA), "--add-noise", "--device",
+                       args.device, "-o", str(work / "f16.png"), *budget])
         # The command from start to exit: loading torch, reading, noise, fits, writing.
         rec["wall_seconds"] = time.perf_counter() - start
     out["default_denoise_512_seconds"] = rec["seconds"]
@@ -236,11 +264,12 @@ TTQ_CONFIGS = {
 }
 
 
-def part_ttq(args: argparse.Namespace, out: dict) -> None:
+def part_ttq(args: argparse.Namespace, out: dict, smoke: bool = False) -> None:
     work = tempdir()
-    src = centre_crop_file(F16, args.ttq_crop, work)
+    src = smoke_files(work)[0] if smoke else centre_crop_file(F16, args.ttq_crop, work)
     rows = []
-    for name, extra in TTQ_CONFIGS.items():
+    configs = list(TTQ_CONFIGS.items())[:1] if smoke else TTQ_CONFIGS.items()
+    for name, extra in configs:
         curve = work / "curve.csv"
         rec = run_dip(["denoise", str(src), "--sigma", str(SIGMA), "--add-noise", "--device",
                        args.device, "--plot", str(curve), "-o", str(work / "out.png"), *extra,
@@ -258,8 +287,8 @@ def part_ttq(args: argparse.Namespace, out: dict) -> None:
                "params": rec["params"], "precision": rec.get("precision")}
         rows.append(row)
         print(f"{name}: {json.dumps({k: v for k, v in row.items() if k != 'args'})}", flush=True)
-    out["time_to_quality"] = {"image": F16.name, "crop": args.ttq_crop or None, "sigma": SIGMA,
-                              "rows": rows}
+    out["time_to_quality"] = {"image": src.name if smoke else F16.name, "crop": args.ttq_crop or None,
+                              "sigma": SIGMA, "rows": rows}
 
 
 def fmt(x, spec: str = ".1f", none: str = "not reached") -> str:
@@ -338,13 +367,18 @@ def main() -> None:
     ap.add_argument("--max-iters", type=int, help="cap the time-to-quality runs (smoke tests)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--tag", default="")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    add_smoke_argument(ap)
     ap.add_argument("--one", nargs=3, metavar=("ARCH", "SIZE", "LOOP"), help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args, smoke = parse_smoke(ap)
     if args.one:
         arch, size, loop = args.one
         print(json.dumps(measure_one(arch, int(size), loop, args.device, args.window, args.windows)))
         return
+    if smoke:  # the default net only, two windows of two iterations, at 32²
+        args.sizes, args.archs = [SMOKE_SIZE], [TASK_DEFAULTS["denoise"]["arch"]]
+        args.window, args.windows, args.max_iters, args.default_from = 2, 1, SMOKE_ITERS, None
+    args.out = results_folder(args.out, smoke)
     on_gpu = resolve_device(args.device).type == "cuda"
     args.sizes = args.sizes or ([256, 512, 1024] if on_gpu else [256, 512])
     path = args.out / f"speed{'-' + args.tag if args.tag else ''}.json"
@@ -352,7 +386,7 @@ def main() -> None:
     out["device"] = device_name()
     parts = {"iters": part_iters, "default": part_default, "ttq": part_ttq}
     for name in args.parts:
-        parts[name](args, out)
+        parts[name](args, out, smoke)
         args.out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=2) + "\n")  # after each part: a long run keeps its work
         path.with_suffix(".md").write_text(table(out) + "\n")

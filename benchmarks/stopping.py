@@ -3,8 +3,7 @@
     python benchmarks/stopping.py                                  # every task, 256×256 crops (CPU: days)
     python benchmarks/stopping.py --full --iters 3000 --jobs 4     # whole images (a GPU job)
     python benchmarks/stopping.py --tasks denoise --only House --sigmas 25
-    python benchmarks/stopping.py --size 32 --iters 30 --other-iters 30 --images 1 --sigmas 25 \\
-        --out /tmp/stop                                            # smoke test
+    python benchmarks/stopping.py --smoke                          # every task on a 32² synthetic image
 
 Cases, one fit each (``--tasks`` picks; ``--jobs N`` runs N at once):
 
@@ -15,9 +14,10 @@ Cases, one fit each (``--tasks`` picks; ``--jobs N`` runs N at once):
 * ``superres``: zebra ×4 in make-LR mode (Lanczos-2 downsampling), scored as the SR literature
   does: Y channel (BT.601), a 4-pixel border left out.
 
-Every case is prepared by the CLI's own ``prepare_*`` function and run by ``run_job``, with the
-task's defaults (net from TASK_DEFAULTS, reg-noise, learning rate, precision, the stop rule that
-``--stop auto`` builds), so what is measured is what `dip` runs. ``--arch``/``--width`` override.
+Every case is planned by the task's own ``dipcli.tasks.plan_*`` and fitted by ``run_plan``,
+with the task's defaults (net from TASK_DEFAULTS, reg-noise, learning rate, precision, the stop
+rule that ``--stop auto`` builds), so what is measured is what `dip` runs, the image fitted whole
+(``--tile 0``). ``--arch``/``--width`` override.
 
 Budgets. A stop rule can only be judged on a budget that runs past the PSNR peak, and its WMV
 patience is a fraction of the budget, so the budget is part of what is measured. ``--iters``
@@ -42,7 +42,8 @@ discrepancy rule compares it with (denoising), and the WMV windowed variance of 
 
 Writes benchmarks/results/stopping[-<tag>].json (top-level ``median_gap_db`` and
 ``worst_gap_db`` over the denoising runs, denoise and two-stage together; summaries per task and
-per σ; per-case rows) and .md.
+per σ; per-case rows) and .md. ``--smoke``: one synthetic 32² case per task, 10 iterations, into
+a temporary folder (or ``--out``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ import numpy as np
 import torch
 from common import (
     DATA,
+    SMOKE_ITERS,
+    SMOKE_SIZE,
     add_study_arguments,
     centre_crop_file,
     crop_file,
@@ -64,33 +67,41 @@ from common import (
     hole_crop,
     mean,
     parallel_map,
+    parse_smoke,
+    results_folder,
+    smoke_files,
     tempdir,
     write_results,
 )
 
-from dipcli.batch import Item, Prepared
-from dipcli.cli import (
-    TASK_DEFAULTS,
-    TWO_STAGE_DEFAULTS,
-    Common,
-    prepare_denoise,
-    prepare_inpaint,
-    prepare_superres,
-    prepare_two_stage,
-)
 from dipcli.fit import Check, Event, StopRule
 from dipcli.io import read_image
-from dipcli.job import Job, run_job
 from dipcli.masks import load_mask
-from dipcli.nets import NetSpec
+from dipcli.options import Tile
 from dipcli.problems import psnr_y
-from dipcli.stopping import SIGMA_TASKS, WMVStop, clipped_noise_variance, make_stop
+from dipcli.stopping import WMVStop, clipped_noise_variance, make_stop
+from dipcli.tasks import (
+    TASK_DEFAULTS,
+    TWO_STAGE_DEFAULTS,
+    FitOptions,
+    Plan,
+    Setup,
+    TaskInput,
+    plan_denoise,
+    plan_inpaint,
+    plan_superres,
+    plan_two_stage,
+    resolve,
+    run_plan,
+)
 
 RULES = ("auto", "discrepancy", "wmv")  # auto and each of its parts alone
 TASKS = ("denoise", "two-stage", "inpaint", "superres")
+DENOISING = ("denoise", "two-stage")  # the tasks with a noise model: σ given, every rule measured
 INPAINT_CASES = ("kate", "vase")
 SR_CASE, SR_FACTOR, SR_KERNEL = DATA / "sr" / "zebra_GT.png", 4, "lanczos2"
 FULL_BUDGET = 3000  # the DIP paper's denoising budget, for whole-image (GPU) runs
+Case = tuple[str, Path, float | None, argparse.Namespace]  # task, image, σ (0–255), the study's arguments
 
 
 @dataclass
@@ -173,17 +184,16 @@ def written_psnr(pixels: np.ndarray, reference: np.ndarray, dtype: np.dtype = np
     return 10 * np.log10(1.0 / max(mse, 1e-12))
 
 
-def scorer(task: str, p: Prepared) -> Callable[[np.ndarray], float]:
+def scorer(task: str, p: Plan) -> Callable[[np.ndarray], float]:
     """How the task's result is scored, as written: RGB PSNR; for inpainting with the known
     pixels kept (what `dip inpaint` writes); for super-resolution on Y with an F-pixel border."""
     dtype = p.image.dtype
     if task == "superres":
         factor = p.extra["factor"]
         return lambda x: float(psnr_y(as_written(x, dtype), p.reference, border=factor))
-    composite = getattr(p.problem, "composite", None) if p.composite else None
 
     def score(x: np.ndarray) -> float:
-        return written_psnr(composite(x, p.image.pixels) if composite else x, p.reference, dtype)
+        return written_psnr(p.problem.composite(x, p.image.pixels) if p.composite else x, p.reference, dtype)
 
     return score
 
@@ -192,11 +202,12 @@ PSNR_MEASURE = {"denoise": "RGB", "two-stage": "RGB", "inpaint": "RGB, known pix
                 "superres": f"Y (BT.601), {SR_FACTOR}-pixel border"}
 
 
-def cli_settings(args: argparse.Namespace, task: str, iters: int) -> tuple[Common, NetSpec]:
-    """The CLI's shared options as `dip TASK` would hold them with these flags, and its net."""
-    c = Common(iters=iters, arch=args.arch, width=args.width, lr=args.lr, seed=args.seed,
-               device=args.device, precision=args.precision, quiet=True, force=True)
-    return c, c.resolve(task)
+def task_settings(args: argparse.Namespace, task: str, iters: int) -> tuple[FitOptions, Setup]:
+    """The options `dip TASK` would hold with these flags (the image fitted whole: ``--tile 0``),
+    and what the task resolves them to (its net and budget)."""
+    o = FitOptions(iters=iters, arch=args.arch, width=args.width, lr=args.lr, seed=args.seed,
+                   device=args.device, precision=args.precision, tile=Tile.parse(0))
+    return o, resolve(task, o)
 
 
 def sig4(x: float | None) -> float | None:
@@ -204,23 +215,21 @@ def sig4(x: float | None) -> float | None:
     return None if x is None else float(f"{x:.4g}")
 
 
-def watch(task: str, p: Prepared, c: Common, rules: Sequence[str], work: Path,
-          check_every: int | None = None) -> dict:
-    """Fit a prepared case for its whole budget with its stop rules shadowed; return the measures.
+def watch(task: str, p: Plan, rules: Sequence[str], check_every: int | None = None) -> dict:
+    """Fit a planned case for its whole budget with its stop rules shadowed; return the measures.
 
-    ``rules`` names the verdicts wanted: ``auto`` is the rule the CLI built into ``p.config``
+    ``rules`` names the verdicts wanted: ``auto`` is the rule the planner built into ``p.config``
     (exactly what ``--stop auto`` runs), any other name the rule ``make_stop`` gives for it.
     """
-    sigma = p.extra["sigma"] / 255 if task in SIGMA_TASKS else None
+    noise = p.problem.noise
+    sigma = None if noise is None else noise.sigma
     config = p.config
-    start = p.extra.get("stage1_end") or 0  # two-stage: WMV watches stage 2, as the CLI's does
-    chosen = {name: config.stop if name == "auto" else make_stop(name, task, config.iters, sigma, start)
+    start = p.extra.get("stage1_end") or 0  # two-stage: WMV watches stage 2, as the task's does
+    chosen = {name: config.stop if name == "auto" else make_stop(name, noise, config.iters, start=start)
               for name in rules}
     shadow, peak = Shadow(chosen, sigma), Peak()
     config = replace(config, stop=shadow, check_every=check_every or config.check_every)
-    job = Job(p.problem, p.image, p.spec, config, work / "out.png", c.device, p.reference,
-              composite=p.composite, subscribers=[peak])
-    done = run_job(job)
+    done = run_plan(replace(p, config=config), [peak])
     res = done.fit
     score = scorer(task, p)
     elapsed = {h["iteration"]: h["elapsed"] for h in res.history}
@@ -259,14 +268,13 @@ def watch(task: str, p: Prepared, c: Common, rules: Sequence[str], work: Path,
     return out
 
 
-def prepare_case(task: str, path: Path, sigma: float | None, c: Common, spec: NetSpec, size: int,
-                 work: Path, **two_stage: object) -> Prepared | None:
-    """Crop the case's files into ``work`` and hand them to the CLI's ``prepare_*`` for the task.
+def plan_case(task: str, path: Path, sigma: float | None, o: FitOptions, setup: Setup, size: int,
+              work: Path, **two_stage: object) -> Plan | None:
+    """Crop the case's files into ``work``, read them as `dip` does, and plan the task's fit.
 
     ``two_stage`` overrides the two-stage command's option defaults (TWO_STAGE_DEFAULTS). None
     for an inpainting crop without holes (small ``size``): there is nothing to measure.
     """
-    out = work / "out.png"
     if task == "inpaint":
         # The mask's polarity (``--mask-known auto``) is decided on the whole mask: in a crop
         # around the holes they may well be the larger part.
@@ -275,17 +283,16 @@ def prepare_case(task: str, path: Path, sigma: float | None, c: Common, spec: Ne
         window = hole_crop(mask, size) if size else (slice(None), slice(None))
         if mask[window].all():
             return None
-        src, mask_src = crop_file(path, window, work), crop_file(mask_path, window, work)
-        return prepare_inpaint(Item(0, src, out, mask=mask_src, clean=src), c, spec=spec,
-                               mask_known=polarity, drop=None, no_composite=False)
-    src = centre_crop_file(path, size, work)
+        image = read_image(crop_file(path, window, work))
+        src = TaskInput(image, path.name, clean=image, mask=read_image(crop_file(mask_path, window, work)))
+        return plan_inpaint(src, o, mask_known=polarity, setup=setup)
+    src = TaskInput(read_image(centre_crop_file(path, size, work)), path.name)
     if task == "superres":
-        return prepare_superres(Item(0, src, out), c, spec=spec, factor=SR_FACTOR, kernel=SR_KERNEL,
-                                make_lr=True)
+        return plan_superres(src, o, factor=SR_FACTOR, kernel=SR_KERNEL, make_lr=True, setup=setup)
     if task == "two-stage":
-        return prepare_two_stage(Item(0, src, out), c, spec=spec, sigma=sigma, add_noise=True,
-                                 **{**TWO_STAGE_DEFAULTS, **two_stage})
-    return prepare_denoise(Item(0, src, out), c, spec=spec, sigma=sigma, add_noise=True)
+        return plan_two_stage(src, o, sigma=sigma, add_noise=True, setup=setup,
+                              **{**TWO_STAGE_DEFAULTS, **two_stage})
+    return plan_denoise(src, o, sigma=sigma, add_noise=True, setup=setup)
 
 
 def rescore_budget_stops(row: dict) -> dict:
@@ -309,12 +316,12 @@ def rescore_budget_stops(row: dict) -> dict:
 
 def budget(task: str, args: argparse.Namespace) -> int:
     """The iteration budget of ``task`` in this study (see the module docstring, "Budgets")."""
-    if task in SIGMA_TASKS:
+    if task in DENOISING:
         return args.iters or (FULL_BUDGET if args.full else TASK_DEFAULTS[task]["iters"])
     return args.other_iters or TASK_DEFAULTS[task]["iters"]
 
 
-def run_case(case: tuple[str, Path, float | None, argparse.Namespace]) -> dict | None:
+def run_case(case: Case) -> dict | None:
     """One case (task, image, σ) from start to finish; a plain dict, so that it pickles for --jobs.
 
     None when the case has nothing to measure (an inpainting crop without holes).
@@ -322,13 +329,13 @@ def run_case(case: tuple[str, Path, float | None, argparse.Namespace]) -> dict |
     task, path, sigma255, args = case
     work = tempdir()
     iters = budget(task, args)
-    c, spec = cli_settings(args, task, iters)
-    p = prepare_case(task, path, sigma255, c, spec, args.size, work)
+    o, setup = task_settings(args, task, iters)
+    p = plan_case(task, path, sigma255, o, setup, args.size, work)
     if p is None:
         print(f"{task} {path.name}: skipped, the {args.size}-pixel crop has no holes; use a larger --size",
               flush=True)
         return None
-    m = watch(task, p, c, RULES if task in SIGMA_TASKS else ("auto",), work, args.check_every)
+    m = watch(task, p, RULES if task in DENOISING else ("auto",), args.check_every)
     verdicts = m.pop("verdicts")
     auto = verdicts.pop("auto")
     h, w = p.reference.shape[:2]
@@ -418,11 +425,17 @@ def images(only: str | None, count: int | None) -> list[Path]:
     return chosen[:count] if count else chosen
 
 
-def cases(args: argparse.Namespace) -> list[tuple[str, Path, float | None, argparse.Namespace]]:
-    """Every (task, image, σ) to fit, in the order of the table."""
-    out: list[tuple[str, Path, float | None, argparse.Namespace]] = []
+def cases(args: argparse.Namespace, smoke: bool = False) -> list[Case]:
+    """Every (task, image, σ) to fit, in the order of the table.
+
+    A smoke run: one case per task, all on a synthetic image (with a mask beside it, for inpaint).
+    """
+    if smoke:
+        image, _ = smoke_files(tempdir())
+        return [(task, image, args.sigmas[0] if task in DENOISING else None, args) for task in args.tasks]
+    out: list[Case] = []
     for task in args.tasks:
-        if task in SIGMA_TASKS:
+        if task in DENOISING:
             out += [(task, path, s, args) for path in images(args.only, args.images) for s in args.sigmas]
             continue
         paths = ([DATA / "inpainting" / f"{n}.png" for n in INPAINT_CASES] if task == "inpaint"
@@ -431,26 +444,31 @@ def cases(args: argparse.Namespace) -> list[tuple[str, Path, float | None, argpa
     return out
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, bool]:
+    """The study's arguments, and whether this is a smoke run."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_study_arguments(ap)
     ap.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
     ap.add_argument("--other-iters", type=int, default=None,
                     help="budget of inpaint and superres (default: each task's CLI budget)")
-    args = ap.parse_args(argv)
+    args, smoke = parse_smoke(ap, argv)
     if args.full:
         args.size = 0
-    return args
+    if smoke:  # a few iterations on a tiny synthetic image, a check every other one
+        args.size, args.iters, args.other_iters = SMOKE_SIZE, SMOKE_ITERS, SMOKE_ITERS
+        args.sigmas, args.check_every, args.jobs = args.sigmas[:1], 2, 1
+    args.out = results_folder(args.out, smoke)
+    return args, smoke
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
-    todo = cases(args)
+    args, smoke = parse_args(argv)
+    todo = cases(args, smoke)
     if not todo:
         raise SystemExit(f"no images found under {DATA}")
     rows = [rescore_budget_stops(r) for r in parallel_map(run_case, todo, args.jobs) if r is not None]
     device = device_name()
-    denoising = [r for r in rows if r["task"] in SIGMA_TASKS]
+    denoising = [r for r in rows if r["task"] in DENOISING]
     summ = summary(denoising)
     by_task = {t: summary([r for r in rows if r["task"] == t]) for t in args.tasks}
     by_sigma = {f"{s:g}": summary([r for r in denoising if r["sigma"] == s]) for s in args.sigmas}

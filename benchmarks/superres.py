@@ -3,13 +3,15 @@
     PYTHONPATH=. python benchmarks/superres.py                  # 256×256 HR centre crops (CPU)
     PYTHONPATH=. python benchmarks/superres.py --full           # full images
     PYTHONPATH=. python benchmarks/superres.py --factors 4 --only zebra --iters 500
+    python benchmarks/superres.py --smoke                       # a 32² synthetic image, ×4, 10 iterations
 
 Each clean (HR) image is cropped to a multiple of the factor and downsampled with the problem's
 own operator (Lanczos-2 by default, as in the DIP paper); DIP and bicubic (Keys a = −0.5, the
 paper's baseline) bring it back up. Scored as the SR literature does: PSNR of the Y channel
 (BT.601) with a border of F pixels left out; RGB PSNR too. Iterations default to the DIP
-paper's: 2000 at ×4, 4000 at ×8 (otherwise 2000 × F / 4). Writes
-benchmarks/results/superres[-<tag>].json and .md.
+paper's: 2000 at ×4, 4000 at ×8 (otherwise 2000 × F / 4). DIP is `dip superres --make-lr`
+(``dipcli.tasks.superres``) with that fixed budget (``--stop fixed``), in fp32, with the net of
+``--arch``/``--width``/``--upsample``. Writes benchmarks/results/superres[-<tag>].json and .md.
 """
 
 from __future__ import annotations
@@ -19,19 +21,23 @@ import argparse
 import numpy as np
 from common import (
     DATA,
+    SMOKE_ITERS,
+    SMOKE_SIZE,
     add_fit_arguments,
     centre_crop,
     device_name,
     mean,
     parallel_map,
+    parse_smoke,
+    results_folder,
     side_by_side,
+    smoke_image,
     write_results,
 )
 
-from dipcli.fit import FitConfig, fit, resolve_device
-from dipcli.io import pad_to_multiple, read_image
-from dipcli.nets import NetSpec, build_net, count_params
-from dipcli.problems import SR_KERNELS, SuperRes, bicubic_upscale, psnr_rgb, psnr_y
+from dipcli.io import read_image
+from dipcli.problems import SR_KERNELS, SuperRes
+from dipcli.tasks import superres
 
 IMAGES = {
     "zebra": DATA / "sr" / "zebra_GT.png",
@@ -40,43 +46,33 @@ IMAGES = {
     "Peppers": DATA / "set9" / "image_Peppers512rgb.png",
 }
 PAPER_ITERS = {4: 2000, 8: 4000}
-
-
-def measure(hr_out: np.ndarray, hr: np.ndarray, factor: int) -> dict:
-    return {"psnr_y": psnr_y(hr_out, hr, border=factor).item(),
-            "psnr_rgb": psnr_rgb(hr_out, hr, border=factor).item()}
-
-
-def run_ours(problem: SuperRes, low: np.ndarray, hr: np.ndarray, iters: int,
-             args: argparse.Namespace) -> dict:
-    spec = NetSpec(args.arch, width=args.width, upsample=args.upsample).resolved()
-    padded, _ = pad_to_multiple(low, spec.multiple)  # the net's size is the padded LR size × F
-    net = build_net(spec, out_channels=low.shape[2], seed=args.seed)
-    config = FitConfig(iters=iters, lr=args.lr, seed=args.seed)
-    result = fit(problem, net, padded, config, input_depth=spec.input_depth,
-                 out_size=problem.out_size(padded.shape[:2]), crop=hr.shape[:2], reference=hr,
-                 device=resolve_device(args.device))
-    best = max(result.history, key=lambda h: h["psnr_ema"] or -np.inf) if result.history else {}
-    return {**measure(result.ema, hr, problem.factor), "iterations": result.iterations,
-            "seconds": result.seconds, "params": count_params(net),
-            "net": f"{spec.arch} w{spec.width} {spec.upsample}",
-            "best_psnr_y": best.get("psnr_ema"), "best_iteration": best.get("iteration")}
+SMOKE = "synthetic"  # the smoke run's one image: common.smoke_image
 
 
 def superres_case(task: tuple[str, int, argparse.Namespace]) -> dict:
-    """One image at one factor: ours and bicubic (a task for :func:`common.parallel_map`)."""
+    """One image at one factor: ours and bicubic (a task for :func:`common.parallel_map`).
+
+    ``dip superres --make-lr`` shrinks the HR crop with the problem's own operator, fits, and
+    scores the result and the bicubic upscaling of the same low-resolution image against it.
+    """
     name, factor, args = task
-    problem = SuperRes(factor, args.kernel)
     iters = args.iters or PAPER_ITERS.get(factor, 500 * factor)
-    clean = read_image(IMAGES[name]).pixels
-    hr = problem.crop_hr(clean if args.full else centre_crop(clean, args.size))
-    low = problem.observe(hr, seed=0)
-    ours = run_ours(problem, low, hr, iters, args)
-    bicubic = measure(bicubic_upscale(low, factor), hr, factor)
+    clean = smoke_image() if name == SMOKE else read_image(IMAGES[name]).pixels
+    hr = SuperRes(factor, args.kernel).crop_hr(clean if args.full else centre_crop(clean, args.size))
+    result = superres(hr, factor, kernel=args.kernel, make_lr=True, iters=iters, arch=args.arch,
+                      width=args.width, upsample=args.upsample, stop="fixed", precision="fp32", lr=args.lr,
+                      seed=args.seed, device=args.device)
+    s = result.settings  # the scores `dip superres` reports: Y and RGB, an F-pixel border left out
+    best = max(result.history, key=lambda h: h["psnr_ema"] or -np.inf) if result.history else {}
+    ours = {"psnr_y": s["psnr_y"], "psnr_rgb": s["psnr_rgb"], "iterations": result.iterations,
+            "seconds": result.seconds, "params": s["params"],
+            "net": f"{s['arch']} w{s['width']} {s['upsample']}",
+            "best_psnr_y": best.get("psnr_ema"), "best_iteration": best.get("iteration")}
+    bicubic = {"psnr_y": s["psnr_bicubic_y"], "psnr_rgb": s["psnr_bicubic_rgb"]}
     print(f"{name} ×{factor}: ours {ours['psnr_y']:.2f} dB ({ours['seconds']:.0f} s), "
           f"bicubic {bicubic['psnr_y']:.2f} dB", flush=True)
     return {"image": name, "factor": factor, "hr_size": list(hr.shape[:2]),
-            "lr_size": list(low.shape[:2]), "ours": ours, "bicubic": bicubic}
+            "lr_size": [hr.shape[0] // factor, hr.shape[1] // factor], "ours": ours, "bicubic": bicubic}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,9 +83,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kernel", default="lanczos2", choices=SR_KERNELS)
     ap.add_argument("--iters", type=int, default=None, help="DIP iterations (default: the paper's)")
     add_fit_arguments(ap)
-    args = ap.parse_args(argv)
+    args, smoke = parse_smoke(ap, argv)
+    if smoke:  # one synthetic image at ×4 (an 8² low-resolution image), a few iterations
+        args.size, args.iters, args.factors, args.full, args.jobs = SMOKE_SIZE, SMOKE_ITERS, [4], False, 1
+    folder = results_folder(args.results, smoke)
 
-    names = [n for n in IMAGES if not args.only or args.only.lower() in n.lower()]
+    names = [SMOKE] if smoke else [n for n in IMAGES if not args.only or args.only.lower() in n.lower()]
     cases = [(name, factor, args) for factor in args.factors for name in names]
     rows = parallel_map(superres_case, cases, args.jobs)
 
@@ -125,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
                "iters": args.iters, "arch": args.arch, "width": args.width, "upsample": args.upsample,
                "lr": args.lr, "seed": args.seed, "device": device, "rows": rows}
     tag = f"-{args.tag}" if args.tag else ""
-    write_results(f"superres{tag}", payload, "\n".join(lines), folder=args.results)
+    write_results(f"superres{tag}", payload, "\n".join(lines), folder)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     cd benchmarks && python texture_width.py            # features, CV, final fit (a few minutes, CPU)
     python texture_width.py --cache /tmp/texfeat.json   # reuse features while iterating
+    python texture_width.py --smoke                     # 15 synthetic 32² images, made-up labels (seconds)
 
 Data: shared/data/texture_widths/labels.csv — 86 clean images with the width (32/64/128) of the
 2-scale DIP that suited each at σ = 25 in "The Devil is in the Upsampling". Noise is added here
@@ -18,7 +19,9 @@ accuracy, and the confusion matrix of the first repeat. Baselines under the same
 cross-validation scores the choice among them honestly (the choice is made inside each outer fold).
 
 The final model is fitted on all 86 images; its constants are printed in the form texture.py
-wants, and the run says whether texture.py already holds them.
+wants, and the run says whether texture.py already holds them. ``--smoke`` runs all of it on
+synthetic images with made-up labels (the numbers mean nothing) into a temporary folder (or
+``--out``).
 """
 
 from __future__ import annotations
@@ -28,10 +31,21 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import DATA, ROOT, load_labels, write_results
+from common import (
+    DATA,
+    ROOT,
+    SMOKE_SIZE,
+    add_smoke_argument,
+    load_labels,
+    parse_smoke,
+    results_folder,
+    smoke_image,
+    write_results,
+)
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
@@ -75,7 +89,24 @@ def source_hash() -> str:
     return hashlib.sha256(kept.encode()).hexdigest()[:16]
 
 
-def compute_features(labels, cache: Path | None) -> tuple[dict[str, list[dict[str, float]]], bool]:
+def read_labelled(name: str) -> np.ndarray:
+    """The pixels of a labelled image (``name`` as in labels.csv)."""
+    return read_image(DATA / "texture_widths" / name).pixels
+
+
+def smoke_labels(count: int = 15) -> list[tuple[str, int]]:
+    """A smoke run's stand-in for the labels: synthetic images, the widths dealt out in turn (five
+    of each, so that every cross-validation fold holds one of each class)."""
+    return [(f"smoke/{i}.png", WIDTHS[i % len(WIDTHS)]) for i in range(count)]
+
+
+def read_smoke(name: str) -> np.ndarray:
+    """The synthetic image that :func:`smoke_labels` calls ``name``."""
+    return smoke_image(SMOKE_SIZE, seed=int(Path(name).stem))
+
+
+def compute_features(labels, cache: Path | None, read: Callable[[str], np.ndarray] = read_labelled,
+                     ) -> tuple[dict[str, list[dict[str, float]]], bool]:
     """Features of every image under every condition (and whether they came from the cache).
 
     The cache is keyed on texture.py's source, less its model constants.
@@ -88,7 +119,7 @@ def compute_features(labels, cache: Path | None) -> tuple[dict[str, list[dict[st
     out: dict[str, list[dict[str, float]]] = {c: [] for c in CONDITIONS}
     t0 = time.time()
     for i, (name, _) in enumerate(labels):
-        pixels = read_image(DATA / "texture_widths" / name).pixels
+        pixels = read(name)
         for cond, (sigma, given) in CONDITIONS.items():
             x = noisy(pixels, sigma, i)
             out[cond].append(texture.features(x, sigma / 255.0 if given else None))
@@ -289,11 +320,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, help="JSON file to keep features in between runs")
     ap.add_argument("--no-nested", action="store_true", help="skip the nested CV (the slow part)")
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    add_smoke_argument(ap)
+    args, smoke = parse_smoke(ap)
+    if smoke:  # synthetic images, made-up labels, no cache
+        args.cache = None
+    folder = results_folder(args.out, smoke)
     t0 = time.time()
-    labels = load_labels()
+    labels = smoke_labels() if smoke else load_labels()
     y = np.array([WIDTHS.index(w) for _, w in labels])
-    feats, cached = compute_features(labels, args.cache)
+    feats, cached = compute_features(labels, args.cache, read_smoke if smoke else read_labelled)
     keys = tuple(texture.MODEL_FEATURES)
 
     def run(keys_, select=None):
@@ -322,9 +358,9 @@ def main() -> None:
         "seconds": round(seconds, 1), "features_from_cache": cached,
     }
     write_results("texture_width", payload, table(results, candidates, nested, len(y), counts, final,
-                                                  matches, seconds, cached))
+                                                  matches, seconds, cached), folder)
     print("\n# constants for dipcli/texture.py\n" + constants_block(final) + "\n# " + rule_in_words(final))
-    if not matches:
+    if not matches and not smoke:
         print("texture.py holds different constants: paste the block above.", file=sys.stderr)
 
 

@@ -4,18 +4,18 @@
     python benchmarks/two_stage.py --full --jobs 4                 # whole images, 3000 iterations (GPU)
     python benchmarks/two_stage.py --full --jobs 4 --variants dip tv-step \\
         --tv-weights 0.3 0.79 2.0 --tag lambda                     # choose the default λ from evidence
-    python benchmarks/two_stage.py --size 32 --iters 30 --images 1 --sigmas 25 --out /tmp/ts   # smoke test
+    python benchmarks/two_stage.py --smoke           # every variant on a 32² synthetic image, 10 iterations
 
-The claim ("It Takes Two to Better Denoise", see DESIGN.md): data + λ·TV for the first third of
+The claim ("It Takes Two to Better Denoise"; README, "Two stages"): data + λ·TV for the first third of
 the iterations, then plain DIP from the same weights, gives a higher peak PSNR than plain DIP
 and a much higher PSNR at the end of the budget (on F16, σ = 25: peak 32.28 → 32.6 dB, end
 29.0 → 30.1–30.4 dB after 3,000 iterations).
 
 Images: F16 (denoising/F16_GT.png) and the other eight Set9 images (``--images N``: the first
 N, F16 first), centre crops of ``--size`` or whole with ``--full``; σ of ``--sigmas`` (25, 50),
-the noise added with the seed as ``dip two-stage --add-noise`` does. Variants, each prepared by
-the CLI's own ``prepare_two_stage`` (so the same net, seed, learning rate, reg-noise, precision
-and budget as `dip two-stage` with these options):
+the noise added with the seed as ``dip two-stage --add-noise`` does. Variants, each planned by
+the task's own ``dipcli.tasks.plan_two_stage`` (so the same net, seed, learning rate, reg-noise,
+precision and budget as `dip two-stage` with these options):
 
 * ``dip``: λ = 0, i.e. plain DIP (bit for bit `dip denoise`, a test checks that);
 * ``tv-step``: the report's method, the command's defaults (λ = 0.79 per-pixel TV, constant for
@@ -23,7 +23,7 @@ and budget as `dip two-stage` with these options):
 * ``tv-cosine``: the same λ decayed along a half cosine over the first third;
 * ``prefilter``: stage 1 fits a TV-denoised copy of the noisy image (Chambolle, weight σ).
 
-Budget: ``--iters`` (default: the CLI's two-stage budget; 3000 with ``--full``, the report's).
+Budget: ``--iters`` (default: the task's two-stage budget; 3000 with ``--full``, the report's).
 One fit per (image, σ, variant) runs the whole budget with the auto stop rule shadowed (see
 benchmarks/stopping.py), which gives per fit: the peak PSNR of the averaged output (and its
 iteration), the PSNR at the end of the budget, the PSNR where ``--stop auto`` would have
@@ -41,10 +41,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import DATA, add_study_arguments, device_name, mean, parallel_map, tempdir, write_results
-from stopping import FULL_BUDGET, cli_settings, prepare_case, rescore_budget_stops, watch
+from common import (
+    DATA,
+    SMOKE_ITERS,
+    SMOKE_SIZE,
+    add_study_arguments,
+    device_name,
+    mean,
+    parallel_map,
+    parse_smoke,
+    results_folder,
+    smoke_files,
+    tempdir,
+    write_results,
+)
+from stopping import FULL_BUDGET, plan_case, rescore_budget_stops, task_settings, watch
 
-from dipcli.cli import TASK_DEFAULTS, TWO_STAGE_DEFAULTS
+from dipcli.tasks import TASK_DEFAULTS, TWO_STAGE_DEFAULTS
 
 TASK = "two-stage"
 # name: options of `dip two-stage` that differ from its defaults
@@ -56,8 +69,10 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def images(only: str | None, count: int | None) -> list[Path]:
-    """F16 first, then the Set9 images other than its own copy of F16."""
+def images(only: str | None, count: int | None, smoke: bool = False) -> list[Path]:
+    """F16 first, then the Set9 images other than its own copy of F16 (a smoke run: a synthetic one)."""
+    if smoke:
+        return [smoke_files(tempdir())[0]]
     chosen = [DATA / "denoising" / "F16_GT.png",
               *(p for p in sorted((DATA / "set9").glob("*.png")) if "f16" not in p.name.lower())]
     if only:
@@ -78,9 +93,9 @@ def run_variant(case: tuple[Path, float, str, dict, argparse.Namespace]) -> dict
     """One (image, σ, variant) fit; a plain dict (curves as lists) so that it pickles for --jobs."""
     path, sigma, name, options, args = case
     work = tempdir()
-    c, spec = cli_settings(args, TASK, args.iters)
-    p = prepare_case(TASK, path, sigma, c, spec, args.size, work, **options)
-    m = watch(TASK, p, c, ("auto",), work, args.check_every)
+    o, setup = task_settings(args, TASK, args.iters)
+    p = plan_case(TASK, path, sigma, o, setup, args.size, work, **options)
+    m = watch(TASK, p, ("auto",), args.check_every)
     auto = m["verdicts"]["auto"]
     trace = m["trace"]
     row = {
@@ -205,24 +220,29 @@ def plot(rows: list[dict], names: list[str], sigmas: list[float], path: Path) ->
     plt.close(fig)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, bool]:
+    """The study's arguments, and whether this is a smoke run."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_study_arguments(ap)
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     ap.add_argument("--tv-weights", type=float, nargs="+", default=None,
                     help="sweep λ of tv-step (default: the command's, "
                          f"{TWO_STAGE_DEFAULTS['tv_weight']:g})")
-    args = ap.parse_args(argv)
+    args, smoke = parse_smoke(ap, argv)
     if args.full:
         args.size = 0
+    if smoke:  # every variant, a few iterations on a tiny synthetic image
+        args.size, args.iters, args.sigmas = SMOKE_SIZE, SMOKE_ITERS, args.sigmas[:1]
+        args.check_every, args.jobs = 2, 1
     args.iters = args.iters or (FULL_BUDGET if args.full else TASK_DEFAULTS[TASK]["iters"])
-    return args
+    args.out = results_folder(args.out, smoke)
+    return args, smoke
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse_args(argv)
+    args, smoke = parse_args(argv)
     chosen = variants(args)
-    todo = [(path, sigma, name, options, args) for path in images(args.only, args.images)
+    todo = [(path, sigma, name, options, args) for path in images(args.only, args.images, smoke)
             for sigma in args.sigmas for name, options in chosen.items()]
     if not todo:
         raise SystemExit(f"no images found under {DATA}")

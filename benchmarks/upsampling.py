@@ -2,7 +2,7 @@
 
     python benchmarks/upsampling.py                  # 256×256 centre crops, ~30 min on a 2-core CPU
     python benchmarks/upsampling.py --full           # 512×512 (House is 256²), 3,000 iterations: a GPU
-    python benchmarks/upsampling.py --size 32 --iters 20 --images 1 --out /tmp/up   # smoke test
+    python benchmarks/upsampling.py --smoke          # two upsamplers on a 32² synthetic image, seconds
 
 Writes upsampling.json, upsampling.md and upsampling.png (PSNR against iteration) into ``--out``
 (default benchmarks/results): per image and upsampler the peak PSNR of the raw and of the averaged
@@ -29,12 +29,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from common import DATA, RESULTS, centre_crop_file, device_name, mean, parallel_map, tempdir, write_results
+from common import (
+    DATA,
+    SMOKE_ITERS,
+    SMOKE_SIZE,
+    add_smoke_argument,
+    centre_crop_file,
+    device_name,
+    mean,
+    parallel_map,
+    parse_smoke,
+    results_folder,
+    smoke_files,
+    tempdir,
+    write_results,
+)
 
 from dipcli.fit import Event, FitConfig, fit, resolve_device
 from dipcli.io import pad_to_multiple, read_image
 from dipcli.nets import UPSAMPLERS, NetSpec, build_net, count_params
 from dipcli.problems import Denoise
+from dipcli.tasks import reg_noise
 
 IMAGES = [DATA / "denoising" / "F16_GT.png", DATA / "set9" / "image_House256rgb.png",
           DATA / "set9" / "image_Baboon512rgb.png"]
@@ -67,7 +82,7 @@ def run_one(clean, noisy, spec: NetSpec, args, device) -> dict:
     net = build_net(spec, clean.shape[2], seed=args.seed)
     curve = Curve()
     cfg = FitConfig(iters=args.iters, check_every=25, seed=args.seed,
-                    reg_noise=1 / 20 if args.sigma > 25 else 1 / 30)
+                    reg_noise=reg_noise(args.sigma / 255))
     res = fit(Denoise(args.sigma / 255), net, padded, cfg, crop=size, reference=clean,
               device=device, subscribers=[curve])
     (peak_raw, at_raw), (peak_ema, at_ema) = curve.peak(1), curve.peak(2)
@@ -161,14 +176,20 @@ def main() -> None:
                     "on a busy machine 1 avoids threads waiting on each other")
     ap.add_argument("--jobs", type=int, default=1, help="fits side by side (for a GPU; their "
                     "s/iter then share the device and are not speed figures)")
-    ap.add_argument("--out", type=Path, default=RESULTS, help="results folder")
-    args = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    add_smoke_argument(ap)
+    args, smoke = parse_smoke(ap)
+    images = IMAGES[: args.images]
+    if smoke:  # a synthetic image, two upsamplers, a few iterations (one check, at the end)
+        images, args.size, args.iters, args.jobs = [smoke_files(tempdir())[0]], SMOKE_SIZE, SMOKE_ITERS, 1
+        args.upsample = args.upsample[:2]
     args.size = args.size or (512 if args.full else 256)
     args.iters = args.iters or (3000 if args.full else 350)
+    args.out = results_folder(args.out, smoke)  # (as it was: the namespace is part of the fits' keys)
     device = resolve_device(args.device)
     start = time.perf_counter()
-    names = [path.name for path in IMAGES[: args.images]]
-    tasks = [(path, up, args) for path in IMAGES[: args.images] for up in args.upsample]
+    names = [path.name for path in images]
+    tasks = [(path, up, args) for path in images for up in args.upsample]
     runs = parallel_map(study_one, tasks, args.jobs)
 
     spec = NetSpec(args.arch, width=args.width).resolved()

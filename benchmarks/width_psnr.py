@@ -3,7 +3,7 @@
     cd benchmarks
     python width_psnr.py                          # 256×256 centre crops (CPU: hours)
     python width_psnr.py --full --jobs 4          # whole images, 4 fits side by side (GPU)
-    python width_psnr.py --size 32 --iters 20 --per-class 1 --out /tmp/w   # smoke test (a minute)
+    python width_psnr.py --smoke                  # one synthetic 32² image, 10 iterations per width
     python width_psnr.py --only House,0003 --tag two        # just those images
 
 Issue 4's deciding measurement. `--width auto` (dipcli/texture.py) was fitted to the paper's width
@@ -48,12 +48,19 @@ import imageio.v3 as iio
 from common import (
     DATA,
     ROOT,
+    SMOKE_ITERS,
+    SMOKE_SIZE,
+    add_smoke_argument,
     centre_crop_file,
     device_name,
     load_labels,
     mean,
     parallel_map,
+    parse_smoke,
+    results_folder,
     run_dip,
+    smoke_files,
+    tempdir,
     write_results,
 )
 
@@ -123,6 +130,11 @@ def pictures(per_class: int, only: str | None) -> list[Picture]:
     return chosen
 
 
+def smoke_pictures() -> list[Picture]:
+    """A smoke run's one picture: a synthetic image, with a made-up label."""
+    return [Picture("smoke/card", smoke_files(tempdir())[0], 64, True)]
+
+
 def fit(task: dict) -> dict:
     """One `dip denoise` run (a worker task: plain dict in, plain dict out)."""
     args = ["denoise", task["input"], "--sigma", str(task["sigma"]), "--add-noise",
@@ -151,7 +163,8 @@ def best(psnrs: dict[int, float]) -> int:
 
 def summarise(pic: Picture, size: list[int], auto: dict, fixed: dict[int, dict]) -> dict:
     """One image's row: each width's PSNRs, auto's pick, the oracle, and auto's loss to it."""
-    row = {"image": pic.key, "file": str(pic.path.relative_to(DATA)), "label": pic.label,
+    file = pic.path.relative_to(DATA) if pic.path.is_relative_to(DATA) else pic.path  # smoke: not in DATA
+    row = {"image": pic.key, "file": str(file), "label": pic.label,
            "colour": pic.colour, "size": size, "auto_width": auto["width"],
            "texture_score": auto["texture_score"], "auto_reused": auto["width"] not in fixed,
            "runs": {"auto": auto, **{str(w): r for w, r in fixed.items()}}}
@@ -261,14 +274,20 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="fits side by side (worker processes)")
     ap.add_argument("--tag", default="", help="suffix for the results file names")
     ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
-    args = ap.parse_args()
+    add_smoke_argument(ap)
+    args, smoke = parse_smoke(ap)
+    if smoke:  # one synthetic image at each width, a few iterations each
+        args.size, args.full, args.iters, args.jobs = SMOKE_SIZE, False, SMOKE_ITERS, 1
+    args.out = results_folder(args.out, smoke)
 
-    chosen = pictures(args.per_class, args.only)
+    chosen = smoke_pictures() if smoke else pictures(args.per_class, args.only)
     if not chosen:
         raise SystemExit("no images selected")
     # A fixed folder, so that the fits' keys (their file names among them) repeat across runs and
-    # DIP_CHECKPOINTS can resume a cut-off study.
+    # DIP_CHECKPOINTS can resume a cut-off study; a smoke run's is a fresh one.
     work = Path(tempfile.gettempdir()) / f"dipbench-width-{'full' if args.full else args.size}"
+    if smoke:
+        work = tempdir()
     items = []
     for pic in chosen:
         folder = work / pic.key.replace("/", "-")

@@ -4,6 +4,7 @@
     python width_rule.py                                  # fit T on results/width_psnr.json (seconds, CPU)
     python width_rule.py --psnr results/width_psnr-full.json --tag full   # another PSNR study
     python width_rule.py --predict 0001,0002              # what texture.py's rule picks for those crops
+    python width_rule.py --smoke                          # made-up PSNRs of 3 synthetic images
 
 Why: width_psnr.py found that the width model fitted to the paper's labels (texture_width.py) picks
 32 for every 256×256 crop (its `small` feature: every 256² image in the labels is 32) and loses
@@ -14,7 +15,7 @@ early stopping and budget a wider net simply converges further. What is left to 
 
 How: for every image of a width_psnr.py results file, the crop, noise and σ are rebuilt exactly as
 that run's `dip denoise --add-noise` made them (the same centre crop, `Denoise(σ).observe(pixels,
-seed)` as dipcli/cli.py's denoise_inputs, σ given) and `texture.features` is measured on the noisy
+seed)` as dipcli/tasks.py's denoise_inputs, σ given) and `texture.features` is measured on the noisy
 crop. T is chosen to maximise the mean written PSNR over the images. Candidates: the midpoints
 between the sorted feature values, with 0 and 1 (the feature's range) as end points, so "always 128"
 and "always 64" are candidates too; ties go to the smaller T (the wider net). Honest score: leave-
@@ -26,7 +27,8 @@ With a dozen images the rule is coarse: T sits in whatever gap best separates th
 256² crops at σ = 25 with the default compact 2-scale net and budget.
 
 Writes benchmarks/results/width_rule[-<tag>].json and .md, and prints the constant to paste into
-dipcli/texture.py (and whether texture.py already holds it).
+dipcli/texture.py (and whether texture.py already holds it). ``--smoke``: the whole study on a
+made-up PSNR file of three synthetic images, into a temporary folder (or ``--out``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import DATA, RESULTS, ROOT, centre_crop_file, mean, write_results
+import imageio.v3 as iio
+from common import (
+    DATA,
+    RESULTS,
+    ROOT,
+    SMOKE_SIZE,
+    add_smoke_argument,
+    centre_crop_file,
+    mean,
+    parse_smoke,
+    results_folder,
+    synthetic_card,
+    write_results,
+)
 from width_psnr import GAP_AIM, pictures
 
 sys.path.insert(0, str(ROOT))
@@ -184,6 +199,21 @@ def table(rows: list[dict], tot: dict, payload: dict, source: str, metric: str, 
     return "\n".join(lines)
 
 
+def smoke_study(folder: Path) -> dict:
+    """A stand-in for a width_psnr.py results file: three synthetic images (written into
+    ``folder``) with made-up PSNRs, 64 best for one, 128 for the others."""
+    rows = []
+    for i, gain in enumerate((-0.2, 0.1, 0.3)):  # PSNR at 128 minus that at 64
+        path = folder / f"card{i}.png"
+        iio.imwrite(path, synthetic_card(SMOKE_SIZE, seed=i))
+        by_width = {32: 20.0, 64: 21.0, 128: 21.0 + gain}
+        oracle = max(by_width, key=lambda w: (by_width[w], -w))
+        rows.append({"image": f"smoke/card{i}", "file": str(path), "label": 64, "colour": True,
+                     "psnr": {"by_width": {str(w): v for w, v in by_width.items()}, "oracle_width": oracle,
+                              "oracle": by_width[oracle]}})
+    return {"crop": SMOKE_SIZE, "sigma": 25.0, "seed": 0, "device": "none (made-up PSNRs)", "rows": rows}
+
+
 def predict(only: str, sigma: float, seed: int, crop: int, folder: Path) -> None:
     """Print texture.py's width (and the feature) for the images width_psnr.py --only would select."""
     for pic in pictures(0, only):
@@ -207,11 +237,16 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256, help="with --predict: crop side (0: whole image)")
     ap.add_argument("--tag", default="", help="suffix for the results file names")
     ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
-    args = ap.parse_args()
+    add_smoke_argument(ap)
+    args, smoke = parse_smoke(ap)
     folder = Path(tempfile.mkdtemp(prefix="dipbench-rule-"))
-    if args.predict:
+    if args.predict and not smoke:
         predict(args.predict, args.sigma, args.seed, args.size, folder)
         return
+    if smoke:  # made-up PSNRs of synthetic images, written PSNR only
+        args.psnr, args.metric = folder / "width_psnr-smoke.json", "psnr"
+        args.psnr.write_text(json.dumps(smoke_study(folder)))
+    args.out = results_folder(args.out, smoke)
 
     payload = json.loads(args.psnr.read_text())
     rows, tot = study(payload, folder, args.metric)
@@ -227,7 +262,7 @@ def main() -> None:
     write_results(f"width_rule{tag}", out, table(rows, tot, payload, str(source), args.metric, matches),
                   args.out)
     print(f"\n# constants for dipcli/texture.py\n{constants_block(tot['threshold'])}")
-    if not matches:
+    if not matches and not smoke:
         print("texture.py holds a different constant: paste the line above.", file=sys.stderr)
 
 

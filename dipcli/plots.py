@@ -1,7 +1,8 @@
 """Pictures of a fit: loss/PSNR curves (matplotlib, an optional extra) and a GIF of snapshots.
 
 matplotlib is imported only here and only when a plot is asked for, so the tool runs without it;
-:func:`require_matplotlib` lets the CLI refuse ``--plot`` up front rather than after a long fit.
+:func:`have_matplotlib` (with :func:`needs_matplotlib` for the file type, and the message
+:data:`MISSING_MATPLOTLIB`) lets the CLI refuse ``--plot`` up front rather than after a long fit.
 """
 
 from __future__ import annotations
