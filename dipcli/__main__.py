@@ -1,3 +1,3 @@
-from dipcli.cli import run
+from dipcli.entry import run
 
 run()

@@ -25,9 +25,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from dipcli import __version__
+from dipcli import __version__, signals
 from dipcli.batch import Settings, Task, emit_json, expand_inputs, run_batch
-from dipcli.errors import FAILURE, INTERRUPTED, USAGE, Fail
+from dipcli.errors import FAILURE, INTERRUPTED, TERMINATED, USAGE, Fail
 from dipcli.io import ImageError
 from dipcli.nets import ARCHS, UPSAMPLERS
 from dipcli.options import Group, Tile
@@ -42,6 +42,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=True,
+    rich_markup_mode=None,  # click's plain help: flags shown as flags, legible at 80 columns
 )
 
 
@@ -57,7 +58,7 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main(
+def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
@@ -92,7 +93,7 @@ PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (bfloat16 w
                         "has it natively, else float32), fp32 or bf16.")]
 StopOpt = Annotated[str, typer.Option("--stop", help="When to stop: auto, wmv, discrepancy or fixed "
                     "(--iters only).")]
-LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate.", min=0.0)]
+LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate (positive).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; CPU runs repeat bit for bit.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
 CleanOpt = Annotated[Path | None, typer.Option("--clean", help="Clean reference for live "
@@ -109,18 +110,31 @@ PlotOpt = Annotated[str | None, typer.Option("--plot", help="Loss/PSNR curves (.
                     "needs matplotlib; .csv: the numbers); a template such as {stem}_curves.png in a batch.")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write every input's results, "
                       "failures included, to a .csv or .json file.")]
+MaxPixelsOpt = Annotated[int | None, typer.Option("--max-pixels", help="Refuse images of more "
+                         "pixels than this, checked from the file's header before decoding (a "
+                         "decompression bomb). Default 134,217,728 (2**27) or $DIP_MAX_PIXELS.",
+                         min=1, show_default=False, metavar="N")]
 HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Write a report to look at: one "
                     "offline page with every input beside its output (a slider, zoom, what the fit "
                     "removed), the curves and the settings, rewritten as each input finishes. Its "
                     "images go beside it in FILE_files/.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results on stdout: one JSON object "
                     "per input per line.")]
+NetsJsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object per generator per "
+                        "line on stdout.")]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Restore N images at once, each in its "
                     "own process with 1/N of the cores (or its own GPU).", min=1)]
 GroupOpt = Annotated[str, typer.Option("--group", "-g", help="Fit up to N images of the same size "
                      "together as one batched net, each with its own weights and stop rule (for a "
                      "GPU, which one small fit leaves mostly idle). auto: on a GPU, the tiles of an "
                      "image go together; 1: one fit at a time.", metavar="N|auto")]
+ClusterOpt = Annotated[str | None, typer.Option("--cluster", envvar="DIP_CLUSTER", help="Fit the "
+                       "inputs on a Dask cluster: the scheduler's address (tcp://HOST:8786), its "
+                       "scheduler file (.json), or local[:N] for N worker processes here (default: "
+                       "one per core). Needs pip install 'dipcli[cluster]'.", metavar="ADDRESS",
+                       show_default=False)]
+SharedFsOpt = Annotated[bool, typer.Option("--shared-fs", help="With --cluster: the workers see "
+                        "these paths, and read inputs and write outputs themselves (no pixels sent).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress; errors only.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
 TileOpt = Annotated[str, typer.Option("--tile", help="Fit overlapping tiles of at most T×T pixels "
@@ -161,7 +175,8 @@ SHARED_OPTIONS: dict[str, tuple[object, object]] = {
     "clean_dir": (CleanDirOpt, None), "save_every": (SaveEveryOpt, 0), "snapshots": (SnapOpt, None),
     "gif": (GifOpt, None), "plot": (PlotOpt, None), "report": (ReportOpt, None), "html": (HtmlOpt, None),
     "json_out": (JsonOpt, False), "jobs": (JobsOpt, 1), "group": (GroupOpt, "auto"),
-    "quiet": (QuietOpt, False), "force": (ForceOpt, False), "raw": (RawOpt, False),
+    "quiet": (QuietOpt, False), "max_pixels": (MaxPixelsOpt, None), "force": (ForceOpt, False),
+    "raw": (RawOpt, False), "cluster": (ClusterOpt, None), "shared_fs": (SharedFsOpt, False),
 }
 
 
@@ -329,7 +344,7 @@ def nets(
     width: Annotated[int | None, typer.Option("--width", help="Width for every architecture.", min=1,
                      show_default="each one's own")] = None,
     device: DeviceOpt = "auto",
-    json_out: JsonOpt = False,
+    json_out: NetsJsonOpt = False,
 ) -> None:
     """List the generators: parameters and measured seconds per iteration on this device."""
     from rich.table import Table
@@ -356,9 +371,38 @@ def nets(
     Console().print(table)
 
 
-def run() -> None:
-    """Console-script entry point."""
+def one_line(message: str) -> str:
+    """A parser's message on one line: its lines joined, quotes and spaces as they were."""
+    return " ".join(part.strip() for part in message.strip().splitlines() if part.strip())
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the command line; the exit code. Parser errors are one ``dip: error:`` line, exit 2."""
+    # Typer carries its own copy of click; its exceptions are the ones raised here.
+    from typer._click import exceptions as click
+
     try:
-        app()
-    except KeyboardInterrupt:  # outside a fit (e.g. while reading): nothing to save
-        sys.exit(INTERRUPTED)
+        code = app(args=args, prog_name="dip", standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:  # plain `dip`: the help, as a usage error
+        print(exc.ctx.get_help() if exc.ctx else str(exc), file=sys.stderr)
+        return USAGE
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "dip"
+        print_error(f"{one_line(exc.format_message())} (see {where} --help)")
+        return USAGE
+    except click.ClickException as exc:
+        print_error(one_line(exc.format_message()))
+        return exc.exit_code
+    except typer.Abort as exc:  # Ctrl-C or SIGTERM outside a fit: nothing to save
+        raise KeyboardInterrupt from exc
+    if isinstance(code, int):
+        code = TERMINATED if code == INTERRUPTED and signals.terminated() else code
+        return code
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point (see :mod:`dipcli.entry`, which sets up signals first)."""
+    from dipcli.entry import run as entry
+
+    entry()

@@ -86,6 +86,16 @@ class FitConfig:
     # back, several dB below the raw output early in a fit).
     ema_warmup: float = 0.0
     input_scale: float = 0.1  # the input code is U(0, input_scale)
+    # What the net takes in: "code", the DIP paper's fixed random code, or "observation", the
+    # observation itself (Jo, Chun & Choi, "Rethinking Deep Image Prior for Denoising", ICCV 2021):
+    # the net then learns a denoiser of this one image. Input jitter applies to either.
+    input: str = "code"
+    # > 0: the data loss is SURE, Stein's unbiased estimate of the MSE to the clean image for the
+    # problem's Gaussian noise (Stein 1981; as a training loss: Metzler et al. 2018, Soltanayev &
+    # Chun 2018), its divergence term from one Monte-Carlo probe of this size (Ramani, Blu & Unser,
+    # IEEE TIP 2008): a second pass of the net on the input moved by sure_eps · N(0, 1). Only a
+    # net whose input is the observation has a divergence to penalise (input="observation").
+    sure_eps: float = 0.0
     precision: str = "fp32"  # "bf16": the generator runs under bfloat16 autocast; "auto"
     seed: int = 0
     check_every: int = 10  # host synchronisation, metrics, backtracking and events happen here
@@ -137,6 +147,13 @@ class FitResult:
 
 
 PRECISIONS = ("fp32", "bf16")
+# A fit that diverges at this many checks in a row, each time from the last good weights, will
+# not recover (an impossible learning rate, a broken input): it fails instead of writing garbage.
+MAX_RESTARTS = 5
+
+
+class FitDiverged(RuntimeError):
+    """The fit kept diverging however often it went back to its last good weights."""
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
@@ -205,7 +222,7 @@ class Member:
 # What must be equal across a group: the members share one net call, one optimiser step and one
 # stream of random numbers per iteration.
 SHARED = ("iters", "lr", "reg_noise", "ema", "ema_warmup", "input_scale", "precision", "seed", "check_every",
-          "backtrack_ratio")
+          "backtrack_ratio", "input", "sure_eps")
 
 
 def fit(
@@ -267,8 +284,20 @@ def fit_group(
     ys = [to_nchw(m.observed, device, channels_last=True) for m in members]
     refs = [to_nchw(m.reference, device, channels_last=True) if m.reference is not None else None
             for m in members]
-    z = (torch.rand(1, *code_shape(net, h, w, input_depth), generator=gen) * config.input_scale).to(device)
+    if config.input == "observation":
+        z = torch.cat(ys)  # each member's own observation (a Stack maps input i to net i)
+        if code_shape(net, h, w, input_depth)[0] != z.shape[1]:
+            raise ValueError(f"fit: input 'observation' has {z.shape[1]} channels; build the net with "
+                             f"input_depth={z.shape[1]}")
+    elif config.input == "code":
+        z = torch.rand(1, *code_shape(net, h, w, input_depth), generator=gen) * config.input_scale
+        z = z.to(device)
+    else:
+        raise ValueError(f"fit: unknown input {config.input!r}; choose code or observation")
     z = z.contiguous(memory_format=torch.channels_last)
+    sure = config.sure_eps > 0
+    if sure and config.input != "observation":
+        raise ValueError("fit: SURE needs the observation as the net's input (else its divergence is 0)")
     net = net.to(device)
     if n == 1:  # a stack's weights are 5-d: channels-last is for plain 4-d convolutions
         net = net.to(memory_format=torch.channels_last)
@@ -284,6 +313,7 @@ def fit_group(
     best_psnr, best_iter = [-math.inf] * n, [0] * n
     history: list[list[dict]] = [[] for _ in members]
     backtracks = [0] * n
+    in_a_row = [0] * n  # consecutive checks that each member diverged at
     results: list[FitResult | None] = [None] * n
     last_loss = [math.nan] * n
     it = 0
@@ -315,17 +345,23 @@ def fit_group(
     try:
         for it in range(1, config.iters + 1):
             inp = z + config.reg_noise * jitter(z) if config.reg_noise > 0 else z
-            if n > 1:
+            if n > 1 and inp.shape[0] == 1:
                 inp = inp.expand(n, *inp.shape[1:])
+            probe = jitter(inp) if sure else None
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = net(inp)
+                moved = net(inp + config.sure_eps * probe).float() if sure else None
             out = out.float()  # losses, EMA and metrics stay in float32
             data_losses, loss, lams = [], None, []
             for i, m in enumerate(members):
                 o = out if n == 1 else out[i:i + 1]
                 data_loss = m.problem.loss(o, ys[i])
                 lam = m.config.reg_weight(it) if m.config.regulariser is not None else None
-                term = data_loss if m.config.data_weight is None else m.config.data_weight(it) * data_loss
+                fidelity = data_loss
+                if sure:
+                    part = slice(None) if n == 1 else slice(i, i + 1)
+                    fidelity = m.problem.sure(data_loss, o, moved[part], probe[part], config.sure_eps)
+                term = fidelity if m.config.data_weight is None else m.config.data_weight(it) * fidelity
                 if lam:
                     term = term + lam * m.config.regulariser(o, ys[i])
                 data_losses.append(data_loss)
@@ -352,7 +388,14 @@ def fit_group(
                 # Divergence: go back to the last good weights and carry on from there.
                 ema = _restore(net, opt, good, ema, i, n)
                 backtracks[i] += 1
+                in_a_row[i] += 1
+                if in_a_row[i] > MAX_RESTARTS:
+                    raise FitDiverged(
+                        f"the loss became non-finite or exploded at {MAX_RESTARTS + 1} checks in a row, "
+                        f"even from the last good weights (learning rate {config.lr:g}); lower --lr")
             healthy = [i for i in active if i not in diverged]
+            for i in healthy:
+                in_a_row[i] = 0
             if not healthy:
                 continue
             good = _snapshot(net, opt, ema)

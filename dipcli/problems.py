@@ -89,6 +89,11 @@ class Problem:
         """``(H, W)`` bool, True where the observation gives a pixel exactly; None: no such split."""
         return None
 
+    def sure(self, data_loss: torch.Tensor, output: torch.Tensor, moved: torch.Tensor, probe: torch.Tensor,
+             eps: float) -> torch.Tensor:
+        """SURE of the MSE, for a problem whose noise model is Gaussian (see :meth:`Denoise.sure`)."""
+        raise ValueError(f"SURE needs additive Gaussian noise of known σ; {self.name} has no such model")
+
     def psnr(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """PSNR (dB) of a candidate against a clean reference, as this problem's literature scores it."""
         return psnr(x, ref)
@@ -115,6 +120,22 @@ class Denoise(Problem):
 
     def loss(self, output: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
         return torch.mean((self.forward(output) - observed) ** 2)
+
+    def sure(self, data_loss: torch.Tensor, output: torch.Tensor, moved: torch.Tensor, probe: torch.Tensor,
+             eps: float) -> torch.Tensor:
+        """Stein's unbiased risk estimate of the per-pixel MSE of ``output`` = f(y) to the clean image.
+
+        SURE = ‖y − f(y)‖²/N − σ² + 2σ² div f(y)/N, for y = x + N(0, σ²) (Stein 1981). The
+        divergence is estimated by one Monte-Carlo probe b ~ N(0, 1): div f ≈ bᵀ(f(y + εb) − f(y))/ε
+        (Ramani, Blu & Unser, IEEE TIP 2008), where ``moved`` is f(y + εb). Minimised as a loss it
+        penalises a net that copies its input (whose divergence is N), which is what lets a fit on
+        the noisy image itself run on without fitting the noise (Metzler et al., 2018).
+        ``data_loss`` is the mean squared residual the loop already computed.
+        """
+        if self.sigma is None:
+            raise ValueError("SURE needs the noise level: pass --sigma")
+        divergence = torch.mean(probe * (moved - output)) / eps
+        return data_loss - self.sigma**2 + 2 * self.sigma**2 * divergence
 
     def window(self, rows: slice, cols: slice) -> Denoise:
         """The problem on a window of the image (a tile): the same, since noise is per pixel."""

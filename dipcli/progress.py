@@ -24,6 +24,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
+from rich.text import Text
 
 from dipcli.fit import Event
 from dipcli.tensors import to_hwc
@@ -167,35 +169,44 @@ class PlainDisplay(Display):
             self.line(f"batch: {self.done}/{self.count} done{failed_text}")
 
 
+class _FitLines:
+    """Each running fit as two lines: its bar, and its numbers beneath, cut to the terminal's width.
+
+    On one line the numbers (loss, PSNR, the stop rule's state) crowd the bar out of an
+    80-column terminal; beneath it they can be cut with an ellipsis and the bar keeps its room.
+    """
+
+    def __init__(self, bars: Progress) -> None:
+        self.bars = bars
+
+    def __rich_console__(self, console: Console, options):
+        for task in self.bars.tasks:
+            yield self.bars.make_tasks_table([task])
+            metrics = task.fields.get("metrics", "")
+            if metrics:
+                yield Text("  " + metrics, style="dim", no_wrap=True, overflow="ellipsis")
+
+
+def _bar_columns(first: TextColumn) -> tuple:
+    """Name, bar (it takes the width left), done/total, the rest: legible from 80 columns up."""
+    return (first, BarColumn(bar_width=None), MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+
+
 class RichDisplay(Display):
-    """Live bars on a terminal: the batch's overall bar above one bar per image being fitted."""
+    """Live bars on a terminal: the batch's overall bar above two lines per image being fitted."""
 
     def __init__(self, console: Console, count: int, batch: bool) -> None:
         super().__init__(console, count, batch)
-        self.bars = Progress(
-            TextColumn("{task.description}", style="bold", markup=False),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[speed]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[metrics]}", markup=False),
-            console=console,
-        )
-        self.overall = Progress(
-            TextColumn("[bold]batch"),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[failed]}"),
-            console=console,
-        )
-        self.overall_task = self.overall.add_task("batch", total=count, failed="")
+        name = TextColumn("{task.description}", style="bold", markup=False,
+                          table_column=Column(max_width=24, no_wrap=True, overflow="ellipsis"))
+        self.bars = Progress(*_bar_columns(name), console=console, expand=True)
+        self.overall = Progress(*_bar_columns(TextColumn("[bold]batch", table_column=Column(width=5))),
+                                TextColumn("{task.fields[failed]}"), console=console, expand=True)
+        self.overall_task = self.overall.add_task("batch", total=count, failed="", speed="")
         # stdout is left alone: it carries the results (--json), never progress.
-        self.live = Live(Group(self.overall, self.bars) if batch else self.bars, console=console,
+        view = _FitLines(self.bars)
+        self.live = Live(Group(self.overall, view) if batch else view, console=console,
                          redirect_stdout=False, redirect_stderr=False)
         self.tasks: dict[int, int] = {}
 
@@ -207,7 +218,8 @@ class RichDisplay(Display):
         self.live.stop()
 
     def print(self, text: str) -> None:
-        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        """A line above the bars, wrapped at spaces (not mid-word) to the terminal's width."""
+        self.console.print(text, markup=False, highlight=False)
 
     def note(self, key: int, text: str) -> None:
         self.print(text)

@@ -40,7 +40,7 @@ import numpy as np
 from dipcli.errors import FAILURE, Fail
 from dipcli.fit import PRECISIONS, Event, FitConfig, FitResult, resolve_device
 from dipcli.io import Image, ImageError, from_array, read_image, to_array
-from dipcli.job import MIN_SIDE, Job, JobResult, choose_tile, run_group, run_job
+from dipcli.job import MIN_SIDE, Job, JobResult, check_size, choose_tile, run_group, run_job
 from dipcli.masks import POLARITIES, load_mask
 from dipcli.memory import OutOfMemory
 from dipcli.nets import NetSpec
@@ -144,6 +144,8 @@ def resolve(task: str, o: FitOptions) -> Setup:
         raise Fail(str(exc)) from None
     if o.stop not in STOP_NAMES:  # now, not at the first input
         raise Fail(f"unknown stop rule {o.stop!r}; choose one of: {', '.join(STOP_NAMES)}")
+    if not (math.isfinite(o.lr) and o.lr > 0):
+        raise Fail(f"--lr {o.lr:g}: give a positive, finite learning rate (the default is 0.01)")
     if o.precision not in ("auto", *PRECISIONS):
         raise Fail(f"unknown --precision {o.precision!r}; choose auto, {', '.join(PRECISIONS)}")
     check_tile(o, spec)
@@ -323,7 +325,11 @@ def auto_width(setup: Setup, spec: NetSpec, image: Image, sigma: float | None,
         return spec, {}
     from dipcli.texture import WIDTH_THRESHOLD, complexity
 
-    score = complexity(image.pixels, sigma)
+    try:
+        score = complexity(image.pixels, sigma)
+    except ValueError as exc:  # too small to measure texture: keep the net's own width
+        notes.append(f"width auto: {exc}; using width {spec.width}")
+        return spec, {"width_auto": False}
     notes.append(f"width auto: {score.features['textured_l1']:.0%} of the image is textured → width "
                  f"{score.width} (128 from {WIDTH_THRESHOLD:.0%}); texture score {score.score:.2f}")
     return replace(spec, width=score.width), {"width_auto": True, "texture_score": score.score}
@@ -516,6 +522,10 @@ def plan_superres(src: TaskInput, o: FitOptions, *, factor: int = 4, kernel: str
 def plan_tiles(setup: Setup, plan: Plan) -> Plan:
     """``--tile``: the plan's tile size; with ``auto``, chosen for quality and memory, with a note why."""
     o = plan.options
+    try:
+        check_size(plan.image)
+    except ValueError as exc:
+        raise Fail(str(exc)) from None
     if not o.tile.auto:
         plan.tile = o.tile.size
         return plan

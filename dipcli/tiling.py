@@ -71,6 +71,8 @@ def tile_for(h: int, w: int, target: int) -> int:
     """
     def smallest(n: int) -> int:
         tiles = max(1, round(n / target))
+        if tiles == 1:  # the whole side (however thin: a 3-px side has no room for an overlap)
+            return n
         side = math.ceil(n / tiles)
         while len(axis_starts(n, side, default_overlap(side))) > tiles:
             side += 1

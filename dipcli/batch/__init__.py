@@ -38,7 +38,11 @@ def run_batch(task: Task, args: Sequence[str | os.PathLike]) -> int:
         page = HtmlReport(s.html, command=s.command, title=f"dip {task.name}")
         page.write()
     with make_display(len(items), batch, s.quiet) as display:
-        if s.jobs > 1 and todo > 1:
+        if s.cluster is not None and todo:  # --cluster: each input a task on a Dask cluster
+            from dipcli.batch.cluster import run_cluster
+
+            runs = run_cluster(task, items, display, batch)
+        elif s.jobs > 1 and todo > 1:
             runs = run_parallel(task, items, display, s.jobs)
         elif not task.fit.group.auto and task.fit.group.size > 1 and todo > 1:
             runs = run_grouped(task, items, display, batch)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import glob
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -155,6 +156,20 @@ def check_settings(task: Task, batch: bool) -> None:
         raise Fail("-o/--output names the file itself; drop --output-dir/--name, or drop -o")
     if s.jobs > 1 and not fit.group.auto and fit.group.size > 1:
         raise Fail("--jobs runs fits in separate processes, --group batches them in one; choose one")
+    if s.cluster is not None:
+        from dipcli.batch.cluster import MISSING_DISTRIBUTED, check_address, have_distributed
+
+        if not have_distributed():
+            raise Fail(MISSING_DISTRIBUTED)
+        check_address(s.cluster)
+        if s.jobs > 1:
+            raise Fail("--jobs runs fits in processes here, --cluster (or DIP_CLUSTER) on a Dask "
+                       "cluster's workers; choose one")
+        if not s.shared_fs and (s.snapshots is not None or s.gif is not None):
+            raise Fail("--snapshots and --gif write frames during the fit, on the worker; add "
+                       "--shared-fs if the workers see these paths, or drop them")
+    elif s.shared_fs:
+        raise Fail("--shared-fs says how a --cluster's workers reach the files; give --cluster too")
     if s.force and s.skip_existing:
         raise Fail("--force overwrites existing outputs, --skip-existing keeps them; choose one")
     if s.clean is not None and s.clean_dir is not None:
@@ -191,16 +206,33 @@ def check_settings(task: Task, batch: bool) -> None:
             raise Fail(f"{what} {value}: name it with one of {', '.join(types)}")
     if s.plot is not None and needs_matplotlib(s.plot) and not have_matplotlib():
         raise Fail(MISSING_MATPLOTLIB)
-    if s.html is not None:
-        if s.html.suffix.lower() not in (".html", ".htm"):
-            raise Fail(f"--html {s.html}: name it .html")
-        if not s.html.parent.is_dir():
-            raise Fail(f"--html {s.html}: folder {s.html.parent} does not exist; create it first")
-    if s.report is not None:
-        if s.report.suffix.lower() not in REPORT_TYPES:
-            raise Fail(f"--report {s.report}: name it .csv or .json")
-        if not s.report.parent.is_dir():
-            raise Fail(f"--report {s.report}: folder {s.report.parent} does not exist; create it first")
+    for what, path, types in (("--html", s.html, (".html", ".htm")), ("--report", s.report, REPORT_TYPES)):
+        if path is None:
+            continue
+        if path.suffix.lower() not in types:
+            raise Fail(f"{what} {path}: name it {' or '.join(types)}")
+        if path.is_dir():
+            raise Fail(f"{what} {path} is a folder; name a file in it, e.g. {path / ('report' + types[0])}")
+        if not path.parent.is_dir():
+            raise Fail(f"{what} {path}: folder {path.parent} does not exist; create it first")
+        check_writable(path.parent, f"{what} {path}")
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Refuse, before any fit, a folder that cannot take a new file (read-only, /proc, no room).
+
+    Tried for real, with a temporary file that is removed at once: permission bits do not tell
+    (root ignores them; a read-only mount or a pseudo-filesystem refuses anyway). A folder that
+    does not exist yet is created here (``--output-dir``), so that one that cannot be is refused
+    now rather than after hours of fitting.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise Fail(f"{what}: cannot write in {folder} ({reason}); choose a folder you can write to") from None
 
 
 def check_type(output: Path, batch: bool) -> None:
@@ -239,6 +271,11 @@ def check_outputs(items: list[Item], batch: bool, s: Settings) -> list[Item]:
                    "pass --skip-existing to resume the batch or --force to overwrite them")
     if s.skip_existing:
         items = [replace(i, skip=i.output.exists()) for i in items]
+    folders = dict.fromkeys(p.parent if p.suffix else p for i in items if not i.skip
+                            for p in (i.output, i.plot, i.gif, i.snapshots) if p is not None)
+    what = "--output-dir" if s.output_dir is not None else "-o" if s.output is not None else "the outputs"
+    for folder in folders:
+        check_writable(folder, what)
     return items
 
 

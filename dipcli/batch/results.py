@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,9 +37,28 @@ def skipped(task: Task, item: Item) -> Outcome:
                                 "status": "skipped", "task": task.name})
 
 
+def finite(value):
+    """``value`` with every NaN or infinity (a fit stopped before its first loss) as None.
+
+    JSON has no NaN: ``JSON.parse`` and most parsers reject the ``NaN`` Python writes by default.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def to_json(value, **kw) -> str:
+    """Strict JSON (null where a number is not finite)."""
+    return json.dumps(finite(value), allow_nan=False, **kw)
+
+
 def emit_json(record: dict) -> None:
     """One result on stdout as a line of JSON: stdout carries results and nothing else."""
-    print(json.dumps(record), flush=True)
+    print(to_json(record), flush=True)
 
 
 def describe(record: dict) -> str:
@@ -84,13 +104,13 @@ def report_columns(records: Sequence[dict]) -> list[str]:
 def write_report(path: Path, records: Sequence[dict]) -> None:
     """CSV (a header, then a row per input) or JSON (a list of the records), written atomically."""
     if path.suffix.lower() == ".json":
-        text = json.dumps(list(records), indent=1) + "\n"
+        text = to_json(list(records), indent=1) + "\n"
     else:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=report_columns(records), restval="")
         writer.writeheader()
-        for rec in records:
-            writer.writerow({k: "" if v is None else json.dumps(v) if isinstance(v, (list, dict)) else v
+        for rec in map(finite, records):
+            writer.writerow({k: "" if v is None else to_json(v) if isinstance(v, (list, dict)) else v
                              for k, v in rec.items()})
         text = buf.getvalue()
     write_text_atomic(path, text)

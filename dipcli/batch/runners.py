@@ -22,7 +22,7 @@ from dipcli.batch.results import failed, make_record, skipped
 from dipcli.batch.settings import Item, Outcome, Task
 from dipcli.errors import FAILURE, INTERRUPTED, OK, USAGE, Fail
 from dipcli.fit import SHARED
-from dipcli.io import Image, ImageError, read_image, write_image
+from dipcli.io import Image, ImageError, output_plan, read_image, write_image
 from dipcli.job import group_capacity
 from dipcli.plots import needs_matplotlib, plot_curves, write_curves_csv, write_gif
 from dipcli.progress import Display, Sink, Snapshots
@@ -30,27 +30,28 @@ from dipcli.tasks import PLANNERS, Plan, TaskInput, run_plan, run_plans
 
 # ---- one input -------------------------------------------------------------------------------------
 
-def load(path: Path, what: str = "input") -> Image:
+def load(path: Path, what: str = "input", max_pixels: int | None = None) -> Image:
     """Read one of an input's files: a missing file is a usage error, an unreadable one a failure."""
     if not path.exists():
         raise Fail(f"{path}: no such file; check the {what} path", USAGE)
     try:
-        return read_image(path)
+        return read_image(path, max_pixels=max_pixels)
     except ImageError as exc:
         raise Fail(str(exc), FAILURE) from None
 
 
 def load_input(task: Task, item: Item) -> TaskInput:
     """An input's image, and its reference and mask when it has them, read from their files."""
-    image = load(item.input)
-    clean = load(item.clean, "--clean") if item.clean is not None else None
+    limit = task.settings.max_pixels
+    image = load(item.input, max_pixels=limit)
+    clean = load(item.clean, "--clean", limit) if item.clean is not None else None
     mask = None
     if item.mask is not None:
         if not item.mask.exists():
             how = "check the --mask path" if task.settings.mask is not None else \
                 f"no mask for {item.input.name} by --mask-pattern {task.settings.mask_pattern!r}"
             raise Fail(f"{item.mask}: no such file; {how}")
-        mask = load(item.mask, "--mask")
+        mask = load(item.mask, "--mask", limit)
     return TaskInput(image, str(item.input), clean, str(item.clean), mask, str(item.mask))
 
 
@@ -58,8 +59,12 @@ def prepare_one(task: Task, item: Item, sink: Sink) -> Plan:
     """Read one input and plan its fit (problem, net, configuration, tiles); tell the user the notes."""
     plan = PLANNERS[task.name](load_input(task, item), task.fit, setup=task.setup, **task.options)
     check_type(item.output, batch=False)  # an output named after a readable but unwritable input
+    try:  # a format that cannot hold the image (16-bit or alpha into JPEG/BMP): say so before the fit
+        conversion = output_plan(plan.image, item.output.suffix)
+    except ImageError as exc:
+        raise Fail(str(exc)) from None
     if not task.settings.json_out:
-        for note in plan.notes:
+        for note in plan.notes + ([f"{item.output.name}: {conversion}"] if conversion else []):
             sink.note(note)
     return plan
 

@@ -29,6 +29,9 @@ class Settings:
     json_out: bool = False
     quiet: bool = False
     jobs: int = 1
+    cluster: str | None = None  # --cluster: a Dask scheduler's address, a scheduler file, or local[:N]
+    shared_fs: bool = False  # --shared-fs: the cluster's workers read and write the paths themselves
+    max_pixels: int | None = None  # refuse larger images before decoding (None: io's default)
     snapshots: Path | None = None
     plot: str | None = None
     gif: str | None = None
