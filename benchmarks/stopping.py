@@ -215,11 +215,14 @@ def sig4(x: float | None) -> float | None:
     return None if x is None else float(f"{x:.4g}")
 
 
-def watch(task: str, p: Plan, rules: Sequence[str], check_every: int | None = None) -> dict:
+def watch(task: str, p: Plan, rules: Sequence[str], check_every: int | None = None,
+          keep_images: bool = False) -> dict:
     """Fit a planned case for its whole budget with its stop rules shadowed; return the measures.
 
     ``rules`` names the verdicts wanted: ``auto`` is the rule the planner built into ``p.config``
     (exactly what ``--stop auto`` runs), any other name the rule ``make_stop`` gives for it.
+    ``keep_images``: also return the averaged outputs at the peak and at each rule's stop
+    (``images``), e.g. to score an ensemble of several fits.
     """
     noise = p.problem.noise
     sigma = None if noise is None else noise.sigma
@@ -241,9 +244,12 @@ def watch(task: str, p: Plan, rules: Sequence[str], check_every: int | None = No
         fired = v.stop_iteration is not None and v.kept is not None
         psnr = score(to_hwc(v.kept) if fired else res.ema)
         to_stop = elapsed.get(stop_at, res.seconds) if v.stop_iteration else res.seconds
-        return {"stop_iteration": stop_at, "reason": v.reason,
-                "kept_iteration": v.kept_iteration if fired else res.iterations, "psnr": psnr,
-                "gap_db": peak_psnr - psnr, "seconds_to_stop": to_stop}
+        found = {"stop_iteration": stop_at, "reason": v.reason,
+                 "kept_iteration": v.kept_iteration if fired else res.iterations, "psnr": psnr,
+                 "gap_db": peak_psnr - psnr, "seconds_to_stop": to_stop}
+        if keep_images:
+            found["image"] = to_hwc(v.kept) if fired else res.ema
+        return found
 
     checks = [h["iteration"] for h in res.history]
     trace = {"iteration": checks,
@@ -258,6 +264,8 @@ def watch(task: str, p: Plan, rules: Sequence[str], check_every: int | None = No
         "precision": res.precision, "device": done.device, "check_every": config.check_every,
         "trace": trace,
     }
+    if keep_images:
+        out["peak_image"] = to_hwc(peak.ema)
     if sigma is not None:
         trace["noise_floor"] = [sig4(shadow.noise_floor.get(i)) for i in checks]
         # The tolerance that would have stopped the discrepancy rule at the peak.

@@ -32,7 +32,7 @@ from dipcli.io import ImageError
 from dipcli.nets import ARCHS, UPSAMPLERS
 from dipcli.options import Group, Tile
 from dipcli.progress import print_error
-from dipcli.tasks import CHECKS, TWO_STAGE_DEFAULTS, FitOptions, check_sigma, resolve
+from dipcli.tasks import CHECKS, CPU_PRESET, PRESETS, TWO_STAGE_DEFAULTS, FitOptions, check_sigma, resolve
 
 __all__ = ["FAILURE", "INTERRUPTED", "USAGE", "Fail", "app", "run"]
 
@@ -158,7 +158,7 @@ class Common:
         settings = Settings(**{f.name: options[f.name] for f in fields(Settings) if f.name in options},
                             command=shlex.join(["dip", *sys.argv[1:]]))
         plain = {f.name for f in fields(FitOptions)} - {"tile", "group", "pictures"}
-        fit = FitOptions(**{k: options[k] for k in plain}, tile=Tile.parse(options["tile"]),
+        fit = FitOptions(**{k: options[k] for k in plain if k in options}, tile=Tile.parse(options["tile"]),
                          group=Group.parse(options["group"]),
                          pictures=bool(settings.plot or settings.gif or settings.snapshots))
         return cls(settings, fit)
@@ -230,11 +230,18 @@ AddNoiseOpt = Annotated[bool, typer.Option("--add-noise", help="Experiment mode:
                         "N(0, σ²) noise (seeded), restore, and score against INPUT.")]
 
 
+PresetOpt = Annotated[str | None, typer.Option("--preset", help=f"How to denoise: {', '.join(PRESETS)} "
+                      "(README, \"Presets\"). Default on a CPU: " + CPU_PRESET + "; --arch picks one "
+                      "net instead.", show_default=False, metavar="NAME")]
+
+
 @fitting_command
 def denoise(
     c: Common, inputs: InputsArg, sigma: SigmaOpt = None, add_noise: AddNoiseOpt = False,
+    preset: PresetOpt = None,
 ) -> None:
     """Remove Gaussian-like noise: `dip denoise noisy.png --sigma 25`."""
+    c.fit.preset = preset
     run_task("denoise", "denoised", c, inputs, sigma=sigma, add_noise=add_noise)
 
 

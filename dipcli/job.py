@@ -58,6 +58,7 @@ class JobResult:
     ssim: float | None
     image: Image  # what to write: the input's format, composited where the problem knows pixels
     tiles: int | None = None  # how many tiles were fitted (None: the image in one piece)
+    members: list[JobResult] = field(default_factory=list)  # an ensemble's fits, each on its own
 
 
 def check_size(image: Image) -> None:
@@ -281,6 +282,38 @@ def run_group(jobs: Sequence[Job]) -> list[JobResult]:
                                  [j.reference for j in jobs], spec, [j.config for j in jobs], device,
                                  [j.subscribers for j in jobs])
     return [finish(job, result, params, str(device)) for job, result in zip(jobs, results, strict=True)]
+
+
+def run_ensemble(jobs: Sequence[Job]) -> JobResult:
+    """Fit several jobs of one image one after another and average their results (an ensemble).
+
+    Independent fits of one noisy image err differently (other seeds, other nets, other inputs),
+    so their average is better than each: two DIP runs averaged gained 0.57 dB in the DIP paper
+    (Ulyanov et al., CVPR 2018, CSet9). If a fit is interrupted, the ensemble stops there and
+    averages what it has.
+    """
+    results: list[JobResult] = []
+    for job in jobs:
+        results.append(run_job(job))
+        if results[-1].fit.interrupted:
+            break
+    if len(results) == 1:
+        return results[0]
+    fits = [r.fit for r in results]
+    combined = FitResult(
+        raw=np.mean([f.raw for f in fits], axis=0).astype(np.float32),
+        ema=np.mean([f.ema for f in fits], axis=0).astype(np.float32),
+        iterations=sum(f.iterations for f in fits), best_iteration=max(f.best_iteration for f in fits),
+        seconds=sum(f.seconds for f in fits), final_loss=float(np.mean([f.final_loss for f in fits])),
+        interrupted=any(f.interrupted for f in fits), backtracks=sum(f.backtracks for f in fits),
+        stop_reason="interrupted" if fits[-1].interrupted
+        else "+".join(dict.fromkeys(f.stop_reason for f in fits)),
+        precision="+".join(dict.fromkeys(f.precision for f in fits)), history=fits[0].history,
+    )
+    tiles = max((r.tiles or 0 for r in results), default=0) or None
+    combined_result = finish(jobs[0], combined, sum(r.params for r in results), results[0].device, tiles)
+    combined_result.members = results
+    return combined_result
 
 
 def finish(job: Job, result: FitResult, params: int, device: str, tiles: int | None = None) -> JobResult:

@@ -40,7 +40,7 @@ import numpy as np
 from dipcli.errors import FAILURE, Fail
 from dipcli.fit import PRECISIONS, Event, FitConfig, FitResult, resolve_device
 from dipcli.io import Image, ImageError, from_array, read_image, to_array
-from dipcli.job import MIN_SIDE, Job, JobResult, check_size, choose_tile, run_group, run_job
+from dipcli.job import MIN_SIDE, Job, JobResult, check_size, choose_tile, run_ensemble, run_group, run_job
 from dipcli.masks import POLARITIES, load_mask
 from dipcli.memory import OutOfMemory
 from dipcli.nets import NetSpec
@@ -82,6 +82,40 @@ TWO_STAGE_DEFAULTS = dict(tv_weight=0.79, stage1_frac=1 / 3, schedule_kind="step
                           stage1="tv")
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """One fit of a denoising preset: the net and how to fit it (None: the net's or the user's own)."""
+
+    arch: str
+    width: int | None = None
+    iters: int = 1200
+    input: str = "code"  # "observation": the noisy image is the net's input (FitConfig.input)
+    sure_eps: float = 0.0  # > 0: SURE as the data loss (FitConfig.sure_eps)
+    jitter: float | None = None  # input jitter, as a multiple of the DIP paper's (None: the net's)
+    ema_warmup: float | None = None  # (None: the net's)
+    precision: str | None = None  # (None: --precision)
+    stop: str | None = None  # (None: --stop)
+    seed_offset: int = 0  # ensemble members start from --seed + offset
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named way to denoise: one fit, or several averaged (an ensemble), chosen by
+    benchmarks/quality.py on its acceptance set against BM3D."""
+
+    about: str
+    recipes: tuple[Recipe, ...]
+
+
+PRESETS: dict[str, Preset] = {
+    "fast": Preset("the lean net, stopped at the noise level (the CPU default until this round)",
+                   (Recipe("lean"),)),
+}
+# The preset `dip denoise` uses on a CPU when no --preset and no --arch is given. On a CUDA GPU
+# the default stays the compact net at --width auto (TASK_DEFAULTS), measured there.
+CPU_PRESET = "fast"
+
+
 @dataclass
 class FitOptions:
     """The options every task shares, with the command line's names and defaults.
@@ -106,6 +140,7 @@ class FitOptions:
     raw: bool = False
     save_every: int = 0
     pictures: bool = False
+    preset: str | None = None  # denoise: a named recipe (PRESETS); None: the device's default
 
 
 @dataclass(frozen=True)
@@ -117,6 +152,8 @@ class Setup:
     iters: int
     width_auto: bool
     tile_target: int | None  # --tile auto: tiles of about this size for quality (None: memory only)
+    preset: str | None = None  # denoise: the preset in use
+    recipes: tuple[tuple[Recipe, NetSpec, int], ...] = ()  # its fits: recipe, net, budget
 
 
 def resolve(task: str, o: FitOptions) -> Setup:
@@ -151,7 +188,36 @@ def resolve(task: str, o: FitOptions) -> Setup:
     check_tile(o, spec)
     tuned = {defaults["arch"], defaults.get("gpu_arch")}  # the nets the tile size was chosen for
     target = defaults.get("tile") if o.tile.auto and spec.arch in tuned and not o.scales else None
-    return Setup(task, spec, iters, width_auto, target)
+    setup = Setup(task, spec, iters, width_auto, target)
+    return with_preset(setup, o, on_gpu)
+
+
+def with_preset(setup: Setup, o: FitOptions, on_gpu: bool) -> Setup:
+    """``denoise``: the preset's fits, each net resolved, --arch/--width/--iters applied to all.
+
+    The preset is the one named (``--preset``), else on a CPU :data:`CPU_PRESET` unless the user
+    chose a net (``--arch``): then it is that net alone, as in every other task.
+    """
+    if o.preset is not None and setup.task != "denoise":
+        raise Fail(f"--preset is for denoise; {setup.task} has its own defaults (drop --preset)")
+    name = o.preset or (CPU_PRESET if setup.task == "denoise" and not on_gpu and o.arch is None else None)
+    if name is None:
+        return setup
+    if name not in PRESETS:
+        raise Fail(f"unknown --preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    width = None if o.width in (None, "auto") else int(o.width)
+    recipes = []
+    try:
+        for r in PRESETS[name].recipes:
+            spec = NetSpec(arch=o.arch or r.arch, width=width if width is not None else r.width,
+                           scales=o.scales, upsample=o.upsample).resolved()
+            check_tile(o, spec)
+            recipes.append((r, spec, o.iters or r.iters))
+    except ValueError as exc:
+        raise Fail(str(exc)) from None
+    spec, iters = recipes[0][1], recipes[0][2]
+    target = TASK_DEFAULTS["denoise"]["tile"] if o.tile.auto and not o.scales else None
+    return replace(setup, spec=spec, iters=iters, tile_target=target, preset=name, recipes=tuple(recipes))
 
 
 def check_tile(o: FitOptions, spec: NetSpec) -> None:
@@ -302,20 +368,26 @@ class Plan:
     scores: Callable[[np.ndarray], dict] | None = None  # task measures of the written pixels
     notes: list[str] = field(default_factory=list)  # told to the user before the fit
     tile: int = 0  # tiles of at most this many px (0: the whole image), decided by plan_tiles
+    ensemble: list[Plan] = field(default_factory=list)  # more fits of the same image, averaged with this one
 
 
 def fit_config(setup: Setup, o: FitOptions, spec: NetSpec, problem: Problem, wmv_start: int = 0,
-               jitter: float = 1 / 30) -> FitConfig:
+               jitter: float = 1 / 30, recipe: Recipe | None = None, iters: int | None = None) -> FitConfig:
     """The fit configuration: the stop rule for the problem's noise model, and the jitter and
-    average that go with the net (``spec``'s preset)."""
+    average that go with the net (``spec``'s preset), or with a denoising preset's ``recipe``."""
+    r = recipe or Recipe(spec.arch)
+    iters = iters or setup.iters
     try:
-        stop = make_stop(o.stop, problem.noise, setup.iters, start=wmv_start)
+        stop = make_stop(r.stop or o.stop, problem.noise, iters, start=wmv_start)
     except ValueError as exc:
         raise Fail(str(exc)) from None
     check_every = math.gcd(10, o.save_every) if o.save_every else 10
-    preset = spec.preset
-    return FitConfig(iters=setup.iters, lr=o.lr, seed=o.seed, check_every=check_every, stop=stop,
-                     precision=o.precision, reg_noise=jitter * preset.jitter, ema_warmup=preset.ema_warmup)
+    net = spec.preset
+    return FitConfig(iters=iters, lr=o.lr, seed=o.seed + r.seed_offset, check_every=check_every, stop=stop,
+                     precision=r.precision or o.precision,
+                     reg_noise=jitter * (net.jitter if r.jitter is None else r.jitter),
+                     ema_warmup=net.ema_warmup if r.ema_warmup is None else r.ema_warmup,
+                     input=r.input, sure_eps=r.sure_eps)
 
 
 def auto_width(setup: Setup, spec: NetSpec, image: Image, sigma: float | None,
@@ -397,11 +469,25 @@ def plan_denoise(src: TaskInput, o: FitOptions, *, sigma: float | None = None, a
     check_denoise(setup, src.clean is not None, src.mask is not None, sigma=sigma, add_noise=add_noise)
     notes: list[str] = []
     image, reference, problem = denoise_inputs(src, sigma, add_noise, o.seed, notes)
-    spec, auto = auto_width(setup, setup.spec, image, problem.sigma, notes)
-    config = fit_config(setup, o, spec, problem, jitter=reg_noise(problem.sigma))
     sigma255 = problem.sigma * 255
-    return plan_tiles(setup, Plan("denoise", image, problem, config, spec, o, reference,
-                                  f", σ = {sigma255:.3g}", {"sigma": sigma255, **auto}, notes=notes))
+    recipes = setup.recipes or ((None, setup.spec, setup.iters),)
+    plans = []
+    for k, (recipe, spec, iters) in enumerate(recipes):
+        spec, auto = auto_width(setup, spec, image, problem.sigma, notes if k == 0 else [])
+        if recipe is not None and recipe.input == "observation":  # the net reads the noisy image
+            spec = replace(spec, input_depth=image.pixels.shape[2])
+        config = fit_config(setup, o, spec, problem, jitter=reg_noise(problem.sigma), recipe=recipe,
+                            iters=iters)
+        extra = {"sigma": sigma255, **auto}
+        if setup.preset:
+            extra.update(preset=setup.preset, fits=len(recipes))
+        plans.append(plan_tiles(setup, Plan("denoise", image, problem, config, spec, o, reference,
+                                            f", σ = {sigma255:.3g}", extra, notes=notes)))
+    main = plans[0]
+    if len(plans) > 1:
+        main.ensemble = plans[1:]
+        main.header += f", an ensemble of {len(plans)} fits ({setup.preset})"
+    return main
 
 
 def two_stage_parts(setup: Setup, tv_weight: float, stage1_frac: float, schedule_kind: str, tv: str):
@@ -592,9 +678,17 @@ def fit_errors() -> Iterator[None]:
 
 
 def run_plan(plan: Plan, subscribers: Sequence = (), begin: Callable[[str], None] | None = None) -> JobResult:
-    """Fit one plan (whole or in tiles): the image to write, in the input's format, and its scores."""
+    """Fit one plan (whole or in tiles; an ensemble fit by fit, averaged): the image to write, in
+    the input's format, and its scores."""
     with fit_errors():
-        return run_job(make_job(plan, subscribers, begin))
+        if not plan.ensemble:
+            return run_job(make_job(plan, subscribers, begin))
+        members = [plan, *plan.ensemble]
+        jobs = []
+        for k, member in enumerate(members):
+            say = None if begin is None else (lambda part, k=k: begin(f", fit {k + 1}/{len(members)}{part}"))
+            jobs.append(make_job(member, subscribers, say))
+        return run_ensemble(jobs)
 
 
 def run_plans(plans: Sequence[Plan], subscribers: Sequence[Sequence] = (),

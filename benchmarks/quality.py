@@ -1,0 +1,256 @@
+"""Denoising quality per second against BM3D and NL-means, on one fixed acceptance set (issue 16).
+
+    python benchmarks/quality.py                                   # every method, σ 25 and 50
+    python benchmarks/quality.py --methods bm3d nlmeans fast --sigmas 15 25 50
+    python benchmarks/quality.py --table-only                      # rebuild the tables from the log
+    python benchmarks/quality.py --smoke                           # a tiny run of the whole script
+
+The acceptance set, 18 images as 256² centre crops (``--crop``), chosen by fixed rules:
+
+* the nine Set9 images (``set9/``);
+* six CBSD68 images from ``texture_widths/``: the first two by file name in each of the paper's
+  width classes 32, 64 and 128 (smooth to busy);
+* three greyscale Set12 images there: Set12_01, Set12_05 and Set12_09 (every fourth).
+
+Each image gets ``clip(x + N(0, σ²))`` noise from a seed derived from its name and σ, once: every
+method denoises the same noisy array. Methods:
+
+* ``bm3d``: the ``bm3d`` package (CBM3D for colour), σ given: the reference. Its licence is
+  non-commercial, so it is a benchmark-only dependency (``pip install 'dipcli[bench]'``), never
+  the product's;
+* ``nlmeans``: scikit-image's ``denoise_nl_means`` with σ given (fast mode, 5×5 patches, 13×13
+  search, h = 0.8 σ, the settings of its documentation);
+* any `dip` preset by name (``fast``, ``balanced``, ``best``; see ``dip denoise --preset``),
+  planned and fitted through the Python API exactly as ``dip denoise --sigma S --preset P`` runs
+  it. Each DIP fit runs its whole budget while its automatic stop rule is shadowed
+  (``stopping.watch``): the row holds the PSNR the user gets (the image at the automatic stop,
+  quantised as written), the best PSNR anywhere in the budget, and the seconds to the stop, so
+  the loss due to stopping and the loss due to the method are separate numbers.
+
+Rows are appended to a JSON Lines log (``--log``) as they finish, and a row already in the log is
+not run again: the study resumes where it was cut off. Run one heavy process at a time. The
+tables (benchmarks/results/quality.md, .json) give per method and σ the mean PSNR and SSIM, the
+mean, median and worst gap to BM3D, and the mean seconds per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    DATA,
+    RESULTS,
+    add_smoke_argument,
+    centre_crop,
+    device_name,
+    parse_smoke,
+    results_folder,
+    smoke_image,
+)
+
+from dipcli.io import read_image  # noqa: E402
+
+SET9 = ("image_Baboon512rgb", "image_F16_512rgb", "image_House256rgb", "image_Lena512rgb",
+        "image_Peppers512rgb", "kodim01", "kodim02", "kodim03", "kodim12")
+SET12 = ("Set12_01", "Set12_05", "Set12_09")
+BASELINES = ("bm3d", "nlmeans")
+
+
+def acceptance_set() -> dict[str, Path]:
+    """name → file: Set9, six CBSD68 images (the first two of each width class), three Set12."""
+    files = {name: DATA / "set9" / f"{name}.png" for name in SET9}
+    root = DATA / "texture_widths"
+    for width in ("32", "64", "128"):
+        cbsd = sorted(p for p in (root / width).glob("[0-9][0-9][0-9][0-9].png"))
+        files.update({f"CBSD68_{p.stem}": p for p in cbsd[:2]})
+    for name in SET12:
+        files[name] = next(root.glob(f"*/{name}.png"))
+    return files
+
+
+def noisy_copy(clean: np.ndarray, name: str, sigma: float) -> np.ndarray:
+    """The one noisy version every method sees: seeded by the image's name and σ."""
+    seed = int.from_bytes(hashlib.sha256(f"{name}/{sigma:g}".encode()).digest()[:4], "little")
+    rng = np.random.default_rng(seed)
+    return np.clip(clean + rng.normal(0, sigma / 255, clean.shape), 0, 1).astype(np.float32)
+
+
+def scores(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
+    """PSNR and SSIM of ``out`` quantised to 8 bits, as any of the methods would write it."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    written = np.round(np.clip(out, 0, 1) * 255) / 255
+    psnr = float(peak_signal_noise_ratio(clean, written, data_range=1.0))
+    ssim = float(structural_similarity(clean, written, data_range=1.0, channel_axis=2,
+                                       gaussian_weights=True, use_sample_covariance=False))
+    return psnr, ssim
+
+
+def run_baseline(method: str, noisy: np.ndarray, sigma: float) -> np.ndarray:
+    s = sigma / 255
+    if method == "bm3d":
+        import bm3d
+
+        if noisy.shape[2] == 3:
+            return np.asarray(bm3d.bm3d_rgb(noisy, s), dtype=np.float32)
+        return np.asarray(bm3d.bm3d(noisy[:, :, 0], s), dtype=np.float32)[:, :, None]
+    from skimage.restoration import denoise_nl_means
+
+    out = denoise_nl_means(noisy, h=0.8 * s, sigma=s, fast_mode=True, patch_size=5, patch_distance=6,
+                           channel_axis=2)
+    return np.asarray(out, dtype=np.float32).reshape(noisy.shape)
+
+
+def run_dip(preset: str, noisy: np.ndarray, clean: np.ndarray, sigma: float, iters: int | None) -> dict:
+    """One `dip denoise --preset P` run, each of its fits run for its whole budget with the
+    automatic stop shadowed (``stopping.watch``); an ensemble's fits averaged as `dip` averages them."""
+    from stopping import watch
+
+    from dipcli.io import Image
+    from dipcli.options import Tile
+    from dipcli.tasks import FitOptions, TaskInput, plan_denoise, resolve
+
+    o = FitOptions(preset=preset, iters=iters, tile=Tile.parse("auto"))
+    setup = resolve("denoise", o)
+    image = Image(noisy, np.dtype(np.uint8), noisy.shape[2] == 1)
+    plan = plan_denoise(TaskInput(image, clean=Image(clean, np.dtype(np.uint8))), o, sigma=sigma, setup=setup)
+    fits = [watch("denoise", member, ["auto"], keep_images=True) for member in [plan, *plan.ensemble]]
+    autos = [m["verdicts"]["auto"] for m in fits]
+    psnr, ssim = scores(np.mean([a["image"] for a in autos], axis=0), clean)
+    peak, _ = scores(np.mean([m["peak_image"] for m in fits], axis=0), clean)
+    return {"psnr": psnr, "ssim": ssim, "peak_psnr": peak, "stop_gap_db": peak - psnr,
+            "seconds": sum(a["seconds_to_stop"] for a in autos),
+            "budget_seconds": sum(m["seconds"] for m in fits),
+            "fits": [{"net": m["net"], "peak_psnr": m["peak_psnr"], "peak_iteration": m["peak_iteration"],
+                      "psnr": a["psnr"], "stop_iteration": a["stop_iteration"], "stop_reason": a["reason"],
+                      "seconds": a["seconds_to_stop"], "iterations_budget": m["iterations"],
+                      "precision": m["precision"]} for m, a in zip(fits, autos, strict=True)],
+            "tile": plan.tile}
+
+
+def run_one(method: str, name: str, path: Path | None, sigma: float, crop: int, iters: int | None,
+            smoke: bool) -> dict:
+    clean = smoke_image(crop) if smoke else centre_crop(read_image(path).pixels, crop)
+    noisy = noisy_copy(clean, name, sigma)
+    row = {"image": name, "sigma": sigma, "method": method, "size": list(clean.shape)}
+    if method in BASELINES:
+        start = time.perf_counter()
+        out = run_baseline(method, noisy, sigma)
+        row["seconds"] = time.perf_counter() - start
+        row["psnr"], row["ssim"] = scores(out, clean)
+    else:
+        row.update(run_dip(method, noisy, clean, sigma, iters))
+    return row
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Per method and σ: means, and the gaps to BM3D on the same noisy images."""
+    bm3d = {(r["image"], r["sigma"]): r["psnr"] for r in rows if r["method"] == "bm3d"}
+    out: dict = {}
+    for key in sorted({(r["method"], r["sigma"]) for r in rows}, key=lambda k: (k[1], k[0])):
+        group = [r for r in rows if (r["method"], r["sigma"]) == key]
+        gaps = [r["psnr"] - bm3d[(r["image"], r["sigma"])] for r in group
+                if (r["image"], r["sigma"]) in bm3d]
+        summary = {"images": len(group), "psnr": statistics.fmean(r["psnr"] for r in group),
+                   "seconds": statistics.fmean(r["seconds"] for r in group)}
+        if any("ssim" in r for r in group):
+            summary["ssim"] = statistics.fmean(r["ssim"] for r in group if "ssim" in r)
+        if gaps:
+            summary.update(gap=statistics.fmean(gaps), median_gap=statistics.median(gaps),
+                           worst_gap=min(gaps), best_gap=max(gaps))
+        peaks = [r for r in group if "peak_psnr" in r]
+        if peaks:
+            stop = [r["stop_gap_db"] for r in peaks]
+            summary.update(peak_psnr=statistics.fmean(r["peak_psnr"] for r in peaks),
+                           median_stop_gap=statistics.median(stop), worst_stop_gap=max(stop))
+        out[f"{key[0]} @ {key[1]:g}"] = summary
+    return out
+
+
+def table(rows: list[dict], summary: dict, crop: int) -> str:
+    lines = [f"Denoising, {crop}² centre crops of the acceptance set (Set9, six CBSD68, three Set12 grey), "
+             f"the same noisy file for every method. {device_name()}.", "",
+             "| σ | method | images | PSNR | SSIM | gap to BM3D: mean / median / worst | peak in budget "
+             "| stop: median / worst loss | s per image |", "|---|---|---|---|---|---|---|---|---|"]
+    for key, s in summary.items():
+        method, sigma = key.split(" @ ")
+        gap = f"{s['gap']:+.2f} / {s['median_gap']:+.2f} / {s['worst_gap']:+.2f}" if "gap" in s else ""
+        peak = f"{s['peak_psnr']:.2f}" if "peak_psnr" in s else ""
+        stop = f"{s['median_stop_gap']:.2f} / {s['worst_stop_gap']:.2f}" if "median_stop_gap" in s else ""
+        ssim = f"{s['ssim']:.4f}" if "ssim" in s else ""
+        lines.append(f"| {sigma} | {method} | {s['images']} | {s['psnr']:.2f} | {ssim} | {gap} | {peak} "
+                     f"| {stop} | {s['seconds']:.1f} |")
+    methods = sorted({r["method"] for r in rows})
+    sigmas = sorted({r["sigma"] for r in rows})
+    for sigma in sigmas:
+        lines += ["", f"Per image, σ = {sigma:g} (PSNR, dB):", "",
+                  "| image | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        for image in dict.fromkeys(r["image"] for r in rows):
+            cells = []
+            for m in methods:
+                key = (image, sigma, m)
+                r = next((r for r in rows if (r["image"], r["sigma"], r["method"]) == key), None)
+                cells.append("" if r is None else f"{r['psnr']:.2f}")
+            lines.append(f"| {image} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--methods", nargs="+", default=["bm3d", "nlmeans", "fast", "best"])
+    ap.add_argument("--sigmas", type=float, nargs="+", default=[25, 50])
+    ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--only", nargs="+", default=None, help="image names to run (default: the whole set)")
+    ap.add_argument("--iters", type=int, default=None, help="override each preset's budget")
+    ap.add_argument("--log", type=Path, default=RESULTS / "quality.jsonl")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--table-only", action="store_true")
+    add_smoke_argument(ap)
+    args, smoke = parse_smoke(ap, argv)
+    folder = results_folder(args.out, smoke)
+    folder.mkdir(parents=True, exist_ok=True)
+    if smoke:
+        images: dict[str, Path | None] = {"card": None}
+        args.methods, args.sigmas, args.crop, args.iters = ["bm3d", "nlmeans", "fast"], [25], 32, 10
+        args.log = folder / "quality.jsonl"
+    else:
+        images = acceptance_set()
+        if args.only:
+            images = {k: v for k, v in images.items() if k in args.only}
+    done = {}
+    if args.log.exists():
+        for line in args.log.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["image"], r["sigma"], r["method"])] = r
+    if not args.table_only:
+        for sigma in args.sigmas:
+            for method in args.methods:
+                for name, path in images.items():
+                    if (name, sigma, method) in done:
+                        continue
+                    row = run_one(method, name, path, sigma, args.crop, args.iters, smoke)
+                    done[(name, sigma, method)] = row
+                    with args.log.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    print(f"{name} σ={sigma:g} {method}: {row['psnr']:.2f} dB, {row['seconds']:.1f} s"
+                          + (f" (peak {row['peak_psnr']:.2f})" if "peak_psnr" in row else ""), flush=True)
+    rows = list(done.values())
+    summary = summarise(rows)
+    payload = {"device": device_name(), "crop": args.crop, "images": list(images), "summary": summary,
+               "rows": rows}
+    (folder / "quality.json").write_text(json.dumps(payload, indent=1) + "\n")
+    (folder / "quality.md").write_text(table(rows, summary, args.crop))
+    print(f"wrote {folder / 'quality.md'}")
+
+
+if __name__ == "__main__":
+    main()
