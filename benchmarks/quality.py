@@ -105,8 +105,9 @@ def run_baseline(method: str, noisy: np.ndarray, sigma: float) -> np.ndarray:
         return np.asarray(bm3d.bm3d(noisy[:, :, 0], s), dtype=np.float32)[:, :, None]
     from skimage.restoration import denoise_nl_means
 
-    out = denoise_nl_means(noisy, h=0.8 * s, sigma=s, fast_mode=True, patch_size=5, patch_distance=6,
-                           channel_axis=2)
+    grey = noisy.shape[2] == 1
+    out = denoise_nl_means(noisy[:, :, 0] if grey else noisy, h=0.8 * s, sigma=s, fast_mode=True,
+                           patch_size=5, patch_distance=6, channel_axis=None if grey else 2)
     return np.asarray(out, dtype=np.float32).reshape(noisy.shape)
 
 

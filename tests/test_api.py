@@ -93,3 +93,41 @@ def test_readme_python_example_runs_as_written(tmp_path, monkeypatch):
     namespace = {}
     exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
     assert namespace["result"].image.dtype == np.uint8
+
+
+def test_presets_and_ensembles(noisy):
+    """A preset is one fit or several averaged; --arch picks one net instead; unknown names fail."""
+    from dipcli import tasks
+    from dipcli.tasks import PRESETS, Preset, Recipe
+
+    clean, y = noisy
+    sure = Recipe("compact", width=8, iters=20, input="observation", sure_eps=0.02, jitter=0.0,
+                  ema_warmup=9.0)
+    lean = Recipe("lean", width=8, iters=20, seed_offset=1)
+    PRESETS["two"] = Preset("test: two small fits averaged", (sure, lean))
+    try:
+        result = denoise(y, sigma=25, clean=clean, preset="two", precision="fp32")
+        assert result.settings["preset"] == "two" and result.settings["fits"] == 2
+        assert result.iterations == 40 and result.image.shape == y.shape
+        one = denoise(y, sigma=25, clean=clean, preset="two", arch="compact", width=8, precision="fp32")
+        assert one.settings["arch"] == "compact"  # --arch applies to every fit of the preset
+        plain = denoise(y, sigma=25, arch="compact", width=8, iters=20, precision="fp32")
+        assert "preset" not in plain.settings  # a net named without a preset: that net alone
+        setup = tasks.resolve("denoise", tasks.FitOptions(device="cpu"))
+        assert setup.preset == tasks.CPU_PRESET
+    finally:
+        del PRESETS["two"]
+    with pytest.raises(Fail, match="unknown --preset"):
+        denoise(y, sigma=25, preset="nonesuch")
+    with pytest.raises(Fail, match="--preset is for denoise"):
+        tasks.resolve("two-stage", tasks.FitOptions(preset="best"))
+
+
+def test_sure_fit_on_the_observation_learns_a_denoiser(noisy):
+    """The best preset's loop: the noisy image as input, SURE as the loss; it denoises."""
+    clean, y = noisy
+    result = denoise(y, sigma=25, clean=clean, preset="best", iters=60, precision="fp32")
+    from skimage.metrics import peak_signal_noise_ratio
+
+    noisy_psnr = peak_signal_noise_ratio(clean, y.astype(np.float64), data_range=1.0)
+    assert result.psnr > noisy_psnr + 3 and result.settings["preset"] == "best"
