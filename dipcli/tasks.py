@@ -61,14 +61,15 @@ from dipcli.regularisers import TV, PrefilterTarget, schedule
 from dipcli.stopping import STOP_NAMES, make_stop
 from dipcli.tiling import smallest_tile
 
-# Per-task defaults, each chosen by a benchmark (see README, "Why these defaults").
+# Per-task defaults, each chosen by a benchmark (benchmarks/README.md, "Why these defaults").
 # ``tile``: with --tile auto, images larger than about 1.5 × this per side are fitted in tiles of
 # about this size when the net is the task's default (it was tuned on 256² images and converges
-# far more slowly on a whole 512² one: README, "Denoising"). ``gpu_arch``/``gpu_width``: the net
+# far more slowly on a whole 512² one: benchmarks/README.md, "Denoising"). ``gpu_arch``/``gpu_width``: the net
 # on a CUDA GPU. There time is cheap, so denoising keeps the quality-first compact net, at the
 # width --width auto picks (128 for most images, +0.3 dB on average, for about the time of 64 at
 # 256²). On a CPU, 128 costs 4× the time, and denoising uses the lean net, which reaches its stop
-# about five times sooner for a few tenths of a dB (README, "A 512² image in under five minutes").
+# about five times sooner for a few tenths of a dB (benchmarks/README.md, "A 512² image in under
+# five minutes").
 TASK_DEFAULTS = {
     "denoise": dict(arch="lean", upsample=None, iters=1200, tile=256, gpu_arch="compact",
                     gpu_width="auto"),
@@ -110,8 +111,12 @@ class Preset:
 # The DIP denoiser of Jo, Chun & Choi (ICCV 2021): the noisy image is the net's input and SURE
 # the loss, so the fit learns a denoiser of this image that does not copy its noise. Adam's
 # learning rate stays the paper's 0.01 (0.02 lost 0.5 dB in benchmarks/results/levers.md), the
-# average warms up, there is no input jitter (the SURE probe already perturbs the input).
-SURE = Recipe("compact", iters=1200, input="observation", sure_eps=0.02, jitter=0.0, ema_warmup=9.0)
+# average warms up, there is no input jitter (the SURE probe already perturbs the input). It runs
+# its budget: SURE keeps it from fitting the noise, so its PSNR rises to about 1,100 iterations and
+# then holds, while the discrepancy principle, whose premise is a fit that ends up copying the
+# noise, stopped it 0.5 dB early on F16.
+SURE = Recipe("compact", iters=1200, input="observation", sure_eps=0.02, jitter=0.0, ema_warmup=9.0,
+              stop="fixed")
 
 PRESETS: dict[str, Preset] = {
     "fast": Preset("the lean net, stopped at the noise level (the CPU default until this round)",
@@ -651,7 +656,8 @@ CHECKS: dict[str, Callable[..., None]] = {
 # ---- running --------------------------------------------------------------------------------------
 
 # --group auto on a GPU: up to this many tiles of an image at once (fewer if memory says so).
-# A 512² image's four tiles: 31 s instead of 45 s on an H100, the same PSNR (README, "On a GPU").
+# A 512² image's four tiles: 31 s instead of 45 s on an H100, the same PSNR (benchmarks/README.md,
+# "On a GPU").
 GPU_TILE_GROUP = 16
 
 

@@ -53,6 +53,7 @@ from dipcli.batch.runners import (
     group_key,
     guarded,
     load_input,
+    plan_input,
     run_grouped,
     sigint_ignored,
     usable_cpus,
@@ -60,10 +61,10 @@ from dipcli.batch.runners import (
 )
 from dipcli.batch.settings import Item, Outcome, Task
 from dipcli.errors import FAILURE, INTERRUPTED, OK, Fail
-from dipcli.io import Image, ImageError, output_plan, write_image
+from dipcli.io import Image, write_image
 from dipcli.job import group_capacity
 from dipcli.progress import Display, Sink, err
-from dipcli.tasks import PLANNERS, Plan, TaskInput, resolve, run_plan, run_plans
+from dipcli.tasks import Plan, TaskInput, resolve, run_plan, run_plans
 
 MISSING_DISTRIBUTED = "--cluster needs Dask's distributed package: pip install 'dipcli[cluster]'"
 ALLOWED_FAILURES = 3  # --cluster local: worker deaths one task may see before it counts as failed
@@ -268,19 +269,6 @@ def fit_inputs(task: Task, entries: list[tuple[Item, TaskInput]], display: Remot
         for start in range(0, len(members), size):
             shipped += fit_planned(task, members[start:start + size], together=True)
     return shipped
-
-
-def plan_input(task: Task, item: Item, src: TaskInput, sink: Sink) -> Plan:
-    """:func:`~dipcli.batch.runners.prepare_one` for an input the client has read already."""
-    plan = PLANNERS[task.name](src, task.fit, setup=task.setup, **task.options)
-    try:  # a format that cannot hold the image (16-bit or alpha into JPEG/BMP): say so before the fit
-        conversion = output_plan(plan.image, item.output.suffix)
-    except ImageError as exc:
-        raise Fail(str(exc)) from None
-    if not task.settings.json_out:
-        for note in plan.notes + ([f"{item.output.name}: {conversion}"] if conversion else []):
-            sink.note(note)
-    return plan
 
 
 def fit_planned(task: Task, members: list[tuple[Item, Plan, Sink]], together: bool) -> list[Shipped]:

@@ -57,7 +57,12 @@ def load_input(task: Task, item: Item) -> TaskInput:
 
 def prepare_one(task: Task, item: Item, sink: Sink) -> Plan:
     """Read one input and plan its fit (problem, net, configuration, tiles); tell the user the notes."""
-    plan = PLANNERS[task.name](load_input(task, item), task.fit, setup=task.setup, **task.options)
+    return plan_input(task, item, load_input(task, item), sink)
+
+
+def plan_input(task: Task, item: Item, src: TaskInput, sink: Sink) -> Plan:
+    """Plan an input whose files are read; tell the user the notes (``--cluster``'s client too)."""
+    plan = PLANNERS[task.name](src, task.fit, setup=task.setup, **task.options)
     check_type(item.output, batch=False)  # an output named after a readable but unwritable input
     try:  # a format that cannot hold the image (16-bit or alpha into JPEG/BMP): say so before the fit
         conversion = output_plan(plan.image, item.output.suffix)

@@ -1,7 +1,7 @@
 """What each architecture costs: parameters and measured seconds per fitting iteration.
 
 Measured, not estimated: FLOP counts mislead on CPUs, where depthwise filters, BatchNorm and
-memory traffic weigh more than their arithmetic (see the README, "Speed on this CPU" and "A 512²
+memory traffic weigh more than their arithmetic (see benchmarks/README.md, "Speed on this CPU" and "A 512²
 image in under five minutes", on channels-last and ``torch.compile``).
 """
 

@@ -6,7 +6,7 @@ Named architectures (presets of three families):
   upsampling (so only the fixed upsampler mixes pixels at full resolution) and zero padding,
   fitted with half the paper's input jitter and an average that warms up. On this 2-core CPU it
   reaches its stop in about a third of the iterations of ``compact``, each a third cheaper,
-  for a few tenths of a dB less (README, "A 512² image in under five minutes").
+  for a few tenths of a dB less (benchmarks/README.md, "A 512² image in under five minutes").
 * ``compact`` — the 2-scale DIP of "The Devil is in the Upsampling" (ICCV 2023),
   width 64 at every scale, a skip link only at the deepest scale, bilinear upsampling. A preset
   of ``scaled``.
