@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -39,6 +40,8 @@ from dipcli.io import read_image  # noqa: E402
 from dipcli.nets import NetSpec, build_net  # noqa: E402
 
 IMAGES = {
+    "Lena": "set9/image_Lena512rgb.png",
+    "Peppers": "set9/image_Peppers512rgb.png",
     "House": "set9/image_House256rgb.png",
     "F16": "set9/image_F16_512rgb.png",
     "Baboon": "set9/image_Baboon512rgb.png",
@@ -75,6 +78,10 @@ def run(clean: np.ndarray, noisy: np.ndarray, sigma: float, v: dict, snap_every:
         keep = (torch.rand(1, 1, h, w, generator=gen) >= v["holdout"]).float()
     held = 1 - keep
     opt = torch.optim.Adam(net.parameters(), lr=v.get("lr", 0.01))
+    sched = None
+    if v.get("cosine"):
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, v["iters"]) / v["iters"])))
     bf16 = v.get("bf16", True)
     eps = v.get("eps", 0.02)
     ema = None
@@ -99,6 +106,8 @@ def run(clean: np.ndarray, noisy: np.ndarray, sigma: float, v: dict, snap_every:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         with torch.no_grad():
             out = out.detach()
             decay = v.get("ema", 0.99)
@@ -203,6 +212,11 @@ VARIANTS = [
     dict(name="ly-lr2", arch="lean", input="y", loss="sure", jitter=0.0, iters=1000, seed=0, warmup=9.0,
          lr=0.02),
     dict(name="cy-s1", arch="compact", input="y", loss="sure", jitter=0.0, iters=1000, seed=1, warmup=9.0),
+    dict(name="cy-cos", arch="compact", input="y", loss="sure", jitter=0.0, iters=1200, seed=0, warmup=9.0,
+         cosine=True),
+    dict(name="cy-j", arch="compact", input="y", loss="sure", jitter=0.05, iters=1200, seed=0, warmup=9.0),
+    dict(name="cy-j2", arch="compact", input="y", loss="sure", jitter=0.1, iters=1200, seed=0, warmup=9.0),
+    dict(name="cy-j4", arch="compact", input="y", loss="sure", jitter=0.2, iters=1200, seed=0, warmup=9.0),
     dict(name="lz", arch="lean", input="z", loss="mse", jitter=1 / 60, iters=1200, seed=0, warmup=9.0),
     dict(name="lz1", arch="lean", input="z", loss="mse", jitter=1 / 60, iters=1200, seed=1, warmup=9.0),
     dict(name="ly", arch="lean", input="y", loss="sure", jitter=0.0, iters=1000, seed=0, warmup=9.0),
@@ -252,7 +266,8 @@ def main() -> None:
                       f"{secs / variant['iters']:.3f} s/it", flush=True)
 
 
-PAIRS = (("cy-w", "cy-fp32"), ("cy-w", "lz"), ("cy-w", "lz1"), ("lz", "lz1"), ("compact-y-sure", "lz"),
+PAIRS = (("cy-j2", "cy-j"), ("cy-w", "cy-fp32"), ("cy-w", "lz"), ("cy-w", "lz1"), ("lz", "lz1"),
+         ("compact-y-sure", "lz"),
          ("compact-y-sure", "lz1"))
 
 
@@ -288,7 +303,9 @@ def analyse(args) -> None:
             members = " / ".join(f"{psnr(x, clean):.2f}" for x in peaks)
             lines.append(f"| {name} | {a} + {b} | {members} | {psnr(np.mean(peaks, 0), clean):.2f} |")
     lines += ["", "Variants:", ""]
-    lines += [f"* `{v['name']}`: {json.dumps({k: x for k, x in v.items() if k != 'name'})}" for v in VARIANTS]
+    ran = {r["variant"] for r in recs}
+    lines += [f"* `{v['name']}`: {json.dumps({k: x for k, x in v.items() if k != 'name'})}" for v in VARIANTS
+              if v["name"] in ran]
     out = args.log.with_suffix(".md")
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
