@@ -204,7 +204,8 @@ def finish(dip: subprocess.Popen) -> tuple[str, str]:
 @needs_dask
 def test_ctrl_c_cancels_the_rest_and_reports_what_is_done(cluster, folder, tmp_path):
     file, client = cluster
-    dip = dip_on(file, folder, tmp_path, iters=300)
+    # Fits long enough that warm workers are still busy when the first result is in.
+    dip = dip_on(file, folder, tmp_path, iters=2000)
     deadline = time.monotonic() + WAIT
     while not (tmp_path / "r.csv").exists() and time.monotonic() < deadline and dip.poll() is None:
         time.sleep(0.05)  # the report appears with the first result
