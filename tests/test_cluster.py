@@ -247,3 +247,46 @@ def test_a_worker_killed_mid_fit_loses_no_result(cluster, folder, tmp_path):
     address, key = killed  # the input whose fit died with its worker was fitted again elsewhere
     victim = next(r for r in table if f"-{Path(r['input']).name}-" in key)
     assert victim["worker"] != address
+
+
+# ---- a worker's heap ------------------------------------------------------------------------------
+
+HEAP_PROBE = """
+import ctypes, ctypes.util
+import numpy as np
+from dipcli.batch.cluster import roomy_heap
+
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.mallinfo2.restype = Info
+
+def mapped():  # bytes malloc holds in mmapped chunks while a 16 MiB array lives, after one before it
+    for _ in range(2):
+        a = np.ones(2 << 20)
+        m = libc.mallinfo2().hblkhd
+        del a
+    return m
+
+before = mapped()
+roomy_heap()
+print(before, mapped())
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc")
+def test_a_worker_keeps_big_buffers_in_the_heap_despite_the_nannys_trim_threshold():
+    """Dask's nanny sets MALLOC_TRIM_THRESHOLD_, which pins glibc's mmap threshold at 128 KiB:
+    every activation of a fit is then mapped afresh at each step (a fit ran 2x slower). After
+    roomy_heap() a 16 MiB buffer comes from the heap again, as it does in `dip` itself."""
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536"}
+    out = subprocess.run([sys.executable, "-c", HEAP_PROBE], env=env, capture_output=True, text=True,
+                         timeout=WAIT)
+    if "mallinfo2" in out.stderr:
+        pytest.skip("glibc older than 2.33 (no mallinfo2)")
+    assert out.returncode == 0, out.stderr
+    before, after = map(int, out.stdout.split())
+    assert before >= 16 << 20  # the nanny's setting: the buffer was mmapped
+    assert after < before - (8 << 20)  # now it is not
