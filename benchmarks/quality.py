@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     args, smoke = parse_smoke(ap, argv)
     folder = results_folder(args.out, smoke)
     folder.mkdir(parents=True, exist_ok=True)
-    name = "quality-whole" if args.whole else "quality"
+    stem = "quality-whole" if args.whole else "quality"
     if args.whole:
         args.crop = 0
         if args.log == RESULTS / "quality.jsonl":
@@ -268,9 +268,9 @@ def main(argv: list[str] | None = None) -> None:
         FITS = None
         images: dict[str, Path | None] = {"card": None}
         args.methods, args.sigmas, args.crop, args.iters = ["bm3d", "nlmeans", "fast"], [25], 32, 10
-        args.log = folder / f"{name}.jsonl"
+        args.log = folder / f"{stem}.jsonl"
     elif args.whole:
-        images = {stem: DATA / "set9" / f"{stem}.png" for stem in
+        images = {image: DATA / "set9" / f"{image}.png" for image in
                   ("image_F16_512rgb", "image_Baboon512rgb", "image_House256rgb")}
     else:
         images = acceptance_set()
@@ -297,9 +297,9 @@ def main(argv: list[str] | None = None) -> None:
     summary = summarise(rows)
     payload = {"device": device_name(), "crop": args.crop, "images": list(images), "summary": summary,
                "rows": rows}
-    (folder / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
-    (folder / f"{name}.md").write_text(table(rows, summary, args.crop))
-    print(f"wrote {folder / f'{name}.md'}")
+    (folder / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    (folder / f"{stem}.md").write_text(table(rows, summary, args.crop))
+    print(f"wrote {folder / f'{stem}.md'}")
 
 
 if __name__ == "__main__":
