@@ -66,8 +66,8 @@ SET9 = ("image_Baboon512rgb", "image_F16_512rgb", "image_House256rgb", "image_Le
 SET12 = ("Set12_01", "Set12_05", "Set12_09")
 BASELINES = ("bm3d", "nlmeans")
 # Each DIP fit's measures and images, so that a preset sharing a fit with another (balanced's
-# first fit is fast's) reuses it. Not committed (.gitignore); None: no cache (--smoke).
-FITS: Path | None = RESULTS / "quality-fits"
+# first fit is fast's) reuses it. Not committed (.gitignore); --smoke runs without it.
+FITS = RESULTS / "quality-fits"
 
 
 def acceptance_set() -> dict[str, Path]:
@@ -117,7 +117,7 @@ def run_baseline(method: str, noisy: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def run_dip(preset: str, noisy: np.ndarray, clean: np.ndarray, sigma: float, iters: int | None,
-            case: str = "") -> dict:
+            case: str = "", cache: Path | None = None) -> dict:
     """One `dip denoise --preset P` run, each of its fits run for its whole budget with the
     automatic stop shadowed (``stopping.watch``); an ensemble's fits averaged as `dip` averages them."""
     from stopping import watch
@@ -137,7 +137,7 @@ def run_dip(preset: str, noisy: np.ndarray, clean: np.ndarray, sigma: float, ite
         # One fit per (image, σ, recipe, net, budget, seed): `balanced`'s first fit is `fast`'s.
         key = hashlib.sha256(repr((case, sigma, recipe, member.spec, member.config.iters, member.config.seed))
                              .encode()).hexdigest()[:16]
-        cached = FITS / f"{key}.pkl" if FITS else None
+        cached = cache / f"{key}.pkl" if cache else None
         if cached is not None and cached.exists():
             fits.append(pickle.loads(cached.read_bytes()))
             continue
@@ -173,7 +173,7 @@ def run_whole(preset: str, noisy: np.ndarray, clean: np.ndarray, sigma: float, i
 
 
 def run_one(method: str, name: str, path: Path | None, sigma: float, crop: int, iters: int | None,
-            smoke: bool, whole: bool = False) -> dict:
+            smoke: bool, whole: bool = False, cache: Path | None = None) -> dict:
     clean = smoke_image(crop or 48) if smoke else centre_crop(read_image(path).pixels, crop)
     noisy = noisy_copy(clean, name, sigma)
     row = {"image": name, "sigma": sigma, "method": method, "size": list(clean.shape)}
@@ -185,7 +185,7 @@ def run_one(method: str, name: str, path: Path | None, sigma: float, crop: int, 
     elif whole:
         row.update(run_whole(method, noisy, clean, sigma, iters))
     else:
-        row.update(run_dip(method, noisy, clean, sigma, iters, case=f"{name}/{crop}"))
+        row.update(run_dip(method, noisy, clean, sigma, iters, case=f"{name}/{crop}", cache=cache))
     return row
 
 
@@ -263,9 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         args.crop = 0
         if args.log == RESULTS / "quality.jsonl":
             args.log = RESULTS / "quality-whole.jsonl"
-    global FITS
     if smoke:
-        FITS = None
         images: dict[str, Path | None] = {"card": None}
         args.methods, args.sigmas, args.crop, args.iters = ["bm3d", "nlmeans", "fast"], [25], 32, 10
         args.log = folder / f"{stem}.jsonl"
@@ -287,7 +285,8 @@ def main(argv: list[str] | None = None) -> None:
                 for name, path in images.items():
                     if (name, sigma, method) in done:
                         continue
-                    row = run_one(method, name, path, sigma, args.crop, args.iters, smoke, args.whole)
+                    row = run_one(method, name, path, sigma, args.crop, args.iters, smoke, args.whole,
+                                  cache=None if smoke else FITS)
                     done[(name, sigma, method)] = row
                     with args.log.open("a") as f:
                         f.write(json.dumps(row) + "\n")

@@ -37,6 +37,9 @@ and ``--skip-existing`` resumes the rest.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import logging
 import queue
 import time
@@ -192,9 +195,10 @@ def torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-_HEAP_SET = False
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt(3) parameters, <malloc.h>
 
 
+@functools.cache
 def roomy_heap() -> None:
     """Let glibc keep a fit's big buffers in the heap, as it does by default.
 
@@ -207,23 +211,12 @@ def roomy_heap() -> None:
     adjustment would reach (mmap 32 MiB on 64-bit, trim twice that). Once per worker process; a
     no-op where there is no glibc.
     """
-    global _HEAP_SET
-    if _HEAP_SET:
-        return
-    _HEAP_SET = True
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError, TypeError):  # no glibc (musl, macOS, Windows)
         return
-    if mallopt is not None:
-        m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-        mallopt(m_mmap_threshold, 32 << 20)
-        mallopt(m_trim_threshold, 64 << 20)
+    mallopt(M_MMAP_THRESHOLD, 32 << 20)
+    mallopt(M_TRIM_THRESHOLD, 64 << 20)
 
 
 class RemoteDisplay(Display):
