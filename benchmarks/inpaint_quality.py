@@ -69,6 +69,7 @@ from common import (  # noqa: E402
     results_folder,
     smoke_image,
 )
+from stopping import as_written  # noqa: E402
 
 from dipcli.io import read_image  # noqa: E402
 from dipcli.problems import Inpaint, bernoulli_mask  # noqa: E402
@@ -168,7 +169,8 @@ def load(kind: str, name: str, size: int, smoke: bool) -> tuple[np.ndarray, np.n
 
 
 def written(x: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(x, 0, 1) * 255) / 255
+    """``x`` quantised to 8 bits, as every method here writes it (stopping.as_written)."""
+    return as_written(x, np.dtype(np.uint8))
 
 
 def scores(out: np.ndarray, clean: np.ndarray, known: np.ndarray) -> dict:
