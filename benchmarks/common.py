@@ -225,7 +225,7 @@ def add_study_arguments(ap) -> None:
     """The options of the studies that fit `dip`'s own task configurations (stopping, two-stage).
 
     Net options default to None, i.e. to what `dip` itself would run for the task
-    (``dipcli.tasks.TASK_DEFAULTS`` and the architecture's own width), so that the study measures
+    (``dipcli.presets.TASK_DEFAULTS`` and the architecture's own width), so that the study measures
     what `dip` runs.
     """
     ap.add_argument("--iters", type=int, default=None,

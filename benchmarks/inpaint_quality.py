@@ -1,7 +1,7 @@
 """Inpainting quality per kind of hole, against the classical fillers (issue 21).
 
     python benchmarks/inpaint_quality.py                              # every kind, method, image
-    python benchmarks/inpaint_quality.py --methods biharmonic telea ns default --images 2
+    python benchmarks/inpaint_quality.py --methods biharmonic telea ns fast --images 2
     python benchmarks/inpaint_quality.py --table-only                 # rebuild the tables from the log
     python benchmarks/inpaint_quality.py --smoke                      # a tiny run of the whole script
 
@@ -31,12 +31,14 @@ Methods:
 * ``telea`` and ``ns``: OpenCV's ``cv2.inpaint`` with ``INPAINT_TELEA`` (Telea 2004, fast
   marching) and ``INPAINT_NS`` (Bertalmio, Bertozzi & Sapiro 2001, Navier-Stokes), radius 3, on
   the 8-bit image (``opencv-python-headless``, in the ``bench`` extra only);
-* ``default``: `dip inpaint` with every default, planned and fitted through the Python API as the
-  command runs it, with its automatic stop shadowed (``stopping.watch``): the row holds the
+* ``fast``: `dip inpaint --preset fast` (one fit), planned and fitted through the Python API as
+  the command runs it, with its automatic stop shadowed (``stopping.watch``): the row holds the
   result the user gets and the best PSNR anywhere in the budget, so the loss due to the stop and
-  the loss due to the method are separate numbers;
+  the loss due to the method are separate numbers; ``fast-seed1``: the same from ``--seed 1``;
+* ``best`` (the default): `dip inpaint --preset best`, the average of those two fits
+  (:data:`ENSEMBLES`);
 * any name in :data:`VARIANTS`: the same with some options changed (other nets, budgets);
-* ``A+B`` (e.g. ``default+biharmonic``): the two methods' results averaged, an ensemble of a DIP
+* ``A+B`` (e.g. ``fast+biharmonic``): the two methods' results averaged, an ensemble of a DIP
   fit and a classical filler whose errors differ (the known pixels are kept either way). A fit's
   result is kept in benchmarks/results/inpaint-fits/ (not committed), so a blend reuses it.
 
@@ -82,11 +84,16 @@ CLASSICAL = ("biharmonic", "telea", "ns")
 FITS = RESULTS / "inpaint-fits"  # each fit's result as written, so that a blend reuses it
 # Other ways of running `dip inpaint`: the API's keyword arguments that differ from its defaults.
 VARIANTS: dict[str, dict] = {
-    "default": {},
-    "compact": dict(arch="compact"),
-    "w64": dict(width=64),
-    "iters3000": dict(iters=3000, stop="fixed"),
+    "fast": dict(preset="fast"),  # one fit: `dip inpaint --preset fast`
+    "fast-seed1": dict(preset="fast", seed=1),  # the same from --seed 1
+    "compact": dict(preset="fast", arch="compact"),
+    "w64": dict(preset="fast", width=64),
+    "iters3000": dict(preset="fast", iters=3000, stop="fixed"),
 }
+# Presets that are ensembles, as the blends they are: `dip inpaint --preset best` (the default)
+# averages the fit from --seed 0 and the one from --seed 1 before writing (tests/test_api.py
+# checks that it equals this blend to within one 8-bit level).
+ENSEMBLES = {"best": "fast+fast-seed1"}
 TEXT = ("DEEP IMAGE PRIOR", "dip inpaint --mask", "no training data", "2026 (c) dipcli",
         "restore me please", "SAMPLE  SAMPLE")
 
@@ -237,6 +244,7 @@ def result(method: str, clean: np.ndarray, known: np.ndarray, iters: int | None,
            cache: Path | None) -> tuple[dict, np.ndarray]:
     """One method's measures and result (as written, known pixels kept); a blend ``A+B`` averages
     its parts' results, and a fit's result is read from ``cache`` when it has been run before."""
+    method = ENSEMBLES.get(method, method)
     if "+" in method:
         parts = [result(part, clean, known, iters, cache) for part in method.split("+")]
         out = np.mean([image for _, image in parts], axis=0)
@@ -348,8 +356,8 @@ def table(summary: dict, size: int, images: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--methods", nargs="+", default=[*CLASSICAL, "default"],
-                    help=f"of {', '.join(CLASSICAL)} and {', '.join(VARIANTS)}")
+    ap.add_argument("--methods", nargs="+", default=[*CLASSICAL, "fast", "fast-seed1", "best"],
+                    help=f"of {', '.join([*CLASSICAL, *VARIANTS, *ENSEMBLES])}, or A+B")
     ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     ap.add_argument("--images", type=int, default=len(IMAGES), help="the first N images of each kind")
     ap.add_argument("--iters", type=int, default=None, help="override the DIP budget")
@@ -358,15 +366,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--table-only", action="store_true")
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap, argv)
-    unknown = [m for m in args.methods if any(p not in CLASSICAL and p not in VARIANTS for p in m.split("+"))]
+    names = [*CLASSICAL, *VARIANTS, *ENSEMBLES]
+    unknown = [m for m in args.methods if any(p not in names for p in m.split("+"))]
     if unknown:
-        ap.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join([*CLASSICAL, *VARIANTS])}")
+        ap.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(names)}")
     folder = results_folder(args.out, smoke)
     folder.mkdir(parents=True, exist_ok=True)
     size = SIZE
     if smoke:
         size, args.iters, args.kinds = 32, 10, ["scratches", "block64"]
-        args.methods = [*CLASSICAL, "default", "default+biharmonic"]
+        args.methods = [*CLASSICAL, "fast", "fast-seed1", "best", "fast+biharmonic"]
         args.log = folder / "inpaint_quality.jsonl"
     done = {}
     if args.log.exists():
@@ -376,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.table_only:
         todo = cases(args.kinds, args.images, size, smoke)
         # The classical fillers first (seconds in all), then the fits, kind by kind.
-        order = sorted(args.methods, key=lambda m: (m not in CLASSICAL, "+" in m))
+        order = sorted(args.methods, key=lambda m: (m not in CLASSICAL, "+" in ENSEMBLES.get(m, m)))
         for method in order:
             for kind, name in todo:
                 if (kind, name, method) in done:

@@ -57,7 +57,7 @@ from common import (
 )
 from stopping import FULL_BUDGET, plan_case, rescore_budget_stops, task_settings, watch
 
-from dipcli.tasks import TASK_DEFAULTS, TWO_STAGE_DEFAULTS
+from dipcli.presets import TASK_DEFAULTS, TWO_STAGE_DEFAULTS
 
 TASK = "two-stage"
 # name: options of `dip two-stage` that differ from its defaults

@@ -31,8 +31,9 @@ from dipcli.errors import FAILURE, INTERRUPTED, TERMINATED, USAGE, Fail
 from dipcli.io import ImageError
 from dipcli.nets import ARCHS, UPSAMPLERS
 from dipcli.options import Group, Tile
+from dipcli.presets import CPU_PRESET, INPAINT_PRESET, INPAINT_PRESETS, PRESETS, TWO_STAGE_DEFAULTS
 from dipcli.progress import print_error
-from dipcli.tasks import CHECKS, CPU_PRESET, PRESETS, TWO_STAGE_DEFAULTS, FitOptions, check_sigma, resolve
+from dipcli.tasks import CHECKS, FitOptions, check_sigma, resolve
 
 __all__ = ["FAILURE", "INTERRUPTED", "USAGE", "Fail", "app", "run"]
 
@@ -233,6 +234,10 @@ AddNoiseOpt = Annotated[bool, typer.Option("--add-noise", help="Experiment mode:
 PresetOpt = Annotated[str | None, typer.Option("--preset", help=f"How to denoise: {', '.join(PRESETS)} "
                       "(README, \"Presets\"). Default on a CPU: " + CPU_PRESET + "; --arch picks one "
                       "net instead.", show_default=False, metavar="NAME")]
+InpaintPresetOpt = Annotated[str | None, typer.Option("--preset", help="How to inpaint: "
+                             f"{', '.join(INPAINT_PRESETS)} (README, \"Presets\"). Default: "
+                             f"{INPAINT_PRESET}; --arch picks one net instead.", show_default=False,
+                             metavar="NAME")]
 
 
 @fitting_command
@@ -279,8 +284,10 @@ def inpaint(
                     "this fraction of pixels at random (seeded).", show_default=False)] = None,
     no_composite: Annotated[bool, typer.Option("--no-composite", help="Write the raw network output "
                             "instead of keeping the known pixels.")] = False,
+    preset: InpaintPresetOpt = None,
 ) -> None:
     """Fill missing pixels: `dip inpaint photo.png --mask holes.png`."""
+    c.fit.preset = preset
     run_task("inpaint", "inpainted", c, inputs, mask_known=mask_known, drop=drop, no_composite=no_composite)
 
 

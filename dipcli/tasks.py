@@ -45,6 +45,7 @@ from dipcli.masks import POLARITIES, load_mask
 from dipcli.memory import OutOfMemory
 from dipcli.nets import NetSpec
 from dipcli.options import Group, Tile
+from dipcli.presets import CPU_PRESET, INPAINT_PRESET, TASK_DEFAULTS, TASK_PRESETS, TWO_STAGE_DEFAULTS, Recipe
 from dipcli.problems import (
     SR_FACTORS,
     SR_KERNELS,
@@ -60,78 +61,6 @@ from dipcli.problems import (
 from dipcli.regularisers import TV, PrefilterTarget, schedule
 from dipcli.stopping import STOP_NAMES, make_stop
 from dipcli.tiling import smallest_tile
-
-# Per-task defaults, each chosen by a benchmark (benchmarks/README.md, "Why these defaults").
-# ``tile``: with --tile auto, images larger than about 1.5 × this per side are fitted in tiles of
-# about this size when the net is the task's default (it was tuned on 256² images and converges
-# far more slowly on a whole 512² one: benchmarks/README.md, "Denoising"). ``gpu_arch``/``gpu_width``: the net
-# on a CUDA GPU. There time is cheap, so denoising keeps the quality-first compact net, at the
-# width --width auto picks (128 for most images, +0.3 dB on average, for about the time of 64 at
-# 256²). On a CPU, 128 costs 4× the time, and denoising uses the lean net, which reaches its stop
-# about five times sooner for a few tenths of a dB (benchmarks/README.md, "A 512² image in under
-# five minutes").
-TASK_DEFAULTS = {
-    "denoise": dict(arch="lean", upsample=None, iters=1200, tile=256, gpu_arch="compact",
-                    gpu_width="auto"),
-    "two-stage": dict(arch="compact", upsample=None, iters=1200, tile=256, gpu_width="auto"),
-    "inpaint": dict(arch="original", width=32, upsample="nearest", iters=1500),
-    "superres": dict(arch="compact", upsample=None, iters=2000),
-}
-
-# The two-stage options' defaults: the report's method (λ·TV with λ constant for the first third).
-TWO_STAGE_DEFAULTS = dict(tv_weight=0.79, stage1_frac=1 / 3, schedule_kind="step", tv="anisotropic",
-                          stage1="tv")
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """One fit of a denoising preset: the net and how to fit it (None: the net's or the user's own)."""
-
-    arch: str
-    width: int | None = None
-    iters: int = 1200
-    input: str = "code"  # "observation": the noisy image is the net's input (FitConfig.input)
-    sure_eps: float = 0.0  # > 0: SURE as the data loss (FitConfig.sure_eps)
-    jitter: float | None = None  # input jitter, as a multiple of the DIP paper's (None: the net's)
-    jitter_sigma: float | None = None  # or as a multiple of the noise σ (overrides ``jitter``)
-    ema_warmup: float | None = None  # (None: the net's)
-    precision: str | None = None  # (None: --precision)
-    stop: str | None = None  # (None: --stop)
-    seed_offset: int = 0  # ensemble members start from --seed + offset
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A named way to denoise: one fit, or several averaged (an ensemble), chosen by
-    benchmarks/quality.py on its acceptance set against BM3D."""
-
-    about: str
-    recipes: tuple[Recipe, ...]
-
-
-# The DIP denoiser of Jo, Chun & Choi (ICCV 2021): the noisy image is the net's input and SURE
-# the loss, so the fit learns a denoiser of this image that does not copy its noise, and the
-# input is jittered by fresh noise of σ at every step, so that the running average of the
-# outputs is an ensemble over those jitters (their "stochastic temporal ensemble"). Measured in
-# benchmarks/results/levers.md (256² crops, σ = 25): jitter σ gains 0.1-0.4 dB over none and over
-# 0.5σ, and 2σ loses 0.4 dB on House; Adam's learning rate stays the paper's 0.01 (0.02 lost
-# 0.5 dB; a cosine decay to 0 lost 0.2-0.4 dB: the fit is still improving at the end); the
-# average warms up. It runs its budget: the PSNR still rises at 1,200 iterations on most images,
-# and the discrepancy principle, whose premise is a fit that ends up copying the noise, stopped
-# it 0.5 dB early on F16.
-SURE = Recipe("compact", iters=1200, input="observation", sure_eps=0.02, jitter_sigma=1.0, ema_warmup=9.0,
-              stop="fixed")
-
-PRESETS: dict[str, Preset] = {
-    "fast": Preset("the lean net, stopped at the noise level (the CPU default until this round)",
-                   (Recipe("lean"),)),
-    "balanced": Preset("two lean fits from different seeds, averaged",
-                       (Recipe("lean"), Recipe("lean", seed_offset=1))),
-    "best": Preset("the compact net fitted to the noisy image itself with a SURE loss", (SURE,)),
-}
-# The preset `dip denoise` uses on a CPU when no --preset and no --arch is given. On a CUDA GPU
-# the default stays the compact net at --width auto (TASK_DEFAULTS), measured there.
-CPU_PRESET = "fast"
 
 
 @dataclass
@@ -158,7 +87,7 @@ class FitOptions:
     raw: bool = False
     save_every: int = 0
     pictures: bool = False
-    preset: str | None = None  # denoise: a named recipe (PRESETS); None: the device's default
+    preset: str | None = None  # denoise, inpaint: a named preset (TASK_PRESETS); None: the default
 
 
 @dataclass(frozen=True)
@@ -170,7 +99,7 @@ class Setup:
     iters: int
     width_auto: bool
     tile_target: int | None  # --tile auto: tiles of about this size for quality (None: memory only)
-    preset: str | None = None  # denoise: the preset in use
+    preset: str | None = None  # denoise, inpaint: the preset in use
     recipes: tuple[tuple[Recipe, NetSpec, int], ...] = ()  # its fits: recipe, net, budget
 
 
@@ -210,31 +139,40 @@ def resolve(task: str, o: FitOptions) -> Setup:
     return with_preset(setup, o, on_gpu)
 
 
-def with_preset(setup: Setup, o: FitOptions, on_gpu: bool) -> Setup:
-    """``denoise``: the preset's fits, each net resolved, --arch/--width/--iters applied to all.
+def default_preset(task: str, o: FitOptions, on_gpu: bool) -> str | None:
+    """The preset a task runs when none is named: none when the user chose a net (``--arch``)."""
+    if o.arch is not None:
+        return None
+    if task == "denoise":
+        return None if on_gpu else CPU_PRESET
+    return INPAINT_PRESET if task == "inpaint" else None
 
-    The preset is the one named (``--preset``), else on a CPU :data:`CPU_PRESET` unless the user
-    chose a net (``--arch``): then it is that net alone, as in every other task.
-    """
-    if o.preset is not None and setup.task != "denoise":
-        raise Fail(f"--preset is for denoise; {setup.task} has its own defaults (drop --preset)")
-    name = o.preset or (CPU_PRESET if setup.task == "denoise" and not on_gpu and o.arch is None else None)
+
+def with_preset(setup: Setup, o: FitOptions, on_gpu: bool) -> Setup:
+    """``denoise``, ``inpaint``: the preset's fits, each net resolved, --arch/--width/--iters
+    applied to all. The preset is the one named (``--preset``), else :func:`default_preset`'s."""
+    presets = TASK_PRESETS.get(setup.task)
+    if o.preset is not None and presets is None:
+        raise Fail(f"--preset is for {' and '.join(TASK_PRESETS)}; {setup.task} has its own defaults "
+                   "(drop --preset)")
+    name = o.preset or default_preset(setup.task, o, on_gpu)
     if name is None:
         return setup
-    if name not in PRESETS:
-        raise Fail(f"unknown --preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    if name not in presets:
+        raise Fail(f"unknown --preset {name!r}; choose one of: {', '.join(presets)}")
     width = None if o.width in (None, "auto") else int(o.width)
     recipes = []
     try:
-        for r in PRESETS[name].recipes:
+        for r in presets[name].recipes:
             spec = NetSpec(arch=o.arch or r.arch, width=width if width is not None else r.width,
-                           scales=o.scales, upsample=o.upsample).resolved()
+                           scales=o.scales, upsample=o.upsample or r.upsample).resolved()
             check_tile(o, spec)
             recipes.append((r, spec, o.iters or r.iters))
     except ValueError as exc:
         raise Fail(str(exc)) from None
     spec, iters = recipes[0][1], recipes[0][2]
-    target = TASK_DEFAULTS["denoise"]["tile"] if o.tile.auto and not o.scales else None
+    tile = TASK_DEFAULTS[setup.task].get("tile")
+    target = tile if tile and o.tile.auto and not o.scales else None
     return replace(setup, spec=spec, iters=iters, tile_target=target, preset=name, recipes=tuple(recipes))
 
 
@@ -497,12 +435,18 @@ def plan_denoise(src: TaskInput, o: FitOptions, *, sigma: float | None = None, a
             spec = replace(spec, input_depth=image.pixels.shape[2])
         config = fit_config(setup, o, spec, problem, jitter=reg_noise(problem.sigma), recipe=recipe,
                             iters=iters)
-        extra = {"sigma": sigma255, **auto}
-        if setup.preset:
-            extra.update(preset=setup.preset, fits=len(recipes))
         plans.append(plan_tiles(setup, Plan("denoise", image, problem, config, spec, o, reference,
-                                            f", σ = {sigma255:.3g}", extra, notes=notes)))
+                                            f", σ = {sigma255:.3g}", {"sigma": sigma255, **auto},
+                                            notes=notes)))
+    return as_ensemble(setup, plans)
+
+
+def as_ensemble(setup: Setup, plans: list[Plan]) -> Plan:
+    """The first plan, the others as its :attr:`Plan.ensemble` (fitted after it and averaged)."""
     main = plans[0]
+    if setup.preset:
+        for plan in plans:
+            plan.extra.update(preset=setup.preset, fits=len(plans))
     if len(plans) > 1:
         main.ensemble = plans[1:]
         main.header += f", an ensemble of {len(plans)} fits ({setup.preset})"
@@ -564,8 +508,7 @@ def plan_inpaint(src: TaskInput, o: FitOptions, *, mask_known: str = "auto", dro
         except ValueError as exc:
             raise Fail(f"{src.mask_name}: {exc}" if src.mask_name not in str(exc) else str(exc)) from None
     problem = Inpaint(known)
-    spec, auto = auto_width(setup, setup.spec, image, None, notes)
-    image = image.with_pixels(problem.observe(image.pixels))
+    masked = image.with_pixels(problem.observe(image.pixels))
     holes = ~known
     notes.append(f"mask: {holes.mean():.1%} of pixels missing ({polarity} = known)")
 
@@ -574,11 +517,16 @@ def plan_inpaint(src: TaskInput, o: FitOptions, *, mask_known: str = "auto", dro
 
         return {"psnr_holes": float(peak_signal_noise_ratio(reference[holes], pixels[holes], data_range=1.0))}
 
-    extra = {**auto, "mask": None if src.mask is None else src.mask_name, "mask_known": polarity,
-             "missing_fraction": float(holes.mean())}
-    return plan_tiles(setup, Plan("inpaint", image, problem, fit_config(setup, o, spec, problem), spec, o,
-                                  reference, f", {holes.mean():.1%} missing", extra, not no_composite,
-                                  scores, notes))
+    plans = []
+    for k, (recipe, spec, iters) in enumerate(setup.recipes or ((None, setup.spec, setup.iters),)):
+        spec, auto = auto_width(setup, spec, image, None, notes if k == 0 else [])
+        extra = {**auto, "mask": None if src.mask is None else src.mask_name, "mask_known": polarity,
+                 "missing_fraction": float(holes.mean())}
+        config = fit_config(setup, o, spec, problem, recipe=recipe, iters=iters)
+        plans.append(plan_tiles(setup, Plan("inpaint", masked, problem, config, spec, o, reference,
+                                            f", {holes.mean():.1%} missing", extra, not no_composite,
+                                            scores, notes)))
+    return as_ensemble(setup, plans)
 
 
 def plan_superres(src: TaskInput, o: FitOptions, *, factor: int = 4, kernel: str = "lanczos2",
@@ -856,7 +804,7 @@ def denoise(image: ImageLike, sigma: float | None = None, *, clean: ImageLike | 
     add_noise : bool
         Experiment: ``image`` is clean; add seeded N(0, σ²) noise, restore, score against it.
     preset : str, optional
-        How to denoise (:data:`PRESETS`: ``fast``, ``balanced``, ``best``); default on a CPU
+        How to denoise (:data:`dipcli.presets.PRESETS`: ``fast``, ``balanced``, ``best``); default on a CPU
         :data:`CPU_PRESET` unless ``arch`` names one net.
     """
     o = _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, device, tile, raw)
@@ -896,10 +844,10 @@ def two_stage(image: ImageLike, sigma: float | None = None, *, clean: ImageLike 
 
 def inpaint(image: ImageLike, mask: ImageLike | None = None, *, mask_known: str = "auto",
             drop: float | None = None, composite: bool = True, clean: ImageLike | None = None,
-            iters: int | None = None, arch: str | None = None, width: int | str | None = None,
-            scales: int | None = None, upsample: str | None = None, stop: str = "auto",
-            precision: str = "auto", lr: float = 0.01, seed: int = 0, device: str = "auto",
-            tile: str | int = "auto", raw: bool = False,
+            preset: str | None = None, iters: int | None = None, arch: str | None = None,
+            width: int | str | None = None, scales: int | None = None, upsample: str | None = None,
+            stop: str = "auto", precision: str = "auto", lr: float = 0.01, seed: int = 0,
+            device: str = "auto", tile: str | int = "auto", raw: bool = False,
             progress: Callable[[Event], None] | None = None) -> Result:
     """Fill missing pixels with a Deep Image Prior [1]_.
 
@@ -917,10 +865,14 @@ def inpaint(image: ImageLike, mask: ImageLike | None = None, *, mask_known: str 
         the fill against ``image``.
     composite : bool
         Keep the known pixels exactly (False: the raw network output).
+    preset : str, optional
+        How to inpaint (:data:`dipcli.presets.INPAINT_PRESETS`: ``fast``, ``best``); default
+        :data:`INPAINT_PRESET` unless ``arch`` names one net.
     """
     if isinstance(mask, np.ndarray) and mask.dtype == bool and mask_known == "auto":
         mask_known = "white"  # True = known, as documented
     o = _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, device, tile, raw)
+    o.preset = preset
     return _run("inpaint", image, clean, mask, o, progress, mask_known=mask_known, drop=drop,
                 no_composite=not composite)
 

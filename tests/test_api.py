@@ -97,8 +97,8 @@ def test_readme_python_example_runs_as_written(tmp_path, monkeypatch):
 
 def test_presets_and_ensembles(noisy):
     """A preset is one fit or several averaged; --arch picks one net instead; unknown names fail."""
-    from dipcli import tasks
-    from dipcli.tasks import PRESETS, Preset, Recipe
+    from dipcli import presets, tasks
+    from dipcli.presets import PRESETS, Preset, Recipe
 
     clean, y = noisy
     sure = Recipe("compact", width=8, iters=20, input="observation", sure_eps=0.02, jitter=0.0,
@@ -114,13 +114,41 @@ def test_presets_and_ensembles(noisy):
         plain = denoise(y, sigma=25, arch="compact", width=8, iters=20, precision="fp32")
         assert "preset" not in plain.settings  # a net named without a preset: that net alone
         setup = tasks.resolve("denoise", tasks.FitOptions(device="cpu"))
-        assert setup.preset == tasks.CPU_PRESET
+        assert setup.preset == presets.CPU_PRESET
     finally:
         del PRESETS["two"]
     with pytest.raises(Fail, match="unknown --preset"):
         denoise(y, sigma=25, preset="nonesuch")
     with pytest.raises(Fail, match="--preset is for denoise"):
         tasks.resolve("two-stage", tasks.FitOptions(preset="best"))
+
+
+def test_inpaint_presets(noisy):
+    """Inpainting's presets: the default preset's fits are the paper's hourglass; `best` fits two
+    seeds and averages them, keeping the known pixels; --arch picks one net; unknown names fail."""
+    from dipcli import presets, tasks
+
+    clean, _ = noisy
+    img = (clean * 255).round().astype(np.uint8)
+    known = np.ones(img.shape[:2], bool)
+    known[8:24, 12:28] = False
+    setup = tasks.resolve("inpaint", tasks.FitOptions(device="cpu"))
+    assert setup.preset == presets.INPAINT_PRESET
+    nets = {(spec.arch, spec.width, spec.upsample) for _, spec, _ in setup.recipes}
+    assert nets == {("original", 32, "nearest")}
+    fit = dict(clean=img, iters=20, precision="fp32", width=8)
+    two = inpaint(img, known, preset="best", **fit)
+    one, other = inpaint(img, known, preset="fast", **fit), inpaint(img, known, preset="fast", seed=1, **fit)
+    assert two.settings["preset"] == "best" and two.settings["fits"] == 2 and two.iterations == 40
+    assert one.settings["fits"] == 1 and one.iterations == 20
+    np.testing.assert_array_equal(two.image[known], img[known])
+    # `best` is the fit from --seed and the one from --seed + 1, averaged (as the benchmark scores it)
+    mean = (one.image.astype(float) + other.image) / 2
+    assert not np.array_equal(one.image, other.image) and np.abs(two.image - mean).max() <= 1
+    plain = inpaint(img, known, arch="compact", width=8, iters=10, precision="fp32")
+    assert "preset" not in plain.settings
+    with pytest.raises(Fail, match="unknown --preset 'balanced'; choose one of: fast, best"):
+        inpaint(img, known, preset="balanced")
 
 
 def test_sure_fit_on_the_observation_learns_a_denoiser(noisy):

@@ -1,0 +1,105 @@
+"""Each task's defaults and its named presets, each chosen by a benchmark against the classical
+methods (benchmarks/README.md, "Why these defaults"): the net, the budget and how a fit is run,
+and for denoising and inpainting several fits to choose from (``--preset``).
+
+References: Jo, Chun & Choi, "Rethinking Deep Image Prior for Denoising", ICCV 2021 (the
+``best`` denoiser); Ulyanov, Vedaldi & Lempitsky, "Deep Image Prior", CVPR 2018 (the hourglass,
+and the average of two runs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+# Per-task defaults, each chosen by a benchmark (benchmarks/README.md, "Why these defaults").
+# ``tile``: with --tile auto, images larger than about 1.5 × this per side are fitted in tiles of
+# about this size when the net is the task's default (it was tuned on 256² images and converges
+# far more slowly on a whole 512² one: benchmarks/README.md, "Denoising"). ``gpu_arch``/``gpu_width``: the net
+# on a CUDA GPU. There time is cheap, so denoising keeps the quality-first compact net, at the
+# width --width auto picks (128 for most images, +0.3 dB on average, for about the time of 64 at
+# 256²). On a CPU, 128 costs 4× the time, and denoising uses the lean net, which reaches its stop
+# about five times sooner for a few tenths of a dB (benchmarks/README.md, "A 512² image in under
+# five minutes").
+TASK_DEFAULTS = {
+    "denoise": dict(arch="lean", upsample=None, iters=1200, tile=256, gpu_arch="compact",
+                    gpu_width="auto"),
+    "two-stage": dict(arch="compact", upsample=None, iters=1200, tile=256, gpu_width="auto"),
+    "inpaint": dict(arch="original", width=32, upsample="nearest", iters=1500),
+    "superres": dict(arch="compact", upsample=None, iters=2000),
+}
+
+# The two-stage options' defaults: the report's method (λ·TV with λ constant for the first third).
+TWO_STAGE_DEFAULTS = dict(tv_weight=0.79, stage1_frac=1 / 3, schedule_kind="step", tv="anisotropic",
+                          stage1="tv")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One fit of a preset: the net and how to fit it (None: the net's or the user's own)."""
+
+    arch: str
+    width: int | None = None
+    upsample: str | None = None
+    iters: int = 1200
+    input: str = "code"  # "observation": the noisy image is the net's input (FitConfig.input)
+    sure_eps: float = 0.0  # > 0: SURE as the data loss (FitConfig.sure_eps)
+    jitter: float | None = None  # input jitter, as a multiple of the DIP paper's (None: the net's)
+    jitter_sigma: float | None = None  # or as a multiple of the noise σ (overrides ``jitter``)
+    ema_warmup: float | None = None  # (None: the net's)
+    precision: str | None = None  # (None: --precision)
+    stop: str | None = None  # (None: --stop)
+    seed_offset: int = 0  # ensemble members start from --seed + offset
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named way to run a task: one fit, or several averaged (an ensemble), chosen by a
+    benchmark against the classical methods (benchmarks/quality.py for denoising against BM3D,
+    benchmarks/inpaint_quality.py for inpainting against the classical fillers)."""
+
+    about: str
+    recipes: tuple[Recipe, ...]
+
+
+# The DIP denoiser of Jo, Chun & Choi (ICCV 2021): the noisy image is the net's input and SURE
+# the loss, so the fit learns a denoiser of this image that does not copy its noise, and the
+# input is jittered by fresh noise of σ at every step, so that the running average of the
+# outputs is an ensemble over those jitters (their "stochastic temporal ensemble"). Measured in
+# benchmarks/results/levers.md (256² crops, σ = 25): jitter σ gains 0.1-0.4 dB over none and over
+# 0.5σ, and 2σ loses 0.4 dB on House; Adam's learning rate stays the paper's 0.01 (0.02 lost
+# 0.5 dB; a cosine decay to 0 lost 0.2-0.4 dB: the fit is still improving at the end); the
+# average warms up. It runs its budget: the PSNR still rises at 1,200 iterations on most images,
+# and the discrepancy principle, whose premise is a fit that ends up copying the noise, stopped
+# it 0.5 dB early on F16.
+SURE = Recipe("compact", iters=1200, input="observation", sure_eps=0.02, jitter_sigma=1.0, ema_warmup=9.0,
+              stop="fixed")
+
+PRESETS: dict[str, Preset] = {
+    "fast": Preset("the lean net, stopped at the noise level (the CPU default until this round)",
+                   (Recipe("lean"),)),
+    "balanced": Preset("two lean fits from different seeds, averaged",
+                       (Recipe("lean"), Recipe("lean", seed_offset=1))),
+    "best": Preset("the compact net fitted to the noisy image itself with a SURE loss", (SURE,)),
+}
+# The preset `dip denoise` uses on a CPU when no --preset and no --arch is given. On a CUDA GPU
+# the default stays the compact net at --width auto (TASK_DEFAULTS), measured there.
+CPU_PRESET = "fast"
+
+# Inpainting: the DIP paper's hourglass at width 32 (TASK_DEFAULTS), fitted once (`fast`) or
+# twice from other seeds and averaged (`best`). Measured by benchmarks/inpaint_quality.py (eight
+# kinds of hole, four 256² images each, against biharmonic, Telea and Navier-Stokes): one fit is
+# ahead of the fillers on average but 0.25-0.36 dB behind the best of them on large blocks and
+# sparse random holes, where single fits differ most (each invents its own content: two seeds
+# differed by up to 1.5 dB on a 64² block); the average of two is ahead on every kind, in about
+# 200 s per 256² image on a 2-core CPU. It is the default on every device.
+_INPAINT = TASK_DEFAULTS["inpaint"]
+INPAINT = Recipe(_INPAINT["arch"], width=_INPAINT["width"], upsample=_INPAINT["upsample"],
+                 iters=_INPAINT["iters"])
+INPAINT_PRESETS: dict[str, Preset] = {
+    "fast": Preset("one fit of the DIP paper's hourglass at width 32, stopped by WMV", (INPAINT,)),
+    "best": Preset("two such fits from seeds --seed and --seed + 1, averaged",
+                   (INPAINT, replace(INPAINT, seed_offset=1))),
+}
+# Each task's presets, and inpainting's default (when neither --preset nor --arch is given).
+TASK_PRESETS: dict[str, dict[str, Preset]] = {"denoise": PRESETS, "inpaint": INPAINT_PRESETS}
+INPAINT_PRESET = "best"
