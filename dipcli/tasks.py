@@ -4,8 +4,9 @@
     >>> result = denoise(noisy, sigma=25)          # noisy: (H, W) or (H, W, C), uint8/uint16/float
     >>> restored = result.image                    # same dtype and layout as ``noisy``
 
-Each task holds its defaults here, in one place, and the command line (:mod:`dipcli.cli`), the
-batch runners (:mod:`dipcli.batch`) and the benchmarks all come through these functions. A task
+Each task's defaults and presets are in :mod:`dipcli.presets`, in one place, and the command line
+(:mod:`dipcli.cli`), the batch runners (:mod:`dipcli.batch`) and the benchmarks all come through
+these functions. A task
 is two steps, so that a batch can fit several prepared inputs together (``--group``):
 
 * ``plan_<task>(source, options, ...)`` turns one input into a :class:`Plan`: the problem
