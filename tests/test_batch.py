@@ -284,6 +284,18 @@ def test_group_fits_same_size_images_together_like_alone(folder, tmp_path):
         assert x.shape == y.shape and np.abs(x - y).mean() < 0.5, name  # grey levels
 
 
+def test_group_leaves_an_ensemble_whole(folder, tmp_path):
+    """--group with a preset of two fits (inpainting's default): each input still gets both fits,
+    fitted on its own, as without --group."""
+    (folder / "c.png").unlink()
+    args = ["--drop", "0.3", "--iters", "10", "--width", "8", "--stop", "fixed", "--json"]
+    res = invoke("inpaint", folder, *args, "--group", "2", "--output-dir", tmp_path / "out")
+    assert res.exit_code == 0, res.output
+    recs = [json.loads(line) for line in res.stdout.splitlines()]
+    assert recs and all(r["preset"] == "best" and r["fits"] == 2 and r["iterations"] == 20 for r in recs)
+    assert all(r.get("group", 1) == 1 for r in recs)
+
+
 def test_group_members_stop_on_their_own(tmp_path, smooth):
     """Each member of a group has its own stop rule: a flat image that the net explains at once
     stops long before a noisy one, and is not held to the other's iterations."""

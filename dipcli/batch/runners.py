@@ -210,7 +210,8 @@ def run_grouped(task: Task, items: list[Item], display: Display, batch: bool) ->
     """``--group N``: inputs of one size fitted N at a time as one batched net, in this process.
 
     Inputs are read in order and held back until N of a kind are in (or memory allows no more,
-    or the inputs run out). An input that is tiled or draws pictures is fitted on its own.
+    or the inputs run out). An input that is tiled, draws pictures or is fitted several times
+    (a preset's ensemble, e.g. `dip inpaint`'s default) is fitted on its own.
     """
     fit = task.fit
     waiting: dict[tuple, list[tuple[Item, Plan, Sink]]] = {}
@@ -230,7 +231,7 @@ def run_grouped(task: Task, items: list[Item], display: Display, batch: bool) ->
             yield prepared[0]
             continue
         p = prepared[0]
-        if p.tile or item.pictures:
+        if p.tile or item.pictures or p.ensemble:
             alone = functools.partial(run_prepared, task, item, p, sink)
             outcomes = guarded(task, [item], batch, lambda alone=alone: [alone()])
         else:
