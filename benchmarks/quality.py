@@ -272,8 +272,8 @@ def main(argv: list[str] | None = None) -> None:
                   ("image_F16_512rgb", "image_Baboon512rgb", "image_House256rgb")}
     else:
         images = acceptance_set()
-        if args.only:
-            images = {k: v for k, v in images.items() if k in args.only}
+    if args.only and not smoke:
+        images = {k: v for k, v in images.items() if k in args.only}
     done = {}
     if args.log.exists():
         for line in args.log.read_text().splitlines():
