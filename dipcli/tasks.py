@@ -6,8 +6,8 @@
 
 Each task's defaults and presets are in :mod:`dipcli.presets`, in one place, and the command line
 (:mod:`dipcli.cli`), the batch runners (:mod:`dipcli.batch`) and the benchmarks all come through
-these functions. A task
-is two steps, so that a batch can fit several prepared inputs together (``--group``):
+these functions. A task is two steps, so that a batch can fit several prepared inputs together
+(``--group``):
 
 * ``plan_<task>(source, options, ...)`` turns one input into a :class:`Plan`: the problem
   (forward model and noise model), the generator's spec, the fit configuration with its stop
@@ -102,6 +102,11 @@ class Setup:
     tile_target: int | None  # --tile auto: tiles of about this size for quality (None: memory only)
     preset: str | None = None  # denoise, inpaint: the preset in use
     recipes: tuple[tuple[Recipe, NetSpec, int], ...] = ()  # its fits: recipe, net, budget
+
+    @property
+    def fits(self) -> tuple[tuple[Recipe | None, NetSpec, int], ...]:
+        """Each fit to run: the preset's recipes, or the one net with no recipe."""
+        return self.recipes or ((None, self.spec, self.iters),)
 
 
 def resolve(task: str, o: FitOptions) -> Setup:
@@ -428,7 +433,7 @@ def plan_denoise(src: TaskInput, o: FitOptions, *, sigma: float | None = None, a
     notes: list[str] = []
     image, reference, problem = denoise_inputs(src, sigma, add_noise, o.seed, notes)
     sigma255 = problem.sigma * 255
-    recipes = setup.recipes or ((None, setup.spec, setup.iters),)
+    recipes = setup.fits
     plans = []
     for k, (recipe, spec, iters) in enumerate(recipes):
         spec, auto = auto_width(setup, spec, image, problem.sigma, notes if k == 0 else [])
@@ -519,7 +524,7 @@ def plan_inpaint(src: TaskInput, o: FitOptions, *, mask_known: str = "auto", dro
         return {"psnr_holes": float(peak_signal_noise_ratio(reference[holes], pixels[holes], data_range=1.0))}
 
     plans = []
-    for k, (recipe, spec, iters) in enumerate(setup.recipes or ((None, setup.spec, setup.iters),)):
+    for k, (recipe, spec, iters) in enumerate(setup.fits):
         spec, auto = auto_width(setup, spec, image, None, notes if k == 0 else [])
         extra = {**auto, "mask": None if src.mask is None else src.mask_name, "mask_known": polarity,
                  "missing_fraction": float(holes.mean())}
