@@ -43,6 +43,7 @@ import pickle
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -60,13 +61,15 @@ from common import (  # noqa: E402
 )
 
 from dipcli.io import read_image  # noqa: E402
+from dipcli.presets import Recipe  # noqa: E402
+from dipcli.tasks import Plan  # noqa: E402
 
 SET9 = ("image_Baboon512rgb", "image_F16_512rgb", "image_House256rgb", "image_Lena512rgb",
         "image_Peppers512rgb", "kodim01", "kodim02", "kodim03", "kodim12")
 SET12 = ("Set12_01", "Set12_05", "Set12_09")
 BASELINES = ("bm3d", "nlmeans")
-# Each DIP fit's measures and images, so that a preset sharing a fit with another (balanced's
-# first fit is fast's) reuses it. Not committed (.gitignore); --smoke runs without it.
+# Each DIP fit's measures and images, so that a preset sharing a fit with another (one fit cut
+# at a shorter budget: ``fit_once``) reuses it. Not committed (.gitignore); --smoke runs without it.
 FITS = RESULTS / "quality-fits"
 
 
@@ -120,8 +123,6 @@ def run_dip(preset: str, noisy: np.ndarray, clean: np.ndarray, sigma: float, ite
             case: str = "", cache: Path | None = None) -> dict:
     """One `dip denoise --preset P` run, each of its fits run for its whole budget with the
     automatic stop shadowed (``stopping.watch``); an ensemble's fits averaged as `dip` averages them."""
-    from stopping import watch
-
     from dipcli.io import Image
     from dipcli.options import Tile
     from dipcli.tasks import FitOptions, TaskInput, plan_denoise, resolve
@@ -130,21 +131,11 @@ def run_dip(preset: str, noisy: np.ndarray, clean: np.ndarray, sigma: float, ite
     setup = resolve("denoise", o)
     image = Image(noisy, np.dtype(np.uint8), noisy.shape[2] == 1)
     plan = plan_denoise(TaskInput(image, clean=Image(clean, np.dtype(np.uint8))), o, sigma=sigma, setup=setup)
-    members = [plan, *plan.ensemble]
+    # Each fit alone: watching the first plan with its ensemble attached would fit them all.
+    members = [replace(plan, ensemble=[]), *plan.ensemble]
     recipes = [r for r, _, _ in setup.recipes] if setup.recipes else [None]
-    fits = []
-    for member, recipe in zip(members, recipes, strict=True):
-        # One fit per (image, σ, recipe, net, budget, seed): `balanced`'s first fit is `fast`'s.
-        key = hashlib.sha256(repr((case, sigma, recipe, member.spec, member.config.iters, member.config.seed))
-                             .encode()).hexdigest()[:16]
-        cached = cache / f"{key}.pkl" if cache else None
-        if cached is not None and cached.exists():
-            fits.append(pickle.loads(cached.read_bytes()))
-            continue
-        fits.append(watch("denoise", member, ["auto"], keep_images=True))
-        if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            cached.write_bytes(pickle.dumps(fits[-1]))
+    fits = [fit_once(member, recipe, case, sigma, cache)
+            for member, recipe in zip(members, recipes, strict=True)]
     autos = [m["verdicts"]["auto"] for m in fits]
     psnr, ssim = scores(np.mean([a["image"] for a in autos], axis=0), clean)
     peak, _ = scores(np.mean([m["peak_image"] for m in fits], axis=0), clean)
@@ -154,8 +145,59 @@ def run_dip(preset: str, noisy: np.ndarray, clean: np.ndarray, sigma: float, ite
             "fits": [{"net": m["net"], "peak_psnr": m["peak_psnr"], "peak_iteration": m["peak_iteration"],
                       "psnr": a["psnr"], "stop_iteration": a["stop_iteration"], "stop_reason": a["reason"],
                       "seconds": a["seconds_to_stop"], "iterations_budget": m["iterations"],
-                      "precision": m["precision"]} for m, a in zip(fits, autos, strict=True)],
+                      "precision": m["precision"],
+                      **({"read_from": m["read_from"]} if "read_from" in m else {})}
+                     for m, a in zip(fits, autos, strict=True)],
             "tile": plan.tile}
+
+
+def shorter_budgets(recipe: Recipe | None, iters: int) -> list[int]:
+    """The budgets under ``iters`` of the presets whose one fit is ``recipe`` but for its budget:
+    the fit snapshots itself there, so that those presets are scored from it without a fit."""
+    from dipcli.presets import PRESETS
+
+    if recipe is None:
+        return []
+    kind = replace(recipe, iters=0)
+    return sorted({p.recipes[0].iters for p in PRESETS.values() if len(p.recipes) == 1
+                   and replace(p.recipes[0], iters=0) == kind and p.recipes[0].iters < iters})
+
+
+def fit_once(member: Plan, recipe: Recipe | None, case: str, sigma: float, cache: Path | None) -> dict:
+    """One fit of a preset, watched for its whole budget, from the cache where it is there.
+
+    One fit per (image, σ, recipe, net, seed) and budget, so `balanced`'s first fit is `fast`'s.
+    A fit with a shorter budget is read from a longer fit of the same kind where that one kept a
+    snapshot at the budget (``stopping.Snapshots``): with the same seed the first N iterations are
+    the same computation whatever the budget, so the image, the seconds and the peak so far are
+    what a fit with budget N gives, without running it again.
+    """
+    from stopping import watch
+
+    iters = member.config.iters
+    kind = replace(recipe, iters=0) if recipe is not None else None  # the budget is not the recipe's
+    base = repr((case, sigma, kind, member.spec, member.config.seed))
+    base = hashlib.sha256(base.encode()).hexdigest()[:16]
+    if cache is not None:
+        exact = cache / f"{base}-{iters}.pkl"
+        if exact.exists():
+            return pickle.loads(exact.read_bytes())
+        for longer in sorted(cache.glob(f"{base}-*.pkl")):
+            fit = pickle.loads(longer.read_bytes())
+            snap = fit.get("snapshots", {}).get(iters)
+            if snap is not None:
+                auto = {"stop_iteration": iters, "reason": "budget", "kept_iteration": iters,
+                        "psnr": snap["psnr"], "gap_db": snap["peak_psnr"] - snap["psnr"],
+                        "seconds_to_stop": snap["seconds"], "image": snap["image"]}
+                return {**fit, "iterations": iters, "seconds": snap["seconds"], "verdicts": {"auto": auto},
+                        "peak_psnr": snap["peak_psnr"], "peak_iteration": snap["peak_iteration"],
+                        "peak_image": snap["peak_image"],
+                        "read_from": f"the {fit['iterations']}-iteration fit at {iters}"}
+    fit = watch("denoise", member, ["auto"], keep_images=True, snapshots=shorter_budgets(recipe, iters))
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / f"{base}-{iters}.pkl").write_bytes(pickle.dumps(fit))
+    return fit
 
 
 def run_whole(preset: str, noisy: np.ndarray, clean: np.ndarray, sigma: float, iters: int | None) -> dict:

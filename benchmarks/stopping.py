@@ -168,6 +168,22 @@ class Peak:
             self.psnr, self.iteration, self.ema = e.psnr_ema, e.iteration, e.ema.detach().clone()
 
 
+class Snapshots:
+    """Subscriber: at each of ``iterations``, the averaged output, the seconds so far and the
+    peak so far, so that one fit also scores the same fit with any of those shorter budgets (a
+    seeded fit's first N iterations do not depend on its budget)."""
+
+    def __init__(self, iterations: Sequence[int]) -> None:
+        self.iterations, self.taken = set(iterations), {}
+        self.peak = Peak()
+
+    def on_event(self, e: Event) -> None:
+        self.peak.on_event(e)
+        if e.iteration in self.iterations:
+            self.taken[e.iteration] = {"ema": e.ema.detach().clone(), "seconds": e.elapsed,
+                                       "peak_ema": self.peak.ema, "peak_iteration": self.peak.iteration}
+
+
 def to_hwc(t: torch.Tensor) -> np.ndarray:
     return t[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
@@ -216,13 +232,15 @@ def sig4(x: float | None) -> float | None:
 
 
 def watch(task: str, p: Plan, rules: Sequence[str], check_every: int | None = None,
-          keep_images: bool = False) -> dict:
+          keep_images: bool = False, snapshots: Sequence[int] = ()) -> dict:
     """Fit a planned case for its whole budget with its stop rules shadowed; return the measures.
 
     ``rules`` names the verdicts wanted: ``auto`` is the rule the planner built into ``p.config``
     (exactly what ``--stop auto`` runs), any other name the rule ``make_stop`` gives for it.
     ``keep_images``: also return the averaged outputs at the peak and at each rule's stop
-    (``images``), e.g. to score an ensemble of several fits.
+    (``images``), e.g. to score an ensemble of several fits. ``snapshots``: iterations at which
+    to keep the averaged output and the peak so far (``snapshots`` in the result, see
+    :class:`Snapshots`), to score shorter budgets of the same fit.
     """
     noise = p.problem.noise
     sigma = None if noise is None else noise.sigma
@@ -230,9 +248,9 @@ def watch(task: str, p: Plan, rules: Sequence[str], check_every: int | None = No
     start = p.extra.get("stage1_end") or 0  # two-stage: WMV watches stage 2, as the task's does
     chosen = {name: config.stop if name == "auto" else make_stop(name, noise, config.iters, start=start)
               for name in rules}
-    shadow, peak = Shadow(chosen, sigma), Peak()
+    shadow, peak, snaps = Shadow(chosen, sigma), Peak(), Snapshots(snapshots)
     config = replace(config, stop=shadow, check_every=check_every or config.check_every)
-    done = run_plan(replace(p, config=config), [peak])
+    done = run_plan(replace(p, config=config), [peak, snaps])
     res = done.fit
     score = scorer(task, p)
     elapsed = {h["iteration"]: h["elapsed"] for h in res.history}
@@ -266,6 +284,12 @@ def watch(task: str, p: Plan, rules: Sequence[str], check_every: int | None = No
     }
     if keep_images:
         out["peak_image"] = to_hwc(peak.ema)
+    if snaps.taken:
+        out["snapshots"] = {
+            n: {"image": to_hwc(t["ema"]), "psnr": score(to_hwc(t["ema"])), "seconds": t["seconds"],
+                "peak_image": to_hwc(t["peak_ema"]), "peak_psnr": score(to_hwc(t["peak_ema"])),
+                "peak_iteration": t["peak_iteration"]}
+            for n, t in snaps.taken.items()}
     if sigma is not None:
         trace["noise_floor"] = [sig4(shadow.noise_floor.get(i)) for i in checks]
         # The tolerance that would have stopped the discrepancy rule at the peak.

@@ -96,6 +96,13 @@ class FitConfig:
     # IEEE TIP 2008): a second pass of the net on the input moved by sure_eps · N(0, 1). Only a
     # net whose input is the observation has a divergence to penalise (input="observation").
     sure_eps: float = 0.0
+    # True: the data loss is Recorrupted-to-Recorrupted (Pang, Zheng, Quan & Ji, CVPR 2021). The
+    # input is the observation plus the step's jitter e = α·N(0, σ²) (reg_noise = α·σ), the target
+    # the observation minus e/α². For Gaussian noise of σ the two are independent noisy copies of
+    # the clean image, so the mean squared error to the target is, in expectation, the error to
+    # the clean image plus a constant: an unbiased loss, like SURE, with one pass of the net
+    # instead of two. Needs input="observation" and a problem with Gaussian noise of known σ.
+    recorrupt: bool = False
     precision: str = "fp32"  # "bf16": the generator runs under bfloat16 autocast; "auto"
     seed: int = 0
     check_every: int = 10  # host synchronisation, metrics, backtracking and events happen here
@@ -222,7 +229,7 @@ class Member:
 # What must be equal across a group: the members share one net call, one optimiser step and one
 # stream of random numbers per iteration.
 SHARED = ("iters", "lr", "reg_noise", "ema", "ema_warmup", "input_scale", "precision", "seed", "check_every",
-          "backtrack_ratio", "input", "sure_eps")
+          "backtrack_ratio", "input", "sure_eps", "recorrupt")
 
 
 def fit(
@@ -298,6 +305,9 @@ def fit_group(
     sure = config.sure_eps > 0
     if sure and config.input != "observation":
         raise ValueError("fit: SURE needs the observation as the net's input (else its divergence is 0)")
+    if config.recorrupt and (config.input != "observation" or config.reg_noise <= 0 or sure):
+        raise ValueError("fit: recorrupt needs the observation as the input, a jitter (reg_noise > 0) "
+                         "and no SURE")
     net = net.to(device)
     if n == 1:  # a stack's weights are 5-d: channels-last is for plain 4-d convolutions
         net = net.to(memory_format=torch.channels_last)
@@ -344,7 +354,8 @@ def fit_group(
     active = list(range(n))
     try:
         for it in range(1, config.iters + 1):
-            inp = z + config.reg_noise * jitter(z) if config.reg_noise > 0 else z
+            shake = config.reg_noise * jitter(z) if config.reg_noise > 0 else None
+            inp = z + shake if shake is not None else z
             if n > 1 and inp.shape[0] == 1:
                 inp = inp.expand(n, *inp.shape[1:])
             probe = jitter(inp) if sure else None
@@ -358,6 +369,10 @@ def fit_group(
                 data_loss = m.problem.loss(o, ys[i])
                 lam = m.config.reg_weight(it) if m.config.regulariser is not None else None
                 fidelity = data_loss
+                if config.recorrupt:
+                    part = slice(None) if n == 1 else slice(i, i + 1)
+                    target = m.problem.recorrupted(ys[i], shake[part], config.reg_noise)
+                    fidelity = m.problem.loss(o, target)
                 if sure:
                     part = slice(None) if n == 1 else slice(i, i + 1)
                     fidelity = m.problem.sure(data_loss, o, moved[part], probe[part], config.sure_eps)

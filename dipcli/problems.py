@@ -94,6 +94,10 @@ class Problem:
         """SURE of the MSE, for a problem whose noise model is Gaussian (see :meth:`Denoise.sure`)."""
         raise ValueError(f"SURE needs additive Gaussian noise of known σ; {self.name} has no such model")
 
+    def recorrupted(self, observed: torch.Tensor, shake: torch.Tensor, shake_std: float) -> torch.Tensor:
+        """The Recorrupted-to-Recorrupted target (see :meth:`Denoise.recorrupted`)."""
+        raise ValueError(f"recorrupt needs additive Gaussian noise of known σ; {self.name} has no such model")
+
     def psnr(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """PSNR (dB) of a candidate against a clean reference, as this problem's literature scores it."""
         return psnr(x, ref)
@@ -136,6 +140,17 @@ class Denoise(Problem):
             raise ValueError("SURE needs the noise level: pass --sigma")
         divergence = torch.mean(probe * (moved - output)) / eps
         return data_loss - self.sigma**2 + 2 * self.sigma**2 * divergence
+
+    def recorrupted(self, observed: torch.Tensor, shake: torch.Tensor, shake_std: float) -> torch.Tensor:
+        """The target y − e/α² for the input y + e, where e = α·N(0, σ²) has std ``shake_std`` = ασ.
+
+        Pang, Zheng, Quan & Ji, "Recorrupted-to-Recorrupted: Unsupervised Deep Learning for Image
+        Denoising", CVPR 2021: y + αz and y − z/α (z ~ N(0, σ²)) have uncorrelated, hence for
+        Gaussian noise independent, noise, so E‖f(y + αz) − (y − z/α)‖² = E‖f(y + αz) − x‖² + c.
+        """
+        if self.sigma is None:
+            raise ValueError("recorrupt needs the noise level: pass --sigma")
+        return observed - shake * (self.sigma / shake_std) ** 2
 
     def window(self, rows: slice, cols: slice) -> Denoise:
         """The problem on a window of the image (a tile): the same, since noise is per pixel."""

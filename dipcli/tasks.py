@@ -350,7 +350,7 @@ def fit_config(setup: Setup, o: FitOptions, spec: NetSpec, problem: Problem, wmv
                      reg_noise=(r.jitter_sigma * problem.noise.sigma if r.jitter_sigma is not None
                                 else jitter * (net.jitter if r.jitter is None else r.jitter)),
                      ema_warmup=net.ema_warmup if r.ema_warmup is None else r.ema_warmup,
-                     input=r.input, sure_eps=r.sure_eps)
+                     input=r.input, sure_eps=r.sure_eps, recorrupt=r.recorrupt)
 
 
 def auto_width(setup: Setup, spec: NetSpec, image: Image, sigma: float | None,

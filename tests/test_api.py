@@ -1,6 +1,7 @@
 """The Python API: every task as a function, numpy (or a path) in, the same dtype and layout out."""
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -151,8 +152,15 @@ def test_inpaint_presets(noisy):
         inpaint(img, known, preset="balanced")
 
 
-def test_sure_fit_on_the_observation_learns_a_denoiser(noisy):
-    """The best preset's loop: the noisy image as input, SURE as the loss; it denoises."""
+def test_best_preset_fits_the_observation_with_a_recorrupted_loss_and_denoises(noisy):
+    """The best preset's loop: the noisy image as input, Recorrupted-to-Recorrupted as the loss,
+    the whole budget; fast and balanced are the same fit with shorter budgets."""
+    from dipcli.presets import PRESETS
+
+    recipes = [PRESETS[name].recipes for name in ("fast", "balanced", "best")]
+    assert all(len(r) == 1 and r[0].recorrupt and r[0].input == "observation" for r in recipes)
+    assert len({replace(r[0], iters=0) for r in recipes}) == 1
+    assert [r[0].iters for r in recipes] == sorted(r[0].iters for r in recipes)
     clean, y = noisy
     result = denoise(y, sigma=25, clean=clean, preset="best", iters=60, precision="fp32")
     from skimage.metrics import peak_signal_noise_ratio

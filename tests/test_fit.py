@@ -131,3 +131,23 @@ def test_jitter_is_a_channels_last_standard_normal_draw():
     noise = jitter(z)
     assert noise.shape == z.shape and noise.is_contiguous(memory_format=torch.channels_last)
     assert abs(noise.mean().item()) < 0.05 and abs(noise.std().item() - 1) < 0.05
+
+
+def observation_fit(smooth, iters=150, **kw):
+    """A net fed the noisy image itself (the `best` preset's loop), input jitter of σ."""
+    clean = smooth(32, 32)
+    problem = Denoise(25 / 255)
+    noisy = problem.observe(clean, seed=1)
+    spec = NetSpec("compact", width=16, input_depth=3).resolved()
+    cfg = FitConfig(iters=iters, lr=0.01, input="observation", reg_noise=25 / 255, **kw)
+    return clean, noisy, fit(problem, build_net(spec, 3, seed=0), noisy, cfg, reference=clean)
+
+
+def test_recorrupted_fit_on_the_observation_denoises(smooth):
+    """Recorrupted-to-Recorrupted as the loss: one pass of the net per step, and it denoises."""
+    clean, noisy, result = observation_fit(smooth, recorrupt=True)
+    assert psnr(result.ema, clean) > psnr(noisy, clean) + 3
+    with pytest.raises(ValueError, match="recorrupt needs the observation"):
+        run(smooth, iters=5, recorrupt=True)  # a random code as input: nothing to recorrupt
+    with pytest.raises(ValueError, match="recorrupt needs the observation"):
+        observation_fit(smooth, iters=5, recorrupt=True, sure_eps=0.02)

@@ -298,3 +298,21 @@ def test_superres_fits_through_out_size(smooth):
 
 def test_denoise_is_unchanged():
     assert Denoise(0.1).loss(torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)).item() == 1.0
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_recorrupted_target_and_input_are_independent_copies_of_the_clean_image(alpha):
+    """Pang et al.'s pair: y + αz and y − z/α carry uncorrelated noise, of variance σ²(1 + α²)
+    and σ²(1 + 1/α²); so the loss to the target is the loss to the clean image plus a constant."""
+    sigma = 0.1
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.rand(1, 3, 200, 200, generator=gen)
+    y = clean + sigma * torch.randn(clean.shape, generator=gen)
+    shake = alpha * sigma * torch.randn(clean.shape, generator=gen)
+    target = Denoise(sigma).recorrupted(y, shake, alpha * sigma)
+    into, out = (y + shake - clean).flatten(), (target - clean).flatten()
+    assert abs(torch.corrcoef(torch.stack([into, out]))[0, 1].item()) < 0.01
+    assert out.var().item() == pytest.approx(sigma**2 * (1 + 1 / alpha**2), rel=0.02)
+    assert into.var().item() == pytest.approx(sigma**2 * (1 + alpha**2), rel=0.02)
+    with pytest.raises(ValueError, match="noise level"):
+        Denoise(None).recorrupted(y, shake, sigma)

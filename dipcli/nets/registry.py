@@ -2,7 +2,7 @@
 
 Named architectures (presets of three families):
 
-* ``lean`` — the CPU denoising default: ``compact`` with a 1×1 convolution after the last
+* ``lean`` — the CPU denoising default before the presets (``dipcli.presets``): ``compact`` with a 1×1 convolution after the last
   upsampling (so only the fixed upsampler mixes pixels at full resolution) and zero padding,
   fitted with half the paper's input jitter and an average that warms up. On this 2-core CPU it
   reaches its stop in about a third of the iterations of ``compact``, each a third cheaper,
@@ -47,7 +47,7 @@ class Preset:
 _COMPACT = dict(width=64, scales=2, skip=4, skip_scales=1, upsample="bilinear", input_depth=32)
 # None: skip_scales follows scales (skips at every scale), input_depth follows width.
 PRESETS: dict[str, Preset] = {
-    "lean": Preset("skip", "compact, 1×1 at full size, zero padding, half the jitter (CPU default)",
+    "lean": Preset("skip", "compact, 1×1 at full size, zero padding, half the jitter",
                    {**_COMPACT, "top_kernel": 1, "padding": "zeros"}, jitter=0.5, ema_warmup=9.0),
     "compact": Preset("skip", "2-scale DIP, skip at the deepest scale (default: GPU denoise, others)",
                       _COMPACT),
