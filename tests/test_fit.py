@@ -133,7 +133,7 @@ def test_jitter_is_a_channels_last_standard_normal_draw():
     assert abs(noise.mean().item()) < 0.05 and abs(noise.std().item() - 1) < 0.05
 
 
-def observation_fit(smooth, iters=150, **kw):
+def observation_fit(smooth, iters=300, **kw):
     """A net fed the noisy image itself (the `best` preset's loop), input jitter of σ."""
     clean = smooth(32, 32)
     problem = Denoise(25 / 255)
