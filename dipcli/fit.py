@@ -354,11 +354,13 @@ def fit_group(
     active = list(range(n))
     try:
         for it in range(1, config.iters + 1):
-            shake = config.reg_noise * jitter(z) if config.reg_noise > 0 else None
+            # One draw for one image, shared by a group's members (broadcast over the batch), so
+            # each member sees the noise it would see fitted alone with the seed.
+            shake = config.reg_noise * jitter(z[:1]) if config.reg_noise > 0 else None
             inp = z + shake if shake is not None else z
             if n > 1 and inp.shape[0] == 1:
                 inp = inp.expand(n, *inp.shape[1:])
-            probe = jitter(inp) if sure else None
+            probe = jitter(inp[:1]) if sure else None
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = net(inp)
                 moved = net(inp + config.sure_eps * probe).float() if sure else None
@@ -370,12 +372,11 @@ def fit_group(
                 lam = m.config.reg_weight(it) if m.config.regulariser is not None else None
                 fidelity = data_loss
                 if config.recorrupt:
-                    part = slice(None) if n == 1 else slice(i, i + 1)
-                    target = m.problem.recorrupted(ys[i], shake[part], config.reg_noise)
+                    target = m.problem.recorrupted(ys[i], shake, config.reg_noise)
                     fidelity = m.problem.loss(o, target)
                 if sure:
-                    part = slice(None) if n == 1 else slice(i, i + 1)
-                    fidelity = m.problem.sure(data_loss, o, moved[part], probe[part], config.sure_eps)
+                    fidelity = m.problem.sure(data_loss, o, moved if n == 1 else moved[i:i + 1], probe,
+                                              config.sure_eps)
                 term = fidelity if m.config.data_weight is None else m.config.data_weight(it) * fidelity
                 if lam:
                     term = term + lam * m.config.regulariser(o, ys[i])

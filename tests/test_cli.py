@@ -39,7 +39,7 @@ def test_json_output_parses_and_reports_psnr(noisy_png):
                  noisy_png.with_name("clean.png"), "--json", *FAST)
     assert res.exit_code == 0, res.output
     record = json.loads(res.stdout)
-    assert record["iterations"] == 20 and record["arch"] == "lean"
+    assert record["iterations"] == 20 and record["arch"] == "compact" and record["preset"] == "fast"
     assert record["psnr"] > 10 and 0 < record["ssim"] <= 1 and record["params"] > 0
 
 
@@ -178,22 +178,27 @@ def test_bad_width_is_refused(noisy_png):
     assert res.exit_code == 2 and "auto" in res.output
 
 
-def test_denoise_defaults_lean_net_on_a_cpu_and_compact_auto_width_on_a_gpu(monkeypatch):
-    """On a CPU: the lean net, fitted with half the paper's jitter and a warm average; other nets
-    keep the paper's. On CUDA: the compact net at --width auto. Either way, 256² tiles."""
+def test_denoise_defaults_the_fast_preset_on_a_cpu_and_compact_auto_width_on_a_gpu(monkeypatch):
+    """On a CPU: the `fast` preset, the compact net fed the noisy image with a recorrupted loss
+    (jitter σ, a warm average, its whole budget); a net named with --arch keeps the paper's
+    jitter and the stop rule. On CUDA: the compact net at --width auto. Either way, 256² tiles."""
+    from dipcli.presets import CPU_PRESET, PRESETS
     from dipcli.problems import Denoise
     from dipcli.tasks import FitOptions, fit_config, resolve
 
     cpu = FitOptions(device="cpu")
     setup = resolve("denoise", cpu)
-    config = fit_config(setup, cpu, setup.spec, Denoise(25 / 255), jitter=1 / 30)
-    assert setup.spec.arch == "lean" and setup.tile_target == 256
-    assert config.reg_noise == pytest.approx(1 / 60) and config.ema_warmup == 9
+    (recipe, spec, iters), = setup.recipes
+    config = fit_config(setup, cpu, spec, Denoise(25 / 255), jitter=1 / 30, recipe=recipe, iters=iters)
+    assert setup.preset == CPU_PRESET == "fast" and recipe == PRESETS["fast"].recipes[0]
+    assert spec.arch == "compact" and setup.tile_target == 256 and iters == recipe.iters
+    assert config.input == "observation" and config.recorrupt and config.stop.name == "fixed"
+    assert config.reg_noise == pytest.approx(25 / 255) and config.ema_warmup == 9
     compact = FitOptions(device="cpu", arch="compact")
     plain_setup = resolve("denoise", compact)
     plain = fit_config(plain_setup, compact, plain_setup.spec, Denoise(25 / 255), jitter=1 / 30)
-    assert plain.reg_noise == pytest.approx(1 / 30) and plain.ema_warmup == 0
-    assert plain_setup.tile_target == 256
+    assert plain.reg_noise == pytest.approx(1 / 30) and plain.ema_warmup == 0 and not plain.recorrupt
+    assert plain_setup.tile_target == 256 and plain_setup.preset is None
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     gpu = resolve("denoise", FitOptions(device="auto"))
     assert gpu.spec.arch == "compact" and gpu.width_auto
