@@ -27,7 +27,7 @@ method denoises the same noisy array. Methods:
   (``stopping.watch``): the row holds the PSNR the user gets (the image at the automatic stop,
   quantised as written), the best PSNR anywhere in the budget, and the seconds to the stop, so
   the loss due to stopping and the loss due to the method are separate numbers. A preset that
-  is another's one fit with a shorter budget (``fast`` and ``balanced`` are ``best`` cut at 800
+  is another's one fit with a shorter budget (``fast`` and ``balanced`` are ``best`` cut at 700
   and 1,200 iterations) is read from that fit's snapshot at its budget when the longer fit ran
   first (list ``best`` first): the same seeded computation, not fitted twice (``fit_once``).
 

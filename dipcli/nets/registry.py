@@ -2,8 +2,9 @@
 
 Named architectures (presets of three families):
 
-* ``lean`` — the CPU denoising default before the presets (``dipcli.presets``): ``compact`` with a 1×1 convolution after the last
-  upsampling (so only the fixed upsampler mixes pixels at full resolution) and zero padding,
+* ``lean`` — the CPU denoising default before the presets (``dipcli.presets``): ``compact``
+  with a 1×1 convolution after the last upsampling (so only the fixed upsampler mixes pixels at
+  full resolution) and zero padding,
   fitted with half the paper's input jitter and an average that warms up. On this 2-core CPU it
   reaches its stop in about a third of the iterations of ``compact``, each a third cheaper,
   for a few tenths of a dB less (benchmarks/README.md, "A 512² image in under five minutes").
