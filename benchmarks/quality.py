@@ -48,6 +48,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -64,8 +65,10 @@ from common import (  # noqa: E402
 )
 
 from dipcli.io import read_image  # noqa: E402
-from dipcli.presets import Recipe  # noqa: E402
-from dipcli.tasks import Plan  # noqa: E402
+
+if TYPE_CHECKING:
+    from dipcli.presets import Recipe
+    from dipcli.tasks import Plan
 
 SET9 = ("image_Baboon512rgb", "image_F16_512rgb", "image_House256rgb", "image_Lena512rgb",
         "image_Peppers512rgb", "kodim01", "kodim02", "kodim03", "kodim12")

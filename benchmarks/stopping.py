@@ -171,14 +171,13 @@ class Peak:
 class Snapshots:
     """Subscriber: at each of ``iterations``, the averaged output, the seconds so far and the
     peak so far, so that one fit also scores the same fit with any of those shorter budgets (a
-    seeded fit's first N iterations do not depend on its budget)."""
+    seeded fit's first N iterations do not depend on its budget). ``peak`` is the fit's
+    :class:`Peak`, subscribed before this one."""
 
-    def __init__(self, iterations: Sequence[int]) -> None:
-        self.iterations, self.taken = set(iterations), {}
-        self.peak = Peak()
+    def __init__(self, iterations: Sequence[int], peak: Peak) -> None:
+        self.iterations, self.taken, self.peak = set(iterations), {}, peak
 
     def on_event(self, e: Event) -> None:
-        self.peak.on_event(e)
         if e.iteration in self.iterations:
             self.taken[e.iteration] = {"ema": e.ema.detach().clone(), "seconds": e.elapsed,
                                        "peak_ema": self.peak.ema, "peak_iteration": self.peak.iteration}
@@ -248,7 +247,8 @@ def watch(task: str, p: Plan, rules: Sequence[str], check_every: int | None = No
     start = p.extra.get("stage1_end") or 0  # two-stage: WMV watches stage 2, as the task's does
     chosen = {name: config.stop if name == "auto" else make_stop(name, noise, config.iters, start=start)
               for name in rules}
-    shadow, peak, snaps = Shadow(chosen, sigma), Peak(), Snapshots(snapshots)
+    shadow, peak = Shadow(chosen, sigma), Peak()
+    snaps = Snapshots(snapshots, peak)
     config = replace(config, stop=shadow, check_every=check_every or config.check_every)
     done = run_plan(replace(p, config=config), [peak, snaps])
     res = done.fit
@@ -285,11 +285,12 @@ def watch(task: str, p: Plan, rules: Sequence[str], check_every: int | None = No
     if keep_images:
         out["peak_image"] = to_hwc(peak.ema)
     if snaps.taken:
-        out["snapshots"] = {
-            n: {"image": to_hwc(t["ema"]), "psnr": score(to_hwc(t["ema"])), "seconds": t["seconds"],
-                "peak_image": to_hwc(t["peak_ema"]), "peak_psnr": score(to_hwc(t["peak_ema"])),
-                "peak_iteration": t["peak_iteration"]}
-            for n, t in snaps.taken.items()}
+        out["snapshots"] = {}
+        for n, t in snaps.taken.items():
+            image, peak_image = to_hwc(t["ema"]), to_hwc(t["peak_ema"])
+            out["snapshots"][n] = {"image": image, "psnr": score(image), "seconds": t["seconds"],
+                                   "peak_image": peak_image, "peak_psnr": score(peak_image),
+                                   "peak_iteration": t["peak_iteration"]}
     if sigma is not None:
         trace["noise_floor"] = [sig4(shadow.noise_floor.get(i)) for i in checks]
         # The tolerance that would have stopped the discrepancy rule at the peak.
