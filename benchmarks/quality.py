@@ -29,7 +29,10 @@ method denoises the same noisy array. Methods:
   the loss due to stopping and the loss due to the method are separate numbers. A preset that
   is another's one fit with a shorter budget (``fast`` and ``balanced`` are ``best`` cut at 700
   and 1,200 iterations) is read from that fit's snapshot at its budget when the longer fit ran
-  first (list ``best`` first): the same seeded computation, not fitted twice (``fit_once``).
+  first (list ``best`` first): the same seeded computation, not fitted twice (``fit_once``);
+* ``default``: ``dip denoise --sigma S`` with no preset named, the CPU default: `balanced` on an
+  image fitted whole (every 256² crop, whose fit it shares), `fast` on each tile of one fitted
+  in tiles. For the whole-image table (``--whole --methods default``).
 
 Rows are appended to a JSON Lines log (``--log``) as they finish, and a row already in the log is
 not run again: the study resumes where it was cut off. Run one heavy process at a time. The
@@ -74,6 +77,7 @@ SET9 = ("image_Baboon512rgb", "image_F16_512rgb", "image_House256rgb", "image_Le
         "image_Peppers512rgb", "kodim01", "kodim02", "kodim03", "kodim12")
 SET12 = ("Set12_01", "Set12_05", "Set12_09")
 BASELINES = ("bm3d", "nlmeans")
+DEFAULT = "default"  # `dip denoise` with no --preset: the CPU default
 # Each DIP fit's measures and images, so that a preset sharing a fit with another (one fit cut
 # at a shorter budget: ``fit_once``) reuses it. Not committed (.gitignore); --smoke runs without it.
 FITS = RESULTS / "quality-fits"
@@ -125,10 +129,10 @@ def run_baseline(method: str, noisy: np.ndarray, sigma: float) -> np.ndarray:
     return np.asarray(out, dtype=np.float32).reshape(noisy.shape)
 
 
-def run_dip(preset: str, noisy: np.ndarray, clean: np.ndarray, sigma: float, iters: int | None,
-            case: str = "", cache: Path | None = None) -> dict:
-    """One `dip denoise --preset P` run, each of its fits run for its whole budget with the
-    automatic stop shadowed (``stopping.watch``); an ensemble's fits averaged as `dip` averages them."""
+def plan_fits(preset: str | None, noisy: np.ndarray, clean: np.ndarray, sigma: float,
+              iters: int | None) -> tuple[list[Plan], list[Recipe | None], Plan]:
+    """The fits `dip denoise --preset P` makes of one image, each alone, with its recipe, and the
+    plan (planned through the Python API as the CLI plans them)."""
     from dipcli.io import Image
     from dipcli.options import Tile
     from dipcli.tasks import FitOptions, TaskInput, plan_denoise, resolve
@@ -137,9 +141,19 @@ def run_dip(preset: str, noisy: np.ndarray, clean: np.ndarray, sigma: float, ite
     setup = resolve("denoise", o)
     image = Image(noisy, np.dtype(np.uint8), noisy.shape[2] == 1)
     plan = plan_denoise(TaskInput(image, clean=Image(clean, np.dtype(np.uint8))), o, sigma=sigma, setup=setup)
+    if plan.extra.get("preset", setup.preset) != setup.preset:  # the CPU default, tiled: `fast`
+        setup = resolve("denoise", replace(o, preset=plan.extra["preset"]))
     # Each fit alone: watching the first plan with its ensemble attached would fit them all.
     members = [replace(plan, ensemble=[]), *plan.ensemble]
     recipes = [r for r, _, _ in setup.recipes] if setup.recipes else [None]
+    return members, recipes, plan
+
+
+def run_dip(preset: str | None, noisy: np.ndarray, clean: np.ndarray, sigma: float, iters: int | None,
+            case: str = "", cache: Path | None = None) -> dict:
+    """One `dip denoise --preset P` run, each of its fits run for its whole budget with the
+    automatic stop shadowed (``stopping.watch``); an ensemble's fits averaged as `dip` averages them."""
+    members, recipes, plan = plan_fits(preset, noisy, clean, sigma, iters)
     fits = [fit_once(member, recipe, case, sigma, cache)
             for member, recipe in zip(members, recipes, strict=True)]
     autos = [m["verdicts"]["auto"] for m in fits]
@@ -169,6 +183,13 @@ def shorter_budgets(recipe: Recipe | None, iters: int) -> list[int]:
                    and replace(p.recipes[0], iters=0) == kind and p.recipes[0].iters < iters})
 
 
+def fit_key(member: Plan, recipe: Recipe | None, case: str, sigma: float) -> str:
+    """The cache name of a fit but for its budget: ``{key}-{iters}.pkl`` in :data:`FITS`."""
+    kind = replace(recipe, iters=0) if recipe is not None else None  # the budget is not the recipe's
+    base = repr((case, sigma, kind, member.spec, member.config.seed))
+    return hashlib.sha256(base.encode()).hexdigest()[:16]
+
+
 def fit_once(member: Plan, recipe: Recipe | None, case: str, sigma: float, cache: Path | None) -> dict:
     """One fit of a preset, watched for its whole budget, from the cache where it is there.
 
@@ -181,9 +202,7 @@ def fit_once(member: Plan, recipe: Recipe | None, case: str, sigma: float, cache
     from stopping import watch
 
     iters = member.config.iters
-    kind = replace(recipe, iters=0) if recipe is not None else None  # the budget is not the recipe's
-    base = repr((case, sigma, kind, member.spec, member.config.seed))
-    base = hashlib.sha256(base.encode()).hexdigest()[:16]
+    base = fit_key(member, recipe, case, sigma)
     if cache is not None:
         exact = cache / f"{base}-{iters}.pkl"
         if exact.exists():
@@ -207,17 +226,18 @@ def fit_once(member: Plan, recipe: Recipe | None, case: str, sigma: float, cache
 
 
 def run_whole(preset: str, noisy: np.ndarray, clean: np.ndarray, sigma: float, iters: int | None) -> dict:
-    """`dip denoise --preset P` on a whole image, as a user runs it (tiles as the defaults choose)."""
+    """`dip denoise --preset P` on a whole image, as a user runs it (tiles as the defaults choose);
+    ``default``: with no preset named."""
     from dipcli import denoise
 
     start = time.perf_counter()
-    result = denoise(noisy, sigma=sigma, preset=preset, iters=iters)
+    result = denoise(noisy, sigma=sigma, preset=None if preset == DEFAULT else preset, iters=iters)
     seconds = time.perf_counter() - start
     psnr, ssim = scores(result.image, clean)
     s = result.settings
     return {"psnr": psnr, "ssim": ssim, "seconds": seconds, "fit_seconds": s["seconds"],
             "iterations": s["iterations"], "stop_reason": s["stop_reason"], "tiles": s.get("tiles"),
-            "tile": s.get("tile"), "net": f"{s['arch']} w{s['width']}"}
+            "tile": s.get("tile"), "net": f"{s['arch']} w{s['width']}", "preset": s.get("preset")}
 
 
 def run_one(method: str, name: str, path: Path | None, sigma: float, crop: int, iters: int | None,
@@ -233,7 +253,8 @@ def run_one(method: str, name: str, path: Path | None, sigma: float, crop: int, 
     elif whole:
         row.update(run_whole(method, noisy, clean, sigma, iters))
     else:
-        row.update(run_dip(method, noisy, clean, sigma, iters, case=f"{name}/{crop}", cache=cache))
+        row.update(run_dip(None if method == DEFAULT else method, noisy, clean, sigma, iters,
+                           case=f"{name}/{crop}", cache=cache))
     return row
 
 

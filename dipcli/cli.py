@@ -31,7 +31,14 @@ from dipcli.errors import FAILURE, INTERRUPTED, TERMINATED, USAGE, Fail
 from dipcli.io import ImageError
 from dipcli.nets import ARCHS, UPSAMPLERS
 from dipcli.options import Group, Tile
-from dipcli.presets import CPU_PRESET, INPAINT_PRESET, INPAINT_PRESETS, PRESETS, TWO_STAGE_DEFAULTS
+from dipcli.presets import (
+    CPU_PRESET,
+    CPU_TILED_PRESET,
+    INPAINT_PRESET,
+    INPAINT_PRESETS,
+    PRESETS,
+    TWO_STAGE_DEFAULTS,
+)
 from dipcli.progress import print_error
 from dipcli.tasks import CHECKS, FitOptions, check_sigma, resolve
 
@@ -231,9 +238,10 @@ AddNoiseOpt = Annotated[bool, typer.Option("--add-noise", help="Experiment mode:
                         "N(0, σ²) noise (seeded), restore, and score against INPUT.")]
 
 
-PresetOpt = Annotated[str | None, typer.Option("--preset", help=f"How to denoise: {', '.join(PRESETS)} "
-                      "(README, \"Presets\"). Default on a CPU: " + CPU_PRESET + "; --arch picks one "
-                      "net instead.", show_default=False, metavar="NAME")]
+PresetOpt = Annotated[str | None, typer.Option(
+    "--preset", help=f"How to denoise: {', '.join(PRESETS)} (README, \"Presets\"). Default on a CPU: "
+    f"{CPU_PRESET}, {CPU_TILED_PRESET} for each tile of an image fitted in tiles; --arch picks one net "
+    "instead.", show_default=False, metavar="NAME")]
 InpaintPresetOpt = Annotated[str | None, typer.Option("--preset", help="How to inpaint: "
                              f"{', '.join(INPAINT_PRESETS)} (README, \"Presets\"). Default: "
                              f"{INPAINT_PRESET}; --arch picks one net instead.", show_default=False,

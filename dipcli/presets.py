@@ -9,6 +9,7 @@ and the average of two runs).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 # Per-task defaults, each chosen by a benchmark (benchmarks/README.md, "Why these defaults").
@@ -80,17 +81,41 @@ class Preset:
 R2R = Recipe("compact", iters=2000, input="observation", recorrupt=True, jitter_sigma=1.0, ema_warmup=9.0,
              stop="fixed")
 
+# The fit overfits sooner the noisier the image: at σ = 50 each fit peaked between 1,060 and
+# 1,410 iterations (at 1,200 within 0.05 dB of its peak) and had lost 0.2-0.8 dB by 2,000, where
+# at σ = 25 the mean PSNR still rises to 1,700 and is flat to 2,000 (benchmarks/README.md,
+# "Denoising quality"). So above σ = 25 a recorrupted fit's budget is capped where it peaks,
+# 2,000 iterations at σ = 25 falling to 1,200 at σ = 50, a power law in σ between them (beyond,
+# the same law, not measured).
+PEAK_ITERS = {25: 2000, 50: 1200}
+
+
+def budget(recipe: Recipe, sigma: float) -> int:
+    """The iterations of a preset's fit for noise of ``sigma`` (0-255 scale): the recipe's own,
+    capped for a recorrupted fit above σ = 25 where it would otherwise overfit (:data:`PEAK_ITERS`)."""
+    (s0, n0), (s1, n1) = sorted(PEAK_ITERS.items())
+    if not recipe.recorrupt or sigma <= s0:
+        return recipe.iters
+    slope = math.log(n1 / n0) / math.log(s1 / s0)
+    return min(recipe.iters, round(n0 * (sigma / s0) ** slope))
+
+
 PRESETS: dict[str, Preset] = {
     "fast": Preset("the best preset's fit cut at 700 iterations (~61 s per 256² on 2 cores)",
                    (replace(R2R, iters=700),)),
     "balanced": Preset("the best preset's fit cut at 1,200 iterations", (replace(R2R, iters=1200),)),
     "best": Preset("the compact net fitted to the noisy image itself with a recorrupted loss, "
-                   "2,000 iterations", (R2R,)),
+                   "2,000 iterations (1,200 at σ = 50: presets.budget)", (R2R,)),
 }
-# The preset `dip denoise` uses on a CPU when no --preset and no --arch is given: a 512² image
-# (four tiles) in under five minutes. On a CUDA GPU the default stays the compact net at
-# --width auto (TASK_DEFAULTS), measured there.
-CPU_PRESET = "fast"
+# The presets `dip denoise` uses on a CPU when no --preset, --arch or --iters is given: `balanced`
+# for an image fitted whole (up to 383 px a side with --tile auto: a 256² image in about 105 s),
+# `fast` for each tile of one fitted in tiles, so that a 512² image (four tiles of 273²) takes
+# under five minutes (275 s for F16; `balanced` would take about 8). On the acceptance set
+# `balanced` is 0.63 dB below BM3D on average at σ = 25, `fast` 1.15 (benchmarks/README.md,
+# "Denoising quality"). On a CUDA GPU the default stays the compact net at --width auto
+# (TASK_DEFAULTS), measured there.
+CPU_PRESET = "balanced"
+CPU_TILED_PRESET = "fast"
 
 # Inpainting: the DIP paper's hourglass at width 32 (TASK_DEFAULTS), fitted once (`fast`) or
 # twice from other seeds and averaged (`best`). Measured by benchmarks/inpaint_quality.py (eight

@@ -46,7 +46,16 @@ from dipcli.masks import POLARITIES, load_mask
 from dipcli.memory import OutOfMemory
 from dipcli.nets import NetSpec
 from dipcli.options import Group, Tile
-from dipcli.presets import CPU_PRESET, INPAINT_PRESET, TASK_DEFAULTS, TASK_PRESETS, TWO_STAGE_DEFAULTS, Recipe
+from dipcli.presets import (
+    CPU_PRESET,
+    CPU_TILED_PRESET,
+    INPAINT_PRESET,
+    TASK_DEFAULTS,
+    TASK_PRESETS,
+    TWO_STAGE_DEFAULTS,
+    Recipe,
+    budget,
+)
 from dipcli.problems import (
     SR_FACTORS,
     SR_KERNELS,
@@ -336,8 +345,11 @@ class Plan:
 def fit_config(setup: Setup, o: FitOptions, spec: NetSpec, problem: Problem, wmv_start: int = 0,
                jitter: float = 1 / 30, recipe: Recipe | None = None, iters: int | None = None) -> FitConfig:
     """The fit configuration: the stop rule for the problem's noise model, and the jitter and
-    average that go with the net (``spec``'s preset), or with a denoising preset's ``recipe``."""
+    average that go with the net (``spec``'s preset), or with a denoising preset's ``recipe``,
+    whose budget unless --iters names one is the recipe's for this σ (:func:`presets.budget`)."""
     r = recipe or Recipe(spec.arch)
+    if recipe is not None and o.iters is None and problem.noise is not None:  # the preset's, for this σ
+        iters = min(iters or recipe.iters, budget(recipe, problem.noise.sigma * 255))
     iters = iters or setup.iters
     try:
         stop = make_stop(r.stop or o.stop, problem.noise, iters, start=wmv_start)
@@ -444,7 +456,22 @@ def plan_denoise(src: TaskInput, o: FitOptions, *, sigma: float | None = None, a
         plans.append(plan_tiles(setup, Plan("denoise", image, problem, config, spec, o, reference,
                                             f", σ = {sigma255:.3g}", {"sigma": sigma255, **auto},
                                             notes=notes)))
+    if plans[0].tile and setup.preset == CPU_PRESET and o.preset is None and o.iters is None:
+        setup = tiled_default(setup, plans, o)
     return as_ensemble(setup, plans)
+
+
+def tiled_default(setup: Setup, plans: list[Plan], o: FitOptions) -> Setup:
+    """The CPU default on an image fitted in tiles: each tile gets the budget of
+    :data:`CPU_TILED_PRESET` instead of :data:`CPU_PRESET`'s, so that a 512² image (four tiles)
+    takes under five minutes (:mod:`dipcli.presets`). The plans are changed in place."""
+    tiled = with_preset(setup, replace(o, preset=CPU_TILED_PRESET), on_gpu=False)
+    for plan, (recipe, _, iters) in zip(plans, tiled.recipes, strict=True):
+        plan.config = fit_config(tiled, o, plan.spec, plan.problem, jitter=reg_noise(plan.problem.sigma),
+                                 recipe=recipe, iters=iters)
+    plans[0].notes.append(f"preset {CPU_TILED_PRESET}: the CPU default for an image fitted in tiles "
+                          f"({CPU_PRESET} for one fitted whole; --preset names another)")
+    return tiled
 
 
 def as_ensemble(setup: Setup, plans: list[Plan]) -> Plan:
@@ -811,7 +838,8 @@ def denoise(image: ImageLike, sigma: float | None = None, *, clean: ImageLike | 
         Experiment: ``image`` is clean; add seeded N(0, σ²) noise, restore, score against it.
     preset : str, optional
         How to denoise (:data:`dipcli.presets.PRESETS`: ``fast``, ``balanced``, ``best``); default on a CPU
-        :data:`CPU_PRESET` unless ``arch`` names one net.
+        :data:`CPU_PRESET`, or :data:`CPU_TILED_PRESET` for each tile of an image fitted in tiles,
+        unless ``arch`` names one net.
     """
     o = _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, device, tile, raw)
     o.preset = preset

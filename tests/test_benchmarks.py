@@ -25,7 +25,7 @@ NAMES = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem not in NOT_BENC
 TIMEOUT = 60  # seconds per smoke run; they take a few (most of it starting torch)
 # Peers that only the benchmarks use, from the `bench` extra (CI installs it): without one, the
 # benchmark that compares with it is skipped, not failed.
-NEEDS = {"quality": "bm3d", "inpaint_quality": "cv2", "inpaint_holdout": "cv2"}
+NEEDS = {"quality": "bm3d", "quality_budgets": "bm3d", "inpaint_quality": "cv2", "inpaint_holdout": "cv2"}
 
 
 def committed_results() -> dict[str, tuple[int, int]]:

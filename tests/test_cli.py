@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -39,7 +40,7 @@ def test_json_output_parses_and_reports_psnr(noisy_png):
                  noisy_png.with_name("clean.png"), "--json", *FAST)
     assert res.exit_code == 0, res.output
     record = json.loads(res.stdout)
-    assert record["iterations"] == 20 and record["arch"] == "compact" and record["preset"] == "fast"
+    assert record["iterations"] == 20 and record["arch"] == "compact" and record["preset"] == "balanced"
     assert record["psnr"] > 10 and 0 < record["ssim"] <= 1 and record["params"] > 0
 
 
@@ -178,8 +179,8 @@ def test_bad_width_is_refused(noisy_png):
     assert res.exit_code == 2 and "auto" in res.output
 
 
-def test_denoise_defaults_the_fast_preset_on_a_cpu_and_compact_auto_width_on_a_gpu(monkeypatch):
-    """On a CPU: the `fast` preset, the compact net fed the noisy image with a recorrupted loss
+def test_denoise_defaults_the_balanced_preset_on_a_cpu_and_compact_auto_width_on_a_gpu(monkeypatch):
+    """On a CPU: the `balanced` preset, the compact net fed the noisy image with a recorrupted loss
     (jitter σ, a warm average, its whole budget); a net named with --arch keeps the paper's
     jitter and the stop rule. On CUDA: the compact net at --width auto. Either way, 256² tiles."""
     from dipcli.presets import CPU_PRESET, PRESETS
@@ -190,7 +191,7 @@ def test_denoise_defaults_the_fast_preset_on_a_cpu_and_compact_auto_width_on_a_g
     setup = resolve("denoise", cpu)
     (recipe, spec, iters), = setup.recipes
     config = fit_config(setup, cpu, spec, Denoise(25 / 255), jitter=1 / 30, recipe=recipe, iters=iters)
-    assert setup.preset == CPU_PRESET == "fast" and recipe == PRESETS["fast"].recipes[0]
+    assert setup.preset == CPU_PRESET == "balanced" and recipe == PRESETS["balanced"].recipes[0]
     assert spec.arch == "compact" and setup.tile_target == 256 and iters == recipe.iters
     assert config.input == "observation" and config.recorrupt and config.stop.name == "fixed"
     assert config.reg_noise == pytest.approx(25 / 255) and config.ema_warmup == 9
@@ -202,3 +203,51 @@ def test_denoise_defaults_the_fast_preset_on_a_cpu_and_compact_auto_width_on_a_g
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     gpu = resolve("denoise", FitOptions(device="auto"))
     assert gpu.spec.arch == "compact" and gpu.width_auto
+
+
+def test_cpu_default_gives_each_tile_the_fast_budget_and_an_image_fitted_whole_balanced():
+    """A 400² image is tiled by --tile auto: the CPU default then fits each tile with `fast`'s
+    budget (so a 512² image stays under five minutes) and says so; a 256² image is fitted whole
+    with `balanced`'s. Naming the preset or the budget keeps what was named. Planning only."""
+    from dipcli.io import Image
+    from dipcli.options import Tile
+    from dipcli.presets import PRESETS
+    from dipcli.tasks import FitOptions, Plan, TaskInput, plan_denoise
+
+    def plan(side: int, **options) -> Plan:
+        pixels = np.random.default_rng(0).random((side, side, 3), dtype=np.float32)
+        o = FitOptions(device="cpu", tile=Tile.parse("auto"), **options)
+        return plan_denoise(TaskInput(Image(pixels, np.dtype(np.uint8))), o, sigma=25)
+
+    tiled, whole = plan(400), plan(256)
+    assert tiled.tile and tiled.config.iters == PRESETS["fast"].recipes[0].iters
+    assert tiled.extra["preset"] == "fast" and any("fitted in tiles" in n for n in tiled.notes)
+    assert tiled.config.recorrupt and tiled.config.reg_noise == pytest.approx(25 / 255)
+    assert not whole.tile and whole.config.iters == PRESETS["balanced"].recipes[0].iters
+    assert whole.extra["preset"] == "balanced"
+    assert plan(400, preset="balanced").config.iters == PRESETS["balanced"].recipes[0].iters
+    assert plan(400, iters=50).config.iters == 50
+
+
+def test_preset_budget_is_capped_above_sigma_25_where_the_fit_peaks():
+    """A recorrupted fit overfits sooner at higher σ: `best`'s 2,000 iterations fall to 1,200 at
+    σ = 50 (where its fits peaked), never below `fast`'s own budget there and never above the
+    recipe's; σ ≤ 25 and a net named without a preset keep their budget, and --iters wins."""
+    from dipcli.io import Image
+    from dipcli.options import Tile
+    from dipcli.presets import PRESETS, budget
+    from dipcli.tasks import FitOptions, TaskInput, plan_denoise
+
+    best, fast = PRESETS["best"].recipes[0], PRESETS["fast"].recipes[0]
+    assert budget(best, 15) == budget(best, 25) == 2000 and budget(best, 50) == 1200
+    assert 1200 < budget(best, 35) < 2000 and budget(best, 75) < 1200
+    assert budget(fast, 50) == 700 and budget(replace(best, recorrupt=False), 50) == 2000
+
+    def iters(sigma: float, **options) -> int:
+        pixels = np.random.default_rng(0).random((64, 64, 3), dtype=np.float32)
+        o = FitOptions(device="cpu", tile=Tile.parse("auto"), **options)
+        return plan_denoise(TaskInput(Image(pixels, np.dtype(np.uint8))), o, sigma=sigma).config.iters
+
+    assert iters(50, preset="best") == 1200 and iters(25, preset="best") == 2000
+    assert iters(50, preset="best", iters=1500) == 1500
+    assert iters(75, preset="best") < 1200 and iters(75, arch="compact") == 1200  # no preset: no cap
