@@ -81,12 +81,12 @@ class Preset:
 R2R = Recipe("compact", iters=2000, input="observation", recorrupt=True, jitter_sigma=1.0, ema_warmup=9.0,
              stop="fixed")
 
-# The fit overfits sooner the noisier the image: at σ = 50 each fit peaked between 1,060 and
-# 1,410 iterations (at 1,200 within 0.05 dB of its peak) and had lost 0.2-0.8 dB by 2,000, where
-# at σ = 25 the mean PSNR still rises to 1,700 and is flat to 2,000 (benchmarks/README.md,
-# "Denoising quality"). So above σ = 25 a recorrupted fit's budget is capped where it peaks,
-# 2,000 iterations at σ = 25 falling to 1,200 at σ = 50, a power law in σ between them (beyond,
-# the same law, not measured).
+# The fit overfits sooner the noisier the image: at σ = 50 the 18 fits of the acceptance set
+# peaked between 360 and 1,870 iterations (median ~1,150) and had lost up to 3 dB by 2,000; the
+# mean gap to BM3D was flat from 1,000 to 1,200 and the worst image best at 1,200. At σ = 25 the
+# mean still rises to 1,700 and is flat to 2,000 (benchmarks/quality_budgets.py). So above σ = 25
+# a recorrupted fit's budget is capped: 2,000 iterations at σ = 25 falling to 1,200 at σ = 50, a
+# power law in σ between them (beyond σ = 50, the same law, not measured).
 PEAK_ITERS = {25: 2000, 50: 1200}
 
 
@@ -110,7 +110,7 @@ PRESETS: dict[str, Preset] = {
 # The presets `dip denoise` uses on a CPU when no --preset, --arch or --iters is given: `balanced`
 # for an image fitted whole (up to 383 px a side with --tile auto: a 256² image in about 105 s),
 # `fast` for each tile of one fitted in tiles, so that a 512² image (four tiles of 273²) takes
-# under five minutes (275 s for F16; `balanced` would take about 8). On the acceptance set
+# under five minutes (281 s for F16; `balanced` would take about 8). On the acceptance set
 # `balanced` is 0.63 dB below BM3D on average at σ = 25, `fast` 1.15 (benchmarks/README.md,
 # "Denoising quality"). On a CUDA GPU the default stays the compact net at --width auto
 # (TASK_DEFAULTS), measured there.

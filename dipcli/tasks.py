@@ -349,7 +349,7 @@ def fit_config(setup: Setup, o: FitOptions, spec: NetSpec, problem: Problem, wmv
     whose budget unless --iters names one is the recipe's for this σ (:func:`presets.budget`)."""
     r = recipe or Recipe(spec.arch)
     if recipe is not None and o.iters is None and problem.noise is not None:  # the preset's, for this σ
-        iters = min(iters or recipe.iters, budget(recipe, problem.noise.sigma * 255))
+        iters = budget(recipe, problem.noise.sigma * 255)
     iters = iters or setup.iters
     try:
         stop = make_stop(r.stop or o.stop, problem.noise, iters, start=wmv_start)
