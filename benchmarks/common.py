@@ -73,7 +73,7 @@ def crop_file(path: Path, window: tuple[slice, slice], folder: Path) -> Path:
     """Write ``path``'s pixels inside ``window`` (its own bit depth and channels) into ``folder``.
 
     The benchmarks that go through `dip`'s own reading code (the CLI, or ``read_image`` before
-    ``dipcli.tasks.plan_*``) need files, not arrays, so a crop is written out as a PNG of the
+    ``dipcli.planning.plan_*``) need files, not arrays, so a crop is written out as a PNG of the
     same name.
     """
     out = folder / f"{path.stem}.png"

@@ -69,7 +69,7 @@ def mse(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
 
 def run_case(kind: str, name: str, size: int, smoke: bool, iters: int | None) -> dict:
     from dipcli.io import Image
-    from dipcli.tasks import FitOptions, TaskInput, plan_inpaint, resolve, run_plan
+    from dipcli.planning import FitOptions, TaskInput, plan_inpaint, resolve, run_plan
 
     clean, known = load(kind, name, size, smoke)
     held = held_out(known)

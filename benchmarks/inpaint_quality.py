@@ -218,7 +218,7 @@ def run_dip(method: str, clean: np.ndarray, known: np.ndarray, iters: int | None
     from stopping import watch
 
     from dipcli.io import Image
-    from dipcli.tasks import FitOptions, TaskInput, plan_inpaint, resolve
+    from dipcli.planning import FitOptions, TaskInput, plan_inpaint, resolve
 
     change = dict(VARIANTS[method])
     if iters is not None:

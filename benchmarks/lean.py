@@ -46,9 +46,9 @@ from common import (
 
 from dipcli.fit import FitConfig, fit
 from dipcli.nets import NetSpec, build_net
+from dipcli.planning import reg_noise
 from dipcli.problems import Denoise
 from dipcli.stopping import make_stop
-from dipcli.tasks import reg_noise
 
 SIGMA = 25
 SIDE = 272
@@ -62,7 +62,7 @@ STEPS = {  # name: (net, jitter, EMA warm-up)
     "+ warm average": (COMPACT, 1 / 30, 9.0),
     "+ half jitter": (COMPACT, 1 / 60, 9.0),
     "+ zero padding": (replace(COMPACT, padding="zeros"), 1 / 60, 9.0),
-    # as dipcli.tasks.fit_config sets up the lean net for `dip denoise --sigma 25`
+    # as dipcli.planning.fit_config sets up the lean net for `dip denoise --sigma 25`
     "lean": (LEAN, reg_noise(SIGMA / 255) * LEAN.preset.jitter, LEAN.preset.ema_warmup),
 }
 # The last step is the lean preset itself: the compact net with both knobs turned.

@@ -70,8 +70,8 @@ from common import (  # noqa: E402
 from dipcli.io import read_image  # noqa: E402
 
 if TYPE_CHECKING:
+    from dipcli.planning import Plan
     from dipcli.presets import Recipe
-    from dipcli.tasks import Plan
 
 SET9 = ("image_Baboon512rgb", "image_F16_512rgb", "image_House256rgb", "image_Lena512rgb",
         "image_Peppers512rgb", "kodim01", "kodim02", "kodim03", "kodim12")
@@ -135,7 +135,7 @@ def plan_fits(preset: str | None, noisy: np.ndarray, clean: np.ndarray, sigma: f
     plan (planned through the Python API as the CLI plans them)."""
     from dipcli.io import Image
     from dipcli.options import Tile
-    from dipcli.tasks import FitOptions, TaskInput, plan_denoise, resolve
+    from dipcli.planning import FitOptions, TaskInput, plan_denoise, resolve
 
     o = FitOptions(preset=preset, iters=iters, tile=Tile.parse("auto"))
     setup = resolve("denoise", o)

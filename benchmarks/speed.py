@@ -63,10 +63,10 @@ from common import (
 from dipcli.fit import Event, FitConfig, fit, resolve_device, resolve_precision
 from dipcli.io import read_image
 from dipcli.nets import ARCHS, NetSpec, build_net, count_params
+from dipcli.planning import reg_noise
 from dipcli.presets import TASK_DEFAULTS
 from dipcli.problems import Denoise
 from dipcli.stopping import make_stop
-from dipcli.tasks import reg_noise
 
 F16 = DATA / "denoising" / "F16_GT.png"
 SIGMA = 25

@@ -48,8 +48,8 @@ from common import (
 from dipcli.fit import Event, FitConfig, fit, resolve_device
 from dipcli.io import pad_to_multiple, read_image
 from dipcli.nets import UPSAMPLERS, NetSpec, build_net, count_params
+from dipcli.planning import reg_noise
 from dipcli.problems import Denoise
-from dipcli.tasks import reg_noise
 
 IMAGES = [DATA / "denoising" / "F16_GT.png", DATA / "set9" / "image_House256rgb.png",
           DATA / "set9" / "image_Baboon512rgb.png"]

@@ -1,6 +1,6 @@
 """The `dip` command line: parsing, messages and exit codes, nothing else.
 
-Each fitting subcommand parses its options into typed values (:class:`dipcli.tasks.FitOptions`
+Each fitting subcommand parses its options into typed values (:class:`dipcli.planning.FitOptions`
 for the fit, :class:`dipcli.batch.Settings` for inputs and outputs), has the task check them
 once, before any image is read, and hands the inputs to :func:`dipcli.batch.run_batch`, which
 runs the same task functions as the Python API (:mod:`dipcli.tasks`).
@@ -31,6 +31,7 @@ from dipcli.errors import FAILURE, INTERRUPTED, TERMINATED, USAGE, Fail
 from dipcli.io import ImageError
 from dipcli.nets import ARCHS, UPSAMPLERS
 from dipcli.options import Group, Tile
+from dipcli.planning import CHECKS, FitOptions, check_sigma, resolve
 from dipcli.presets import (
     CPU_PRESET,
     CPU_TILED_PRESET,
@@ -40,7 +41,6 @@ from dipcli.presets import (
     TWO_STAGE_DEFAULTS,
 )
 from dipcli.progress import print_error
-from dipcli.tasks import CHECKS, FitOptions, check_sigma, resolve
 
 __all__ = ["FAILURE", "INTERRUPTED", "USAGE", "Fail", "app", "run"]
 
@@ -336,7 +336,7 @@ def select_width(
     failed = 0
     for path in files:
         try:
-            from dipcli.tasks import as_image
+            from dipcli.planning import as_image
 
             image, _ = as_image(path, "input")
             score = measure(image, sigma)

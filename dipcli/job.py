@@ -1,7 +1,7 @@
 """One restoration job from start to finish: pad, build, fit, crop, composite and score.
 
 Every task goes through :func:`run_job` (or :func:`run_group` for ``--group``); the task
-functions (:mod:`dipcli.tasks`) turn options into a :class:`Job`, and the caller writes the
+planners (:mod:`dipcli.planning`) turn options into a :class:`Job`, and the caller writes the
 image it returns.
 A tiled job (``--tile``) repeats the fit step, :func:`fit_images`, once per tile (or per group
 of tiles) and blends the outputs (:mod:`dipcli.tiling`); the loop itself is the same

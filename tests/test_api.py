@@ -98,7 +98,7 @@ def test_readme_python_example_runs_as_written(tmp_path, monkeypatch):
 
 def test_presets_and_ensembles(noisy):
     """A preset is one fit or several averaged; --arch picks one net instead; unknown names fail."""
-    from dipcli import presets, tasks
+    from dipcli import planning, presets
     from dipcli.presets import PRESETS, Preset, Recipe
 
     clean, y = noisy
@@ -114,26 +114,26 @@ def test_presets_and_ensembles(noisy):
         assert one.settings["arch"] == "compact"  # --arch applies to every fit of the preset
         plain = denoise(y, sigma=25, arch="compact", width=8, iters=20, precision="fp32")
         assert "preset" not in plain.settings  # a net named without a preset: that net alone
-        setup = tasks.resolve("denoise", tasks.FitOptions(device="cpu"))
+        setup = planning.resolve("denoise", planning.FitOptions(device="cpu"))
         assert setup.preset == presets.CPU_PRESET
     finally:
         del PRESETS["two"]
     with pytest.raises(Fail, match="unknown --preset"):
         denoise(y, sigma=25, preset="nonesuch")
     with pytest.raises(Fail, match="--preset is for denoise"):
-        tasks.resolve("two-stage", tasks.FitOptions(preset="best"))
+        planning.resolve("two-stage", planning.FitOptions(preset="best"))
 
 
 def test_inpaint_presets(noisy):
     """Inpainting's presets: the default preset's fits are the paper's hourglass; `best` fits two
     seeds and averages them, keeping the known pixels; --arch picks one net; unknown names fail."""
-    from dipcli import presets, tasks
+    from dipcli import planning, presets
 
     clean, _ = noisy
     img = (clean * 255).round().astype(np.uint8)
     known = np.ones(img.shape[:2], bool)
     known[8:24, 12:28] = False
-    setup = tasks.resolve("inpaint", tasks.FitOptions(device="cpu"))
+    setup = planning.resolve("inpaint", planning.FitOptions(device="cpu"))
     assert setup.preset == presets.INPAINT_PRESET
     nets = {(spec.arch, spec.width, spec.upsample) for _, spec, _ in setup.recipes}
     assert nets == {("original", 32, "nearest")}

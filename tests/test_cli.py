@@ -183,9 +183,9 @@ def test_denoise_defaults_the_balanced_preset_on_a_cpu_and_compact_auto_width_on
     """On a CPU: the `balanced` preset, the compact net fed the noisy image with a recorrupted loss
     (jitter σ, a warm average, its whole budget); a net named with --arch keeps the paper's
     jitter and the stop rule. On CUDA: the compact net at --width auto. Either way, 256² tiles."""
+    from dipcli.planning import FitOptions, fit_config, resolve
     from dipcli.presets import CPU_PRESET, PRESETS
     from dipcli.problems import Denoise
-    from dipcli.tasks import FitOptions, fit_config, resolve
 
     cpu = FitOptions(device="cpu")
     setup = resolve("denoise", cpu)
@@ -211,8 +211,8 @@ def test_cpu_default_gives_each_tile_the_fast_budget_and_an_image_fitted_whole_b
     with `balanced`'s. Naming the preset or the budget keeps what was named. Planning only."""
     from dipcli.io import Image
     from dipcli.options import Tile
+    from dipcli.planning import FitOptions, Plan, TaskInput, plan_denoise
     from dipcli.presets import PRESETS
-    from dipcli.tasks import FitOptions, Plan, TaskInput, plan_denoise
 
     def plan(side: int, **options) -> Plan:
         pixels = np.random.default_rng(0).random((side, side, 3), dtype=np.float32)
@@ -235,8 +235,8 @@ def test_preset_budget_is_capped_above_sigma_25_where_the_fit_peaks():
     recipe's; σ ≤ 25 and a net named without a preset keep their budget, and --iters wins."""
     from dipcli.io import Image
     from dipcli.options import Tile
+    from dipcli.planning import FitOptions, TaskInput, plan_denoise
     from dipcli.presets import PRESETS, budget
-    from dipcli.tasks import FitOptions, TaskInput, plan_denoise
 
     best, fast = PRESETS["best"].recipes[0], PRESETS["fast"].recipes[0]
     assert budget(best, 15) == budget(best, 25) == 2000 and budget(best, 50) == 1200

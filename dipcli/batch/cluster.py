@@ -6,7 +6,7 @@ What runs where, and why:
   input's files (image, reference, mask) and submits them, decoded, with the task. Workers
   therefore need the package but not the client's file system.
 * A worker plans the input with the task's planner, fits it, and builds its record with the very
-  functions the local runners use (:func:`~dipcli.tasks.run_plan`,
+  functions the local runners use (:func:`~dipcli.planning.run_plan`,
   :func:`~dipcli.batch.results.make_record`); it returns the record (with a ``worker`` field)
   and the restored image. Planning there, not here, lets the machine that fits decide what
   depends on it (a GPU's net and tiles), exactly as `dip` run on that machine would.
@@ -68,8 +68,8 @@ from dipcli.batch.settings import Item, Outcome, Task
 from dipcli.errors import FAILURE, INTERRUPTED, OK, Fail
 from dipcli.io import Image, write_image
 from dipcli.job import group_capacity
+from dipcli.planning import Plan, TaskInput, resolve, run_plan, run_plans
 from dipcli.progress import Display, Sink, err
-from dipcli.tasks import Plan, TaskInput, resolve, run_plan, run_plans
 
 MISSING_DISTRIBUTED = "--cluster needs Dask's distributed package: pip install 'dipcli[cluster]'"
 ALLOWED_FAILURES = 3  # --cluster local: worker deaths one task may see before it counts as failed

@@ -12,8 +12,8 @@ from pathlib import Path
 from dipcli.batch.settings import Item, Outcome, Settings, Task
 from dipcli.errors import FAILURE, INTERRUPTED, OK
 from dipcli.io import write_text_atomic
+from dipcli.planning import Plan, settings_of
 from dipcli.progress import Display, err
-from dipcli.tasks import Plan, settings_of
 
 
 def make_record(task: Task, item: Item, plan: Plan, result) -> dict:

@@ -1,6 +1,6 @@
 """Running a batch's inputs: one after another, several as one batched net (``--group``), or in
 worker processes (``--jobs``). Every runner takes each input through the same steps: read its
-files, plan it with its task's planner (:mod:`dipcli.tasks`), fit, write, draw, and record; a
+files, plan it with its task's planner (:mod:`dipcli.planning`), fit, write, draw, and record; a
 failure becomes that input's outcome and the batch goes on.
 """
 
@@ -24,9 +24,9 @@ from dipcli.errors import FAILURE, INTERRUPTED, OK, USAGE, Fail
 from dipcli.fit import SHARED
 from dipcli.io import Image, ImageError, output_plan, read_image, write_image
 from dipcli.job import group_capacity
+from dipcli.planning import PLANNERS, Plan, TaskInput, run_plan, run_plans
 from dipcli.plots import needs_matplotlib, plot_curves, write_curves_csv, write_gif
 from dipcli.progress import Display, Sink, Snapshots
-from dipcli.tasks import PLANNERS, Plan, TaskInput, run_plan, run_plans
 
 # ---- one input -------------------------------------------------------------------------------------
 

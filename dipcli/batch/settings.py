@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dipcli.errors import OK
-from dipcli.tasks import FitOptions, Setup
+from dipcli.planning import FitOptions, Setup
 
 
 @dataclass
@@ -41,8 +41,8 @@ class Settings:
 class Task:
     """A subcommand's job, described once for all its inputs.
 
-    ``name`` picks the task's planner (:data:`dipcli.tasks.PLANNERS`), ``setup`` is what
-    :func:`dipcli.tasks.resolve` decided once for the whole batch, and ``options`` are the
+    ``name`` picks the task's planner (:data:`dipcli.planning.PLANNERS`), ``setup`` is what
+    :func:`dipcli.planning.resolve` decided once for the whole batch, and ``options`` are the
     task's own keyword options. Everything here pickles, which lets ``--jobs`` hand inputs to
     worker processes.
     """
