@@ -1,3 +1,5 @@
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -18,3 +20,13 @@ def smooth_image(h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray
 @pytest.fixture
 def smooth():
     return smooth_image
+
+
+@pytest.fixture
+def ctrl_c_deliverable():
+    """Ctrl-C reaches the `dip` processes the test starts. A shell that runs the suite in the
+    background (``pytest &``) starts it with SIGINT ignored, and a process inherits an ignored
+    signal (a handled one is reset at exec), so the `dip` it starts would not see Ctrl-C at all."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

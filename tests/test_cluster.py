@@ -202,7 +202,7 @@ def finish(dip: subprocess.Popen) -> tuple[str, str]:
 
 
 @needs_dask
-def test_ctrl_c_cancels_the_rest_and_reports_what_is_done(cluster, folder, tmp_path):
+def test_ctrl_c_cancels_the_rest_and_reports_what_is_done(cluster, folder, tmp_path, ctrl_c_deliverable):
     file, client = cluster
     # Fits long enough that warm workers are still busy when the first result is in.
     dip = dip_on(file, folder, tmp_path, iters=2000)

@@ -195,7 +195,7 @@ def dip_process(*args: str, env_extra: dict | None = None) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
 
 
-def test_11_ctrl_c_while_starting_exits_130_quietly(tmp_path):
+def test_11_ctrl_c_while_starting_exits_130_quietly(tmp_path, ctrl_c_deliverable):
     iio.imwrite(tmp_path / "a.png", noisy(32, 32))
     proc = dip_process("denoise", str(tmp_path / "a.png"), "--sigma", "25")
     time.sleep(0.8)  # Python is up, torch is still being imported (it takes seconds)
