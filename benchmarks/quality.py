@@ -49,6 +49,7 @@ import pickle
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -150,11 +151,11 @@ def plan_fits(preset: str | None, noisy: np.ndarray, clean: np.ndarray, sigma: f
 
 
 def run_dip(preset: str | None, noisy: np.ndarray, clean: np.ndarray, sigma: float, iters: int | None,
-            case: str = "", cache: Path | None = None) -> dict:
+            case: str = "", cache: Path | None = None, snapshots: Sequence[int] = ()) -> dict:
     """One `dip denoise --preset P` run, each of its fits run for its whole budget with the
     automatic stop shadowed (``stopping.watch``); an ensemble's fits averaged as `dip` averages them."""
     members, recipes, plan = plan_fits(preset, noisy, clean, sigma, iters)
-    fits = [fit_once(member, recipe, case, sigma, cache)
+    fits = [fit_once(member, recipe, case, sigma, cache, snapshots)
             for member, recipe in zip(members, recipes, strict=True)]
     autos = [m["verdicts"]["auto"] for m in fits]
     psnr, ssim = scores(np.mean([a["image"] for a in autos], axis=0), clean)
@@ -171,16 +172,17 @@ def run_dip(preset: str | None, noisy: np.ndarray, clean: np.ndarray, sigma: flo
             "tile": plan.tile}
 
 
-def shorter_budgets(recipe: Recipe | None, iters: int) -> list[int]:
-    """The budgets under ``iters`` of the presets whose one fit is ``recipe`` but for its budget:
-    the fit snapshots itself there, so that those presets are scored from it without a fit."""
-    from dipcli.presets import PRESETS
+def shorter_budgets(recipe: Recipe | None, iters: int, sigma: float, extra: Sequence[int] = ()) -> list[int]:
+    """The budgets under ``iters`` at ``sigma`` of the presets whose fit is ``recipe`` but for its
+    budget, and ``extra`` ones (``--snapshots``): the fit snapshots itself there, so that those
+    presets (and budgets) are scored from it without a fit."""
+    from dipcli.presets import PRESETS, budget
 
     if recipe is None:
         return []
     kind = replace(recipe, iters=0)
-    return sorted({p.recipes[0].iters for p in PRESETS.values() if len(p.recipes) == 1
-                   and replace(p.recipes[0], iters=0) == kind and p.recipes[0].iters < iters})
+    same = {budget(r, sigma) for p in PRESETS.values() for r in p.recipes if replace(r, iters=0) == kind}
+    return sorted(n for n in same | set(extra) if n < iters)
 
 
 def fit_key(member: Plan, recipe: Recipe | None, case: str, sigma: float) -> str:
@@ -190,7 +192,8 @@ def fit_key(member: Plan, recipe: Recipe | None, case: str, sigma: float) -> str
     return hashlib.sha256(base.encode()).hexdigest()[:16]
 
 
-def fit_once(member: Plan, recipe: Recipe | None, case: str, sigma: float, cache: Path | None) -> dict:
+def fit_once(member: Plan, recipe: Recipe | None, case: str, sigma: float, cache: Path | None,
+             snapshots: Sequence[int] = ()) -> dict:
     """One fit of a preset, watched for its whole budget, from the cache where it is there.
 
     One fit per (image, σ, recipe, net, seed) and budget, so `balanced`'s first fit is `fast`'s.
@@ -218,7 +221,8 @@ def fit_once(member: Plan, recipe: Recipe | None, case: str, sigma: float, cache
                         "peak_psnr": snap["peak_psnr"], "peak_iteration": snap["peak_iteration"],
                         "peak_image": snap["peak_image"],
                         "read_from": f"the {fit['iterations']}-iteration fit at {iters}"}
-    fit = watch("denoise", member, ["auto"], keep_images=True, snapshots=shorter_budgets(recipe, iters))
+    fit = watch("denoise", member, ["auto"], keep_images=True,
+                snapshots=shorter_budgets(recipe, iters, sigma, snapshots))
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
         (cache / f"{base}-{iters}.pkl").write_bytes(pickle.dumps(fit))
@@ -241,7 +245,8 @@ def run_whole(preset: str, noisy: np.ndarray, clean: np.ndarray, sigma: float, i
 
 
 def run_one(method: str, name: str, path: Path | None, sigma: float, crop: int, iters: int | None,
-            smoke: bool, whole: bool = False, cache: Path | None = None) -> dict:
+            smoke: bool, whole: bool = False, cache: Path | None = None,
+            snapshots: Sequence[int] = ()) -> dict:
     clean = smoke_image(crop or 48) if smoke else centre_crop(read_image(path).pixels, crop)
     noisy = noisy_copy(clean, name, sigma)
     row = {"image": name, "sigma": sigma, "method": method, "size": list(clean.shape)}
@@ -254,7 +259,7 @@ def run_one(method: str, name: str, path: Path | None, sigma: float, crop: int, 
         row.update(run_whole(method, noisy, clean, sigma, iters))
     else:
         row.update(run_dip(None if method == DEFAULT else method, noisy, clean, sigma, iters,
-                           case=f"{name}/{crop}", cache=cache))
+                           case=f"{name}/{crop}", cache=cache, snapshots=snapshots))
     return row
 
 
@@ -318,6 +323,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--only", nargs="+", default=None, help="image names to run (default: the whole set)")
     ap.add_argument("--iters", type=int, default=None, help="override each preset's budget")
+    ap.add_argument("--snapshots", type=int, nargs="+", default=[],
+                    help="more budgets at which each fit keeps its image (for quality_budgets.py)")
     ap.add_argument("--log", type=Path, default=RESULTS / "quality.jsonl")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--table-only", action="store_true")
@@ -355,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
                     if (name, sigma, method) in done:
                         continue
                     row = run_one(method, name, path, sigma, args.crop, args.iters, smoke, args.whole,
-                                  cache=None if smoke else FITS)
+                                  cache=None if smoke else FITS, snapshots=args.snapshots)
                     done[(name, sigma, method)] = row
                     with args.log.open("a") as f:
                         f.write(json.dumps(row) + "\n")

@@ -6,8 +6,10 @@
 
 `best`'s fits in ``benchmarks/quality.py``'s fit cache (``results/quality-fits/``, not committed)
 keep the PSNR of the averaged output every 10 iterations of their whole budget: 2,000 iterations
-(above σ = 25 `best`'s own budget is now capped, hence ``--iters 2000``; the committed results
-come from the fits run before the cap, `results/quality-best2000-sigma50.jsonl`). A seeded fit's
+(above σ = 25 `best`'s own budget is capped, hence ``--iters 2000``). `results/quality_budgets.md`
+holds the width-32 fit of today's presets at σ = 25; `results/quality_budgets-width64.md` the
+width-64 fit of the presets before (σ = 25, and σ = 50 from the fits run before the cap,
+`results/quality-best2000-sigma50.jsonl`), where the cap comes from. A seeded fit's
 first N iterations do not depend on its budget, so the PSNR at iteration N of that trace is what a
 budget of N gives (as a float: the written 8-bit image differs by a few hundredths of a dB). For
 each σ and budget this writes the mean, median and worst gap to BM3D on the acceptance set, and

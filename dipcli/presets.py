@@ -67,26 +67,26 @@ class Preset:
 # 2021): the noisy image is the net's input, so the fit learns a denoiser of this image, and at
 # every step the input is moved by fresh noise of σ (e) and the target is the image minus that
 # noise (y − e). The two carry independent noise, so the fit is unbiased and does not copy its
-# input's noise, with one pass of the net per step where Jo et al.'s SURE needs two: 0.087 s
-# against 0.19 per iteration on a 256² crop on 2 cores, for the same PSNR at the same iteration
-# (benchmarks/README.md, "Denoising quality"). The running average of the outputs is an ensemble
-# over those jitters (their "stochastic temporal ensemble"): it warms up so that it follows the
-# fast early climb. The presets are one fit at three budgets, so each takes a time known in
-# advance. On the acceptance set at σ = 25 the fit peaks between 1,110 iterations and the end of
-# a 2,000 budget, and the mean PSNR moves by less than 0.01 dB from 1,700 to 2,000. There is no
-# automatic stop: the noise-level rule would stop it far too early (on F16 the averaged output's
-# residual reached the noise floor between 800 and 900 iterations, the peak came at 1,700). `fast`
-# stops at 700 so that a 512² image, four tiles of 273² with their overlap, takes under 5 minutes
-# here (800 took 317 s for the whole F16).
-R2R = Recipe("compact", iters=2000, input="observation", recorrupt=True, jitter_sigma=1.0, ema_warmup=9.0,
-             stop="fixed")
+# input's noise, with one pass of the net per step where Jo et al.'s SURE needs two (0.087 s
+# against 0.19 per iteration on a 256² crop on 2 cores at width 64, for the same PSNR at the same
+# iteration: benchmarks/README.md, "Denoising quality"). The running average of the outputs is an
+# ensemble over those jitters (their "stochastic temporal ensemble"): it warms up so that it
+# follows the fast early climb. The compact net runs at width 32: per iteration it climbs as fast
+# as at 64 (within ±0.1 dB at 2,000 iterations on five crops of the acceptance set, ahead on the
+# smooth ones) in 0.043 s instead of 0.087, and 128 is slower per iteration as well as per step
+# (benchmarks/results/r2r-trials/README.md, "Width"). There is no automatic stop: the noise-level
+# rule would stop it far too early (on F16 the averaged output's residual reached the noise floor
+# between 800 and 900 iterations, the peak came at 1,700 at width 64), so each preset runs a
+# budget known in advance.
+R2R = Recipe("compact", width=32, iters=2000, input="observation", recorrupt=True, jitter_sigma=1.0,
+             ema_warmup=9.0, stop="fixed")
 
 # The fit overfits sooner the noisier the image: at σ = 50 the 18 fits of the acceptance set
-# peaked between 360 and 1,870 iterations (median ~1,150) and had lost up to 3 dB by 2,000; the
-# mean gap to BM3D was flat from 1,000 to 1,200 and the worst image best at 1,200. At σ = 25 the
-# mean still rises to 1,700 and is flat to 2,000 (benchmarks/quality_budgets.py). So above σ = 25
-# a recorrupted fit's budget is capped: 2,000 iterations at σ = 25 falling to 1,200 at σ = 50, a
-# power law in σ between them (beyond σ = 50, the same law, not measured).
+# (width 64) peaked between 360 and 1,870 iterations (median ~1,150) and had lost up to 3 dB by
+# 2,000; the mean gap to BM3D was flat from 1,000 to 1,200 and the worst image best at 1,200. At
+# σ = 25 the mean still rises to 1,700 and is flat to 2,000 (benchmarks/quality_budgets.py). So
+# above σ = 25 a recorrupted fit's budget is capped: 2,000 iterations at σ = 25 falling to 1,200
+# at σ = 50, a power law in σ between them (beyond σ = 50, the same law, not measured).
 PEAK_ITERS = {25: 2000, 50: 1200}
 
 
@@ -100,20 +100,26 @@ def budget(recipe: Recipe, sigma: float) -> int:
     return min(recipe.iters, round(n0 * (sigma / s0) ** slope))
 
 
+# Two such fits from different seeds err differently (each draws its own recorruptions and starts
+# from its own weights), so their average is better than either: at width 32 and 2,000 iterations
+# +0.11 to +0.26 dB over one fit on four crops of the acceptance set at σ = 25, where two fits at
+# width 64 and 1,200 iterations had gained +0.07 on F16 (the DIP paper's two runs: +0.57 dB). On
+# the acceptance set, against BM3D: `best` −0.24 dB on average at σ = 25 (174 s per 256²) and
+# −0.35 at σ = 50 (108 s); `balanced` −0.45 and −0.47; `fast` −0.52 and (= `balanced`) −0.47.
 PRESETS: dict[str, Preset] = {
-    "fast": Preset("the best preset's fit cut at 700 iterations (~61 s per 256² on 2 cores)",
-                   (replace(R2R, iters=700),)),
-    "balanced": Preset("the best preset's fit cut at 1,200 iterations", (replace(R2R, iters=1200),)),
-    "best": Preset("the compact net fitted to the noisy image itself with a recorrupted loss, "
-                   "2,000 iterations (1,200 at σ = 50: presets.budget)", (R2R,)),
+    "fast": Preset("the balanced fit cut at 1,400 iterations (~60 s per 256² on 2 cores)",
+                   (replace(R2R, iters=1400),)),
+    "balanced": Preset("the compact net at width 32 fitted to the noisy image itself with a recorrupted "
+                       "loss, 2,000 iterations (1,200 at σ = 50: presets.budget; ~88 s per 256²)", (R2R,)),
+    "best": Preset("two balanced fits from seeds --seed and --seed + 1, averaged (~180 s per 256²)",
+                   (R2R, replace(R2R, seed_offset=1))),
 }
 # The presets `dip denoise` uses on a CPU when no --preset, --arch or --iters is given: `balanced`
-# for an image fitted whole (up to 383 px a side with --tile auto: a 256² image in about 105 s),
+# for an image fitted whole (up to 383 px a side with --tile auto: a 256² image in about 90 s),
 # `fast` for each tile of one fitted in tiles, so that a 512² image (four tiles of 273²) takes
-# under five minutes (281 s for F16; `balanced` would take about 8). On the acceptance set
-# `balanced` is 0.63 dB below BM3D on average at σ = 25, `fast` 1.15 (benchmarks/README.md,
-# "Denoising quality"). On a CUDA GPU the default stays the compact net at --width auto
-# (TASK_DEFAULTS), measured there.
+# under five minutes. On a CUDA GPU the default stays the compact net at --width auto
+# (TASK_DEFAULTS), measured there. Measured on the acceptance set: benchmarks/README.md,
+# "Denoising quality".
 CPU_PRESET = "balanced"
 CPU_TILED_PRESET = "fast"
 
