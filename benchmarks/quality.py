@@ -26,10 +26,11 @@ method denoises the same noisy array. Methods:
   it. Each DIP fit runs its whole budget while its automatic stop rule is shadowed
   (``stopping.watch``): the row holds the PSNR the user gets (the image at the automatic stop,
   quantised as written), the best PSNR anywhere in the budget, and the seconds to the stop, so
-  the loss due to stopping and the loss due to the method are separate numbers. A preset that
-  is another's one fit with a shorter budget (``fast`` and ``balanced`` are ``best`` cut at 700
-  and 1,200 iterations) is read from that fit's snapshot at its budget when the longer fit ran
-  first (list ``best`` first): the same seeded computation, not fitted twice (``fit_once``);
+  the loss due to stopping and the loss due to the method are separate numbers. A preset whose
+  fit is another's with the same or a shorter budget (``balanced`` is ``best``'s first fit,
+  ``fast`` that fit cut at 1,400 iterations) is read from that fit, or its snapshot at the budget
+  for the run's σ, when the longer fit ran first (list ``best`` first): the same seeded
+  computation, not fitted twice (``fit_once``);
 * ``default``: ``dip denoise --sigma S`` with no preset named, the CPU default: `balanced` on an
   image fitted whole (every 256² crop, whose fit it shares), `fast` on each tile of one fitted
   in tiles. For the whole-image table (``--whole --methods default``).
