@@ -27,10 +27,10 @@ method denoises the same noisy array. Methods:
   (``stopping.watch``): the row holds the PSNR the user gets (the image at the automatic stop,
   quantised as written), the best PSNR anywhere in the budget, and the seconds to the stop, so
   the loss due to stopping and the loss due to the method are separate numbers. A preset whose
-  fit is another's with the same or a shorter budget (``balanced`` is ``best``'s first fit,
-  ``fast`` that fit cut at 1,400 iterations) is read from that fit, or its snapshot at the budget
-  for the run's σ, when the longer fit ran first (list ``best`` first): the same seeded
-  computation, not fitted twice (``fit_once``);
+  fits are another's with the same or a shorter budget (``balanced`` is ``best``'s first fit, at
+  σ = 50 its first two; ``fast`` the first cut at 1,400 iterations) is read from those fits, or
+  their snapshots at the budget for the run's σ, when the longer fits ran first (list ``best``
+  first): the same seeded computation, not fitted twice (``fit_once``);
 * ``default``: ``dip denoise --sigma S`` with no preset named, the CPU default: `balanced` on an
   image fitted whole (every 256² crop, whose fit it shares), `fast` on each tile of one fitted
   in tiles. For the whole-image table (``--whole --methods default``).
@@ -137,7 +137,7 @@ def plan_fits(preset: str | None, noisy: np.ndarray, clean: np.ndarray, sigma: f
     plan (planned through the Python API as the CLI plans them)."""
     from dipcli.io import Image
     from dipcli.options import Tile
-    from dipcli.planning import FitOptions, TaskInput, plan_denoise, resolve
+    from dipcli.planning import FitOptions, TaskInput, denoise_fits, plan_denoise, resolve
 
     o = FitOptions(preset=preset, iters=iters, tile=Tile.parse("auto"))
     setup = resolve("denoise", o)
@@ -147,7 +147,7 @@ def plan_fits(preset: str | None, noisy: np.ndarray, clean: np.ndarray, sigma: f
         setup = resolve("denoise", replace(o, preset=plan.extra["preset"]))
     # Each fit alone: watching the first plan with its ensemble attached would fit them all.
     members = [replace(plan, ensemble=[]), *plan.ensemble]
-    recipes = [r for r, _, _ in setup.recipes] if setup.recipes else [None]
+    recipes = [r for r, _, _ in denoise_fits(setup, o, sigma)]
     return members, recipes, plan
 
 

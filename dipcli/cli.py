@@ -242,6 +242,10 @@ PresetOpt = Annotated[str | None, typer.Option(
     "--preset", help=f"How to denoise: {', '.join(PRESETS)} (README, \"Presets\"). Default on a CPU: "
     f"{CPU_PRESET}, {CPU_TILED_PRESET} for each tile of an image fitted in tiles; --arch picks one net "
     "instead.", show_default=False, metavar="NAME")]
+FitsOpt = Annotated[int | None, typer.Option(
+    "--fits", help="Average N fits of the preset, from seeds --seed, --seed + 1, … (default: "
+    "the preset's own; best: two, more where the noise caps each fit's budget).", show_default=False,
+    metavar="N")]
 InpaintPresetOpt = Annotated[str | None, typer.Option("--preset", help="How to inpaint: "
                              f"{', '.join(INPAINT_PRESETS)} (README, \"Presets\"). Default: "
                              f"{INPAINT_PRESET}; --arch picks one net instead.", show_default=False,
@@ -251,10 +255,10 @@ InpaintPresetOpt = Annotated[str | None, typer.Option("--preset", help="How to i
 @fitting_command
 def denoise(
     c: Common, inputs: InputsArg, sigma: SigmaOpt = None, add_noise: AddNoiseOpt = False,
-    preset: PresetOpt = None,
+    preset: PresetOpt = None, fits: FitsOpt = None,
 ) -> None:
     """Remove Gaussian-like noise: `dip denoise noisy.png --sigma 25`."""
-    c.fit.preset = preset
+    c.fit.preset, c.fit.fits = preset, fits
     run_task("denoise", "denoised", c, inputs, sigma=sigma, add_noise=add_noise)
 
 
@@ -292,10 +296,10 @@ def inpaint(
                     "this fraction of pixels at random (seeded).", show_default=False)] = None,
     no_composite: Annotated[bool, typer.Option("--no-composite", help="Write the raw network output "
                             "instead of keeping the known pixels.")] = False,
-    preset: InpaintPresetOpt = None,
+    preset: InpaintPresetOpt = None, fits: FitsOpt = None,
 ) -> None:
     """Fill missing pixels: `dip inpaint photo.png --mask holes.png`."""
-    c.fit.preset = preset
+    c.fit.preset, c.fit.fits = preset, fits
     run_task("inpaint", "inpainted", c, inputs, mask_known=mask_known, drop=drop, no_composite=no_composite)
 
 

@@ -44,11 +44,14 @@ from dipcli.presets import (
     CPU_PRESET,
     CPU_TILED_PRESET,
     INPAINT_PRESET,
+    PRESETS,
     TASK_DEFAULTS,
     TASK_PRESETS,
     TWO_STAGE_DEFAULTS,
     Recipe,
     budget,
+    members,
+    seeds,
 )
 from dipcli.problems import (
     SR_FACTORS,
@@ -92,6 +95,7 @@ class FitOptions:
     save_every: int = 0
     pictures: bool = False
     preset: str | None = None  # denoise, inpaint: a named preset (TASK_PRESETS); None: the default
+    fits: int | None = None  # denoise, inpaint: how many of the preset's fits to average (None: its own)
 
 
 @dataclass(frozen=True)
@@ -158,21 +162,30 @@ def default_preset(task: str, o: FitOptions, on_gpu: bool) -> str | None:
 
 
 def with_preset(setup: Setup, o: FitOptions, on_gpu: bool) -> Setup:
-    """``denoise``, ``inpaint``: the preset's fits, each net resolved, --arch/--width/--iters
-    applied to all. The preset is the one named (``--preset``), else :func:`default_preset`'s."""
+    """``denoise``, ``inpaint``: the preset's fits (or ``--fits`` of them: :func:`presets.seeds`),
+    each net resolved, --arch/--width/--iters applied to all. The preset is the one named
+    (``--preset``), else :func:`default_preset`'s."""
     presets = TASK_PRESETS.get(setup.task)
     if o.preset is not None and presets is None:
         raise Fail(f"--preset is for {' and '.join(TASK_PRESETS)}; {setup.task} has its own defaults "
                    "(drop --preset)")
+    if o.fits is not None:
+        if presets is None:
+            raise Fail(f"--fits is for {' and '.join(TASK_PRESETS)}; {setup.task} fits one net (drop --fits)")
+        if isinstance(o.fits, bool) or not isinstance(o.fits, int) or o.fits < 1:
+            raise Fail(f"--fits {o.fits!r}: give a whole number of fits, 1 or more")
     name = o.preset or default_preset(setup.task, o, on_gpu)
     if name is None:
+        if o.fits is not None:
+            raise Fail("--fits averages a preset's fits, but --arch names one net: drop one of them"
+                       if o.arch else "--fits averages a preset's fits: name one, e.g. --preset best")
         return setup
     if name not in presets:
         raise Fail(f"unknown --preset {name!r}; choose one of: {', '.join(presets)}")
     width = None if o.width in (None, "auto") else int(o.width)
     recipes = []
     try:
-        for r in presets[name].recipes:
+        for r in presets[name].recipes if o.fits is None else seeds(presets[name], o.fits):
             spec = NetSpec(arch=o.arch or r.arch, width=width if width is not None else r.width,
                            scales=o.scales, upsample=o.upsample or r.upsample).resolved()
             check_tile(o, spec)
@@ -439,7 +452,7 @@ def plan_denoise(src: TaskInput, o: FitOptions, *, sigma: float | None = None, a
     notes: list[str] = []
     image, reference, problem = denoise_inputs(src, sigma, add_noise, o.seed, notes)
     sigma255 = problem.sigma * 255
-    recipes = setup.fits
+    recipes = denoise_fits(setup, o, sigma255)
     plans = []
     for k, (recipe, spec, iters) in enumerate(recipes):
         spec, auto = auto_width(setup, spec, image, problem.sigma, notes if k == 0 else [])
@@ -455,11 +468,25 @@ def plan_denoise(src: TaskInput, o: FitOptions, *, sigma: float | None = None, a
     return as_ensemble(setup, plans)
 
 
+def denoise_fits(setup: Setup, o: FitOptions, sigma: float) -> tuple[tuple[Recipe | None, NetSpec, int], ...]:
+    """The fits of a denoising preset for noise of ``sigma`` (0-255 scale): its recipes, and for
+    one that fills its time with more seeds where the noise caps each fit, those
+    (:func:`presets.members`). With --iters naming the budget or --fits the number of fits, the
+    fits :func:`with_preset` chose."""
+    if setup.preset is None or o.iters is not None or o.fits is not None:
+        return setup.fits
+    _, spec, iters = setup.recipes[-1]
+    more = members(PRESETS[setup.preset], sigma)[len(setup.recipes):]
+    return setup.fits + tuple((recipe, spec, iters) for recipe in more)
+
+
 def tiled_default(setup: Setup, plans: list[Plan], o: FitOptions) -> Setup:
     """The CPU default on an image fitted in tiles: each tile gets the budget of
     :data:`CPU_TILED_PRESET` instead of :data:`CPU_PRESET`'s, so that a 512² image (four tiles)
-    takes under five minutes (:mod:`dipcli.presets`). The plans are changed in place."""
+    takes under five minutes (:mod:`dipcli.presets`). The plans are changed in place, and those
+    beyond the tiled preset's fits (the whole image's added seeds: :func:`denoise_fits`) dropped."""
     tiled = with_preset(setup, replace(o, preset=CPU_TILED_PRESET), on_gpu=False)
+    del plans[len(tiled.recipes):]
     for plan, (recipe, _, iters) in zip(plans, tiled.recipes, strict=True):
         plan.config = fit_config(tiled, o, plan.spec, plan.problem, jitter=reg_noise(plan.problem.sigma),
                                  recipe=recipe, iters=iters)

@@ -61,6 +61,9 @@ class Preset:
 
     about: str
     recipes: tuple[Recipe, ...]
+    # > 0: more fits of the last recipe, from the seeds that follow, while all the fits' budgets
+    # at the image's σ add up to at most this many iterations (:func:`members`).
+    fill_iters: int = 0
 
 
 # The DIP denoiser of Jo, Chun & Choi (ICCV 2021), with the loss of Pang, Zheng, Quan & Ji (CVPR
@@ -100,19 +103,46 @@ def budget(recipe: Recipe, sigma: float) -> int:
     return min(recipe.iters, round(n0 * (sigma / s0) ** slope))
 
 
+def members(preset: Preset, sigma: float) -> tuple[Recipe, ...]:
+    """A preset's fits for noise of ``sigma`` (0-255 scale): its recipes, then, for a preset with a
+    ``fill_iters``, more of its last recipe from the next seeds while the budgets at ``sigma``
+    (:func:`budget`) add up to at most that. Where the noise caps each fit's budget, the time it
+    frees goes to more fits averaged, which is where they pay most (benchmarks/results/r2r-trials/
+    README.md, "More seeds")."""
+    recipes = preset.recipes
+    if preset.fill_iters:
+        while sum(budget(r, sigma) for r in recipes) + budget(recipes[-1], sigma) <= preset.fill_iters:
+            recipes = seeds(preset, len(recipes) + 1)
+    return recipes
+
+
+def seeds(preset: Preset, n: int) -> tuple[Recipe, ...]:
+    """``n`` fits of a preset (``--fits``): its first ``n`` recipes, then its last from the seeds
+    that follow."""
+    recipes = list(preset.recipes[:n])
+    while len(recipes) < n:
+        recipes.append(replace(recipes[-1], seed_offset=recipes[-1].seed_offset + 1))
+    return tuple(recipes)
+
+
 # Two such fits from different seeds err differently (each draws its own recorruptions and starts
 # from its own weights), so their average is better than either: at width 32 and 2,000 iterations
 # +0.11 to +0.26 dB over one fit on four crops of the acceptance set at σ = 25, where two fits at
-# width 64 and 1,200 iterations had gained +0.07 on F16 (the DIP paper's two runs: +0.57 dB). On
-# the acceptance set, against BM3D: `best` −0.24 dB on average at σ = 25 (174 s per 256²) and
-# −0.35 at σ = 50 (108 s); `balanced` −0.45 and −0.47; `fast` −0.52 and (= `balanced`) −0.47.
+# width 64 and 1,200 iterations had gained +0.07 on F16 (the DIP paper's two runs: +0.57 dB).
+# Each more fit gains less: on the acceptance set at σ = 25 one, two and three fits are 0.45, 0.24
+# and 0.17 dB below BM3D on average (88, 174 and 258 s per 256²); at σ = 50 one to four fits of
+# 1,200 iterations are 0.47, 0.35, 0.29 and 0.27 below (54 to 210 s). So where σ caps each fit's
+# budget, `balanced` and `best` spend the time it frees on more fits (``fill_iters``): at σ = 50
+# `balanced` averages two fits (−0.35 dB, 108 s) and `best` four (−0.27, 210 s), at σ ≤ 25 one and
+# two (benchmarks/results/r2r-trials/README.md, "More seeds"). ``--fits`` names the count.
 PRESETS: dict[str, Preset] = {
     "fast": Preset("the balanced fit cut at 1,400 iterations (~60 s per 256² on 2 cores)",
                    (replace(R2R, iters=1400),)),
-    "balanced": Preset("the compact net at width 32 fitted to the noisy image itself with a recorrupted "
-                       "loss, 2,000 iterations (1,200 at σ = 50: presets.budget; ~88 s per 256²)", (R2R,)),
-    "best": Preset("two balanced fits from seeds --seed and --seed + 1, averaged (~180 s per 256²)",
-                   (R2R, replace(R2R, seed_offset=1))),
+    "balanced": Preset("the compact net at width 32 fitted to the noisy image itself with a "
+                       "recorrupted loss, 2,000 iterations (~88 s per 256²); at σ = 50 two fits of "
+                       "1,200 (presets.budget) from two seeds, averaged (~108 s)", (R2R,), fill_iters=2400),
+    "best": Preset("two balanced fits from seeds --seed and --seed + 1, averaged (~174 s per 256²); at "
+                   "σ = 50 four fits of 1,200 (~210 s)", (R2R, replace(R2R, seed_offset=1)), fill_iters=5000),
 }
 # The presets `dip denoise` uses on a CPU when no --preset, --arch or --iters is given: `balanced`
 # for an image fitted whole (up to 383 px a side with --tile auto: a 256² image in about 90 s),

@@ -123,8 +123,8 @@ _COMMON_DOC = """
 
 
 def denoise(image: ImageLike, sigma: float | None = None, *, clean: ImageLike | None = None,
-            add_noise: bool = False, preset: str | None = None, iters: int | None = None,
-            arch: str | None = None,
+            add_noise: bool = False, preset: str | None = None, fits: int | None = None,
+            iters: int | None = None, arch: str | None = None,
             width: int | str | None = None, scales: int | None = None, upsample: str | None = None,
             stop: str = "auto", precision: str = "auto", lr: float = 0.01, seed: int = 0,
             device: str = "auto", tile: str | int = "auto", raw: bool = False,
@@ -146,9 +146,12 @@ def denoise(image: ImageLike, sigma: float | None = None, *, clean: ImageLike | 
         How to denoise (:data:`dipcli.presets.PRESETS`: ``fast``, ``balanced``, ``best``); default on a CPU
         :data:`CPU_PRESET`, or :data:`CPU_TILED_PRESET` for each tile of an image fitted in tiles,
         unless ``arch`` names one net.
+    fits : int, optional
+        Average this many fits of the preset, from seeds ``seed``, ``seed`` + 1, … (default: the
+        preset's own: ``best`` two, more where σ caps each fit's budget; :func:`dipcli.presets.members`).
     """
     o = _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, device, tile, raw)
-    o.preset = preset
+    o.preset, o.fits = preset, fits
     return _run("denoise", image, clean, None, o, progress, sigma=sigma, add_noise=add_noise)
 
 
@@ -184,7 +187,8 @@ def two_stage(image: ImageLike, sigma: float | None = None, *, clean: ImageLike 
 
 def inpaint(image: ImageLike, mask: ImageLike | None = None, *, mask_known: str = "auto",
             drop: float | None = None, composite: bool = True, clean: ImageLike | None = None,
-            preset: str | None = None, iters: int | None = None, arch: str | None = None,
+            preset: str | None = None, fits: int | None = None, iters: int | None = None,
+            arch: str | None = None,
             width: int | str | None = None, scales: int | None = None, upsample: str | None = None,
             stop: str = "auto", precision: str = "auto", lr: float = 0.01, seed: int = 0,
             device: str = "auto", tile: str | int = "auto", raw: bool = False,
@@ -208,11 +212,14 @@ def inpaint(image: ImageLike, mask: ImageLike | None = None, *, mask_known: str 
     preset : str, optional
         How to inpaint (:data:`dipcli.presets.INPAINT_PRESETS`: ``fast``, ``best``); default
         :data:`INPAINT_PRESET` unless ``arch`` names one net.
+    fits : int, optional
+        Average this many fits of the preset, from seeds ``seed``, ``seed`` + 1, … (default: the
+        preset's own; ``best`` two).
     """
     if isinstance(mask, np.ndarray) and mask.dtype == bool and mask_known == "auto":
         mask_known = "white"  # True = known, as documented
     o = _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, device, tile, raw)
-    o.preset = preset
+    o.preset, o.fits = preset, fits
     return _run("inpaint", image, clean, mask, o, progress, mask_known=mask_known, drop=drop,
                 no_composite=not composite)
 

@@ -170,3 +170,5 @@ def test_best_preset_averages_two_recorrupted_fits_of_the_observation_and_denois
     noisy_psnr = peak_signal_noise_ratio(clean, y.astype(np.float64), data_range=1.0)
     assert result.psnr > noisy_psnr + 3 and result.settings["preset"] == "best"
     assert result.iterations == 2 * 60
+    three = denoise(y, sigma=25, preset="best", fits=3, iters=10, precision="fp32")
+    assert three.iterations == 3 * 10 and three.settings["fits"] == 3

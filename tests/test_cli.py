@@ -75,6 +75,8 @@ def test_never_overwrites_its_input(noisy_png):
     (["{bad}", "--sigma", "25"], 1, "cannot read"),
     (["{tiny}", "--sigma", "25"], 2, "at least"),
     (["{noisy}", "--sigma", "25", "--clean", "{tiny}"], 2, "same image"),
+    (["{noisy}", "--sigma", "25", "--fits", "0"], 2, "--fits"),
+    (["{noisy}", "--sigma", "25", "--fits", "2", "--arch", "compact"], 2, "--arch names one net"),
 ])
 def test_bad_input_gives_one_line_error_and_no_output(tmp_path, noisy_png, args, code, words):
     (tmp_path / "bad.png").write_bytes(b"garbage")
@@ -227,6 +229,64 @@ def test_cpu_default_gives_each_tile_the_fast_budget_and_an_image_fitted_whole_b
     assert whole.extra["preset"] == "balanced"
     assert plan(400, preset="balanced").config.iters == PRESETS["balanced"].recipes[0].iters
     assert plan(400, iters=50).config.iters == 50
+    # At σ = 50 `balanced` fits a second seed (presets.members): an image fitted whole gets both,
+    # each tile of a tiled one still `fast`'s single fit.
+    def plan50(side: int) -> Plan:
+        pixels = np.random.default_rng(0).random((side, side, 3), dtype=np.float32)
+        o = FitOptions(device="cpu", tile=Tile.parse("auto"))
+        return plan_denoise(TaskInput(Image(pixels, np.dtype(np.uint8))), o, sigma=50)
+
+    assert len(plan50(256).ensemble) == 1 and plan50(400).ensemble == []
+
+
+def test_capped_presets_spend_the_time_the_cap_frees_on_more_seeds():
+    """Where σ caps each fit's budget, `best` (and `balanced`) fit more seeds while their budgets
+    add up to the preset's ``fill_iters``: `best` two fits of 2,000 at σ ≤ 25, four of 1,200 at
+    σ = 50; `balanced` one, and two at σ = 50; `fast` never more. Each added fit is the last
+    recipe from the next seed; --iters keeps the preset's own fits. Planning only."""
+    from dipcli.io import Image
+    from dipcli.planning import FitOptions, TaskInput, plan_denoise
+    from dipcli.presets import PRESETS, budget, members
+
+    best, balanced, fast = PRESETS["best"], PRESETS["balanced"], PRESETS["fast"]
+    assert members(best, 15) == members(best, 25) == best.recipes
+    four = members(best, 50)
+    assert [r.seed_offset for r in four] == [0, 1, 2, 3] and all(budget(r, 50) == 1200 for r in four)
+    assert four[2:] == tuple(replace(best.recipes[-1], seed_offset=k) for k in (2, 3))
+    assert sum(budget(r, 35) for r in members(best, 35)) <= best.fill_iters
+    assert len(members(balanced, 25)) == 1 and len(members(balanced, 50)) == 2
+    assert members(fast, 50) == fast.recipes
+
+    def fits(sigma: float, **options) -> list[tuple[int, int]]:
+        pixels = np.random.default_rng(0).random((64, 64, 3), dtype=np.float32)
+        o = FitOptions(device="cpu", **options)
+        main = plan_denoise(TaskInput(Image(pixels, np.dtype(np.uint8))), o, sigma=sigma)
+        return [(p.config.seed, p.config.iters) for p in (main, *main.ensemble)]
+
+    assert fits(50, preset="best") == [(0, 1200), (1, 1200), (2, 1200), (3, 1200)]
+    assert fits(25, preset="best", seed=7) == [(7, 2000), (8, 2000)]
+    assert fits(50, preset="best", iters=30) == [(0, 30), (1, 30)]
+    assert fits(50, preset="fast") == [(0, 1200)]
+    # --fits names the count: from the preset's recipes, then its last from the next seeds.
+    assert fits(25, preset="best", fits=3) == [(0, 2000), (1, 2000), (2, 2000)]
+    assert fits(50, preset="best", fits=1) == [(0, 1200)]
+    assert fits(50, preset="fast", fits=2, iters=30) == [(0, 30), (1, 30)]
+
+
+@pytest.mark.parametrize("options, words", [
+    (dict(preset="best", fits=0), "1 or more"),
+    (dict(arch="compact", fits=2), "--arch names one net"),
+    (dict(device="cuda", fits=2), "--preset best"),  # the GPU default is one net, no preset
+])
+def test_fits_is_refused_where_there_is_no_preset_to_repeat(options, words, monkeypatch):
+    from dipcli.errors import Fail
+    from dipcli.planning import FitOptions, resolve
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    with pytest.raises(Fail, match=words):
+        resolve("denoise", FitOptions(**options))
+    with pytest.raises(Fail, match="--fits is for denoise and inpaint"):
+        resolve("superres", FitOptions(fits=2))
 
 
 def test_preset_budget_is_capped_above_sigma_25_where_the_fit_peaks():
