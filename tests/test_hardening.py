@@ -195,10 +195,26 @@ def dip_process(*args: str, env_extra: dict | None = None) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
 
 
+def catches_sigint(pid: int) -> bool:
+    """Whether the process has a handler for SIGINT (Linux: the SigCgt mask in /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(int(line.split()[1], 16) for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(caught & (1 << (signal.SIGINT - 1)))
+
+
 def test_11_ctrl_c_while_starting_exits_130_quietly(tmp_path, ctrl_c_deliverable):
     iio.imwrite(tmp_path / "a.png", noisy(32, 32))
     proc = dip_process("denoise", str(tmp_path / "a.png"), "--sigma", "25")
-    time.sleep(0.8)  # Python is up, torch is still being imported (it takes seconds)
+    # Python is up once it handles SIGINT (before that the signal kills the process outright, as
+    # for any program); torch is still being imported then (it takes seconds). A fixed wait was
+    # not enough on a loaded machine.
+    deadline = time.monotonic() + 30
+    while not catches_sigint(proc.pid) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
