@@ -88,9 +88,13 @@ R2R = Recipe("compact", width=32, iters=2000, input="observation", recorrupt=Tru
 # (width 64) peaked between 360 and 1,870 iterations (median ~1,150) and had lost up to 3 dB by
 # 2,000; the mean gap to BM3D was flat from 1,000 to 1,200 and the worst image best at 1,200. At
 # σ = 25 the mean still rises to 1,700 and is flat to 2,000 (benchmarks/quality_budgets.py). So
-# above σ = 25 a recorrupted fit's budget is capped: 2,000 iterations at σ = 25 falling to 1,200
-# at σ = 50, a power law in σ between them (beyond σ = 50, the same law, not measured).
-PEAK_ITERS = {25: 2000, 50: 1200}
+# above σ = 25 a recorrupted fit's budget is capped: 2,000 iterations at σ = 25 falling to 1,000
+# at σ = 50, a power law in σ between them (beyond σ = 50, the same law, not measured). At width
+# 32 one fit at σ = 50 is better at 1,000 than at 1,200 (−0.45 dB to BM3D on average against
+# −0.47) and gives away at most 0.25 dB to its peak instead of 0.57 (CBSD68_0000, whose fits peak
+# at 490–680); two fits averaged are level (−0.36 against −0.35), at most 0.28 from the peak
+# instead of 0.61 (benchmarks/results/r2r-trials/README.md, "More seeds").
+PEAK_ITERS = {25: 2000, 50: 1000}
 
 
 def budget(recipe: Recipe, sigma: float) -> int:
@@ -130,19 +134,20 @@ def seeds(preset: Preset, n: int) -> tuple[Recipe, ...]:
 # +0.11 to +0.26 dB over one fit on four crops of the acceptance set at σ = 25, where two fits at
 # width 64 and 1,200 iterations had gained +0.07 on F16 (the DIP paper's two runs: +0.57 dB).
 # Each more fit gains less: on the acceptance set at σ = 25 one, two and three fits are 0.45, 0.24
-# and 0.17 dB below BM3D on average (88, 174 and 258 s per 256²); at σ = 50 one to four fits of
-# 1,200 iterations are 0.47, 0.35, 0.29 and 0.27 below (54 to 210 s). So where σ caps each fit's
-# budget, `balanced` and `best` spend the time it frees on more fits (``fill_iters``): at σ = 50
-# `balanced` averages two fits (−0.35 dB, 108 s) and `best` four (−0.27, 210 s), at σ ≤ 25 one and
-# two (benchmarks/results/r2r-trials/README.md, "More seeds"). ``--fits`` names the count.
+# and 0.17 dB below BM3D on average (88, 174 and 258 s per 256²); at σ = 50 one, two, four and five
+# fits of 1,000 iterations are 0.45, 0.36, 0.30 and 0.29 below (45 to 214 s). So where σ caps
+# each fit's budget, `balanced` and `best` spend the time it frees on more fits (``fill_iters``):
+# at σ = 50 `balanced` averages two fits (−0.36 dB, 89 s) and `best` five (−0.29, 214 s), at
+# σ ≤ 25 one and two (benchmarks/results/r2r-trials/README.md, "More seeds"). ``--fits`` names
+# the count.
 PRESETS: dict[str, Preset] = {
     "fast": Preset("the balanced fit cut at 1,400 iterations (~60 s per 256² on 2 cores)",
                    (replace(R2R, iters=1400),)),
     "balanced": Preset("the compact net at width 32 fitted to the noisy image itself with a "
                        "recorrupted loss, 2,000 iterations (~88 s per 256²); at σ = 50 two fits of "
-                       "1,200 (presets.budget) from two seeds, averaged (~108 s)", (R2R,), fill_iters=2400),
+                       "1,000 (presets.budget) from two seeds, averaged (~89 s)", (R2R,), fill_iters=2400),
     "best": Preset("two balanced fits from seeds --seed and --seed + 1, averaged (~174 s per 256²); at "
-                   "σ = 50 four fits of 1,200 (~210 s)", (R2R, replace(R2R, seed_offset=1)), fill_iters=5000),
+                   "σ = 50 five fits of 1,000 (~214 s)", (R2R, replace(R2R, seed_offset=1)), fill_iters=5000),
 }
 # The presets `dip denoise` uses on a CPU when no --preset, --arch or --iters is given: `balanced`
 # for an image fitted whole (up to 383 px a side with --tile auto: a 256² image in about 90 s),

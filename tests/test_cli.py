@@ -241,7 +241,7 @@ def test_cpu_default_gives_each_tile_the_fast_budget_and_an_image_fitted_whole_b
 
 def test_capped_presets_spend_the_time_the_cap_frees_on_more_seeds():
     """Where σ caps each fit's budget, `best` (and `balanced`) fit more seeds while their budgets
-    add up to the preset's ``fill_iters``: `best` two fits of 2,000 at σ ≤ 25, four of 1,200 at
+    add up to the preset's ``fill_iters``: `best` two fits of 2,000 at σ ≤ 25, five of 1,000 at
     σ = 50; `balanced` one, and two at σ = 50; `fast` never more. Each added fit is the last
     recipe from the next seed; --iters keeps the preset's own fits. Planning only."""
     from dipcli.io import Image
@@ -251,8 +251,8 @@ def test_capped_presets_spend_the_time_the_cap_frees_on_more_seeds():
     best, balanced, fast = PRESETS["best"], PRESETS["balanced"], PRESETS["fast"]
     assert members(best, 15) == members(best, 25) == best.recipes
     four = members(best, 50)
-    assert [r.seed_offset for r in four] == [0, 1, 2, 3] and all(budget(r, 50) == 1200 for r in four)
-    assert four[2:] == tuple(replace(best.recipes[-1], seed_offset=k) for k in (2, 3))
+    assert [r.seed_offset for r in four] == [0, 1, 2, 3, 4] and all(budget(r, 50) == 1000 for r in four)
+    assert four[2:] == tuple(replace(best.recipes[-1], seed_offset=k) for k in (2, 3, 4))
     assert sum(budget(r, 35) for r in members(best, 35)) <= best.fill_iters
     assert len(members(balanced, 25)) == 1 and len(members(balanced, 50)) == 2
     assert members(fast, 50) == fast.recipes
@@ -263,13 +263,13 @@ def test_capped_presets_spend_the_time_the_cap_frees_on_more_seeds():
         main = plan_denoise(TaskInput(Image(pixels, np.dtype(np.uint8))), o, sigma=sigma)
         return [(p.config.seed, p.config.iters) for p in (main, *main.ensemble)]
 
-    assert fits(50, preset="best") == [(0, 1200), (1, 1200), (2, 1200), (3, 1200)]
+    assert fits(50, preset="best") == [(0, 1000), (1, 1000), (2, 1000), (3, 1000), (4, 1000)]
     assert fits(25, preset="best", seed=7) == [(7, 2000), (8, 2000)]
     assert fits(50, preset="best", iters=30) == [(0, 30), (1, 30)]
-    assert fits(50, preset="fast") == [(0, 1200)]
+    assert fits(50, preset="fast") == [(0, 1000)]
     # --fits names the count: from the preset's recipes, then its last from the next seeds.
     assert fits(25, preset="best", fits=3) == [(0, 2000), (1, 2000), (2, 2000)]
-    assert fits(50, preset="best", fits=1) == [(0, 1200)]
+    assert fits(50, preset="best", fits=1) == [(0, 1000)]
     assert fits(50, preset="fast", fits=2, iters=30) == [(0, 30), (1, 30)]
 
 
@@ -290,7 +290,7 @@ def test_fits_is_refused_where_there_is_no_preset_to_repeat(options, words, monk
 
 
 def test_preset_budget_is_capped_above_sigma_25_where_the_fit_peaks():
-    """A recorrupted fit overfits sooner at higher σ: `best`'s 2,000 iterations fall to 1,200 at
+    """A recorrupted fit overfits sooner at higher σ: `best`'s 2,000 iterations fall to 1,000 at
     σ = 50 (where its fits peaked), and so do `fast`'s 1,400, never above the recipe's own; σ ≤ 25
     and a net named without a preset keep their budget, and --iters wins."""
     from dipcli.io import Image
@@ -299,9 +299,9 @@ def test_preset_budget_is_capped_above_sigma_25_where_the_fit_peaks():
     from dipcli.presets import PRESETS, budget
 
     best, fast = PRESETS["best"].recipes[0], PRESETS["fast"].recipes[0]
-    assert budget(best, 15) == budget(best, 25) == 2000 and budget(best, 50) == 1200
-    assert 1200 < budget(best, 35) < 2000 and budget(best, 75) < 1200
-    assert budget(fast, 25) == 1400 and budget(fast, 50) == 1200 and budget(fast, 35) == 1400
+    assert budget(best, 15) == budget(best, 25) == 2000 and budget(best, 50) == 1000
+    assert 1000 < budget(best, 35) < 2000 and budget(best, 75) < 1000
+    assert budget(fast, 25) == 1400 and budget(fast, 50) == 1000 and budget(fast, 35) == 1400
     assert budget(replace(best, recorrupt=False), 50) == 2000
 
     def iters(sigma: float, **options) -> int:
@@ -309,6 +309,6 @@ def test_preset_budget_is_capped_above_sigma_25_where_the_fit_peaks():
         o = FitOptions(device="cpu", tile=Tile.parse("auto"), **options)
         return plan_denoise(TaskInput(Image(pixels, np.dtype(np.uint8))), o, sigma=sigma).config.iters
 
-    assert iters(50, preset="best") == 1200 and iters(25, preset="best") == 2000
+    assert iters(50, preset="best") == 1000 and iters(25, preset="best") == 2000
     assert iters(50, preset="best", iters=1500) == 1500
-    assert iters(75, preset="best") < 1200 and iters(75, arch="compact") == 1200  # no preset: no cap
+    assert iters(75, preset="best") < 1000 and iters(75, arch="compact") == 1200  # no preset: no cap
