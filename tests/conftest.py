@@ -4,7 +4,24 @@ import numpy as np
 import pytest
 import torch
 
+from dipcli.extras import missing, needs
+
 torch.set_num_threads(1)  # tiny tensors: threads cost more than they give, and runs repeat exactly
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs(module, ...): skip unless these optional modules import; "
+                            "the reason names the extra that installs them (from pyproject)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before the test's fixtures start anything that needs the module
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.needs("matplotlib")`` skips with one line, ``needs matplotlib: pip install
+    'dipcli[plot]'``, where the module is missing: the suite passes on the README's install."""
+    for mark in item.iter_markers("needs"):
+        absent = missing(set(mark.args))
+        if absent:
+            pytest.skip(needs(absent[0]))
 
 
 def smooth_image(h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray:
