@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -26,7 +27,7 @@ IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError"}
 
 
 @dataclass(frozen=True)
-class Optional:
+class OptionalDependency:
     """An optional distribution: its name as pip knows it and the extras that install it."""
 
     distribution: str
@@ -34,7 +35,7 @@ class Optional:
 
 
 @cache
-def optional_modules() -> dict[str, Optional]:
+def optional_modules() -> dict[str, OptionalDependency]:
     """Import name → the optional distribution behind it, from dipcli's own metadata.
 
     A requirement is optional when its marker holds for some extra and not without one (a marker
@@ -57,17 +58,13 @@ def optional_modules() -> dict[str, Optional]:
         for extra in extras:
             if req.marker.evaluate({"extra": extra}):
                 found.setdefault(module, (req.name, []))[1].append(extra)
-    return {module: Optional(dist, tuple(names)) for module, (dist, names) in found.items()}
+    return {module: OptionalDependency(dist, tuple(names)) for module, (dist, names) in found.items()}
 
 
 @cache
-def extra_sizes() -> dict[str, int]:
+def extra_sizes() -> Counter[str]:
     """How many distributions each extra installs."""
-    sizes: dict[str, int] = {}
-    for opt in optional_modules().values():
-        for extra in opt.extras:
-            sizes[extra] = sizes.get(extra, 0) + 1
-    return sizes
+    return Counter(extra for opt in optional_modules().values() for extra in opt.extras)
 
 
 def have(module: str) -> bool:
