@@ -51,13 +51,7 @@ from common import (
     write_results,
 )
 
-
-def have_distributed() -> bool:
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        return False
-    return True
+from dipcli.extras import have, needs
 
 
 def crops(count: int, size: int, folder: Path, synthetic: bool) -> str:
@@ -114,9 +108,9 @@ def main(argv: list[str] | None = None) -> dict:
         args.count, args.size, args.iters, args.workers = 2, SMOKE_SIZE, SMOKE_ITERS, [2]
         args.synthetic = True
     args.out = results_folder(args.out, smoke)
-    cluster = have_distributed()
+    cluster = have("distributed")
     if not cluster and not smoke:
-        raise SystemExit("the --cluster runs need Dask's distributed: pip install 'dipcli[cluster]'")
+        ap.exit(2, f"{needs('distributed', ap.prog)}\n")
     settings = [("--jobs", 1, ["--jobs", "1"])]
     settings += [("--jobs", n, ["--jobs", str(n)]) for n in args.workers if n > 1 and not smoke]
     settings += [("--cluster", n, ["--cluster", f"local:{n}"]) for n in args.workers if cluster]

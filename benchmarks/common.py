@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import inspect
 import json
 import multiprocessing
 import os
@@ -20,6 +21,8 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import torch
+
+from dipcli.extras import missing, needs, required_imports
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("DIP_DATA", ROOT.parent / "shared" / "data"))
@@ -276,9 +279,22 @@ def parse_smoke(ap: argparse.ArgumentParser,
     The flag is kept out of the namespace because a study's arguments are part of each fit's
     checkpoint key (:func:`parallel_map`): the runs logged in results/gpu-checkpoints keep their
     keys only while the namespace of a real run holds what it held when they ran.
+
+    Every benchmark parses its arguments here, so here it is refused, before any work, when an
+    optional module that the calling script imports is missing (:func:`refuse_missing_extras`).
     """
     args = ap.parse_args(argv)
+    refuse_missing_extras(ap, Path(inspect.stack(0)[1].filename))
     return args, vars(args).pop("smoke")
+
+
+def refuse_missing_extras(ap: argparse.ArgumentParser, script: Path) -> None:
+    """Exit 2 with one line naming the extra when ``script`` imports an optional module that is not
+    installed (:func:`dipcli.extras.required_imports`): a study that would end in a traceback
+    hours later, at its figure, says so at once instead."""
+    absent = missing(required_imports(script))
+    if absent:
+        ap.exit(2, f"{needs(absent[0], ap.prog, prefer='bench')}\n")
 
 
 def results_folder(out: Path | None, smoke: bool) -> Path:

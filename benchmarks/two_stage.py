@@ -57,6 +57,7 @@ from common import (
 )
 from stopping import FULL_BUDGET, plan_case, rescore_budget_stops, task_settings, watch
 
+from dipcli.extras import needs
 from dipcli.presets import TASK_DEFAULTS, TWO_STAGE_DEFAULTS
 
 TASK = "two-stage"
@@ -182,11 +183,17 @@ def table(rows: list[dict], summ: list[dict], args: argparse.Namespace, device: 
 
 def plot(rows: list[dict], names: list[str], sigmas: list[float], path: Path) -> None:
     """PSNR of the averaged output against iteration: one panel per image (columns) and σ (rows),
-    a line per variant, stage 1 shaded and the auto stop marked — the report's Figure 11."""
-    import matplotlib
+    a line per variant, stage 1 shaded and the auto stop marked — the report's Figure 11.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Without matplotlib the figure alone is left out: the tables are the study's results."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"the plot was skipped: {needs('matplotlib', prefer='bench')}")
+        return
 
     pictures = list(dict.fromkeys(r["image"] for r in rows))
     fig, axes = plt.subplots(len(sigmas), len(pictures), squeeze=False, sharex=True,
@@ -257,10 +264,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     tag = f"-{args.tag}" if args.tag else ""
     write_results(f"two_stage{tag}", payload, table(rows, summ, args, device), folder=args.out)
-    try:
-        plot(rows, names, args.sigmas, args.out / f"two_stage{tag}.png")
-    except ImportError:
-        print("no matplotlib: the plot was skipped (pip install matplotlib)")
+    plot(rows, names, args.sigmas, args.out / f"two_stage{tag}.png")
     return payload
 
 

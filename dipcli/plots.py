@@ -2,23 +2,28 @@
 
 matplotlib is imported only here and only when a plot is asked for, so the tool runs without it;
 :func:`have_matplotlib` (with :func:`needs_matplotlib` for the file type, and the message
-:data:`MISSING_MATPLOTLIB`) lets the CLI refuse ``--plot`` up front rather than after a long fit.
+:func:`missing_matplotlib`) lets the CLI refuse ``--plot`` up front rather than after a long fit.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from dipcli.extras import have, needs
+
 PLOT_TYPES = (".png", ".svg", ".pdf", ".csv")  # .csv: the curves' numbers, no matplotlib
-MISSING_MATPLOTLIB = "--plot needs matplotlib, an optional extra: pip install 'dipcli[plot]'"
 
 
 def have_matplotlib() -> bool:
-    return importlib.util.find_spec("matplotlib") is not None
+    return have("matplotlib")
+
+
+def missing_matplotlib() -> str:
+    """The one line that refuses ``--plot`` without matplotlib, naming the extra that installs it."""
+    return needs("matplotlib", "--plot")
 
 
 def needs_matplotlib(path: str | Path) -> bool:

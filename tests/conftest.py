@@ -4,7 +4,25 @@ import numpy as np
 import pytest
 import torch
 
+from dipcli.extras import missing, needs
+
 torch.set_num_threads(1)  # tiny tensors: threads cost more than they give, and runs repeat exactly
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs(module, ...): skip unless these optional modules import; "
+                            "the reason names the extra that installs them (from pyproject)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``@pytest.mark.needs("matplotlib")`` skips with one line, ``needs matplotlib: pip install
+    'dipcli[plot]'``, where the module is missing: the suite passes on the README's install. A
+    skip mark, not a skip in setup, so that no fixture starts and the report names the test."""
+    for item in items:
+        for mark in item.iter_markers("needs"):
+            absent = missing(set(mark.args))
+            if absent:
+                item.add_marker(pytest.mark.skip(reason=needs(absent[0])))
 
 
 def smooth_image(h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray:

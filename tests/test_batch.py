@@ -159,8 +159,8 @@ def test_output_option_is_for_one_input_only(folder, tmp_path):
     assert res.exit_code == 2 and "--clean-dir" in res.output
 
 
+@pytest.mark.needs("matplotlib")
 def test_plot_and_gif_are_written_per_input(folder, tmp_path):
-    pytest.importorskip("matplotlib")
     (folder / "c.png").unlink()
     pics = tmp_path / "pics"
     res = invoke("two-stage", folder, *FAST, "-q", "--plot", pics / "{stem}_curves.png",

@@ -4,11 +4,15 @@ Each runs as a user runs it, ``python benchmarks/<name>.py --smoke``, in its own
 thread, with ``--out`` a temporary folder and no data folder (``DIP_DATA`` points nowhere: a smoke
 run makes its images). None may write into benchmarks/results. A benchmark that the library's
 changes break then fails here, not hours into a study.
+
+A benchmark that imports an optional module (BM3D, OpenCV, matplotlib: the ``bench`` extra) is
+skipped where that module is missing, with the line that names the extra; which modules each
+needs is read from the script itself (:func:`dipcli.extras.required_imports`), as the script
+reads it to refuse to start without them.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,15 +21,25 @@ from pathlib import Path
 
 import pytest
 
+from dipcli.extras import missing, needs, required_imports
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
 RESULTS = BENCHMARKS / "results"
 NOT_BENCHMARKS = {"common", "levers"}  # the shared helpers; an exploration script
 NAMES = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem not in NOT_BENCHMARKS)
 TIMEOUT = 60  # seconds per smoke run; they take a few (most of it starting torch)
-# Peers that only the benchmarks use, from the `bench` extra (CI installs it): without one, the
-# benchmark that compares with it is skipped, not failed.
-NEEDS = {"quality": "bm3d", "quality_budgets": "bm3d", "inpaint_quality": "cv2", "inpaint_holdout": "cv2"}
+OPTIONAL = {name: required_imports(BENCHMARKS / f"{name}.py") for name in NAMES}
+# Runs a script as `python SCRIPT ARGS…` does, with the modules named in argv[1] unimportable
+# (None in sys.modules makes `import` fail and find_spec answer None): a machine without them.
+WITHOUT = """
+import runpy, sys
+from pathlib import Path
+sys.modules.update(dict.fromkeys(sys.argv[1].split(",")))
+sys.argv = sys.argv[2:]
+sys.path[0] = str(Path(sys.argv[0]).parent)
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 
 
 def committed_results() -> dict[str, tuple[int, int]]:
@@ -54,12 +68,14 @@ def smoke_env(tmp_path: Path) -> dict[str, str]:
 
 def test_every_benchmark_is_listed():
     assert len(NAMES) >= 14 and {"stopping", "inpaint", "superres", "speed"} <= set(NAMES)
+    assert "matplotlib" in OPTIONAL["upsampling"]  # its figure: found inside plot()
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_smoke_run_writes_its_results_into_the_folder_given(name, tmp_path, results_untouched):
-    if name in NEEDS and importlib.util.find_spec(NEEDS[name]) is None:
-        pytest.skip(f"{NEEDS[name]} is not installed: pip install 'dipcli[bench]'")
+    absent = missing(OPTIONAL[name])
+    if absent:
+        pytest.skip(needs(absent[0], f"{name}.py", prefer="bench"))
     out = tmp_path / "results"
     done = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), "--smoke", "--out", str(out)],
                           cwd=tmp_path, env=smoke_env(tmp_path), capture_output=True, text=True,
@@ -67,6 +83,25 @@ def test_smoke_run_writes_its_results_into_the_folder_given(name, tmp_path, resu
     assert done.returncode == 0, f"{name} --smoke failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     assert json.loads((out / f"{name}.json").read_text())
     assert (out / f"{name}.md").read_text().strip()
+
+
+# One benchmark for each optional module the benchmarks use (each run costs a torch start; the
+# refusal is the same code in every script, common.parse_smoke).
+FIRST_NEEDING = sorted({min(n for n in NAMES if m in OPTIONAL[n]) for m in set().union(*OPTIONAL.values())})
+
+
+@pytest.mark.parametrize("name", FIRST_NEEDING)
+def test_without_its_extra_a_benchmark_says_so_in_one_line_and_exits_2(name, tmp_path):
+    """Before any work, not in a traceback at its figure hours later."""
+    blocked = sorted(OPTIONAL[name])
+    out = tmp_path / "results"
+    done = subprocess.run([sys.executable, "-c", WITHOUT, ",".join(blocked), str(BENCHMARKS / f"{name}.py"),
+                           "--smoke", "--out", str(out)],
+                          cwd=tmp_path, env=smoke_env(tmp_path), capture_output=True, text=True,
+                          timeout=TIMEOUT)
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr[-3000:]
+    assert done.stderr.splitlines() == [needs(blocked[0], f"{name}.py", prefer="bench")]
+    assert "'dipcli[bench]'" in done.stderr and not out.exists()
 
 
 def test_smoke_results_never_go_to_the_committed_folder(tmp_path, monkeypatch):

@@ -22,11 +22,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dipcli.batch.cluster import have_distributed
 from dipcli.cli import app
 
-needs_dask = pytest.mark.skipif(not have_distributed(), reason="Dask's distributed is not installed: "
-                                "pip install 'dipcli[cluster]' to test --cluster")
+needs_dask = pytest.mark.needs("distributed")
 
 runner = CliRunner()
 FAST = ["--iters", "15", "--arch", "compact", "--width", "8", "--precision", "fp32", "--sigma", "25"]
@@ -80,8 +78,6 @@ def cluster(tmp_path_factory):
     The workers run without a nanny, so that the worker killed by the last test stays dead and
     its task must go to the other one.
     """
-    if not have_distributed():
-        pytest.skip("Dask's distributed is not installed: pip install 'dipcli[cluster]'")
     from distributed import Client
 
     folder = tmp_path_factory.mktemp("dask")
@@ -158,7 +154,7 @@ def test_without_the_extra_cluster_is_refused(folder, tmp_path, monkeypatch):
     res = invoke("denoise", folder, *FAST, "--cluster", "local:2", "--output-dir", tmp_path / "out")
     assert res.exit_code == 2
     assert res.stderr.strip().splitlines() == [
-        "dip: error: --cluster needs Dask's distributed package: pip install 'dipcli[cluster]'"]
+        "dip: error: --cluster needs distributed: pip install 'dipcli[cluster]'"]
     assert not (tmp_path / "out").exists()
 
 

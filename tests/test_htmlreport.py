@@ -80,8 +80,8 @@ def batch(path: Path, *, embed: bool = False) -> HtmlReport:
 @pytest.fixture(scope="module")
 def browser():
     if find_chromium() is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium); the report's "
-                    "browser tests need it")
+        pytest.skip("needs chromium, a system package for the report's browser tests: "
+                    "apt-get install chromium")
     b = Browser.launch(timeout=20)
     try:
         yield b

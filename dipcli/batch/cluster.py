@@ -66,12 +66,12 @@ from dipcli.batch.runners import (
 )
 from dipcli.batch.settings import Item, Outcome, Task
 from dipcli.errors import FAILURE, INTERRUPTED, OK, Fail
+from dipcli.extras import have, needs
 from dipcli.io import Image, write_image
 from dipcli.job import group_capacity
 from dipcli.planning import Plan, TaskInput, resolve, run_plan, run_plans
 from dipcli.progress import Display, Sink, err
 
-MISSING_DISTRIBUTED = "--cluster needs Dask's distributed package: pip install 'dipcli[cluster]'"
 ALLOWED_FAILURES = 3  # --cluster local: worker deaths one task may see before it counts as failed
 RETRIES = 2  # reruns of a task that raised (an input's own failure is its record, not a raise)
 CONNECT_TIMEOUT = 20  # seconds to reach a scheduler before giving up with a message
@@ -81,12 +81,13 @@ PROGRESS_EVERY = 1.0  # seconds between a remote fit's progress updates (each cr
 
 
 def have_distributed() -> bool:
-    """Whether the ``cluster`` extra is installed (``import distributed`` works)."""
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether Dask's distributed, from the ``cluster`` extra, can be imported."""
+    return have("distributed")
+
+
+def missing_distributed() -> str:
+    """The one line that refuses ``--cluster`` without distributed, naming the extra that installs it."""
+    return needs("distributed", "--cluster")
 
 
 def local_workers(address: str) -> int | None:

@@ -26,7 +26,7 @@ from string import Formatter
 from dipcli.batch.settings import Item, Settings, Task
 from dipcli.errors import Fail
 from dipcli.io import WRITABLE
-from dipcli.plots import MISSING_MATPLOTLIB, PLOT_TYPES, have_matplotlib, needs_matplotlib
+from dipcli.plots import PLOT_TYPES, have_matplotlib, missing_matplotlib, needs_matplotlib
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 GLOB_CHARS = frozenset("*?[")
@@ -157,10 +157,10 @@ def check_settings(task: Task, batch: bool) -> None:
     if s.jobs > 1 and not fit.group.auto and fit.group.size > 1:
         raise Fail("--jobs runs fits in separate processes, --group batches them in one; choose one")
     if s.cluster is not None:
-        from dipcli.batch.cluster import MISSING_DISTRIBUTED, check_address, have_distributed
+        from dipcli.batch.cluster import check_address, have_distributed, missing_distributed
 
         if not have_distributed():
-            raise Fail(MISSING_DISTRIBUTED)
+            raise Fail(missing_distributed())
         check_address(s.cluster)
         if s.jobs > 1:
             raise Fail("--jobs runs fits in processes here, --cluster (or DIP_CLUSTER) on a Dask "
@@ -205,7 +205,7 @@ def check_settings(task: Task, batch: bool) -> None:
         if Path(value).suffix.lower() not in types:
             raise Fail(f"{what} {value}: name it with one of {', '.join(types)}")
     if s.plot is not None and needs_matplotlib(s.plot) and not have_matplotlib():
-        raise Fail(MISSING_MATPLOTLIB)
+        raise Fail(missing_matplotlib())
     for what, path, types in (("--html", s.html, (".html", ".htm")), ("--report", s.report, REPORT_TYPES)):
         if path is None:
             continue
