@@ -108,7 +108,7 @@ def run_prepared(task: Task, item: Item, plan: Plan, sink: Sink) -> Outcome:
             result = run_plan(plan, [sink, *([snaps] if snaps else [])], announcer(task, item, plan, sink))
         finally:
             sink.end()
-        write_image(item.output, result.image)
+        write_image(item.output, result.image, overwrite=task.settings.force)
         record = make_record(task, item, plan, result)
         draw(task, item, record, result.fit.history, snaps, sink)
     return Outcome(item.index, record, INTERRUPTED if result.fit.interrupted else OK,
@@ -127,7 +127,7 @@ def run_together(task: Task, members: list[tuple[Item, Plan, Sink]]) -> list[Out
             sink.end()
     outcomes = []
     for (item, plan, _), result in zip(members, results, strict=True):
-        write_image(item.output, result.image)
+        write_image(item.output, result.image, overwrite=task.settings.force)
         record = make_record(task, item, plan, result)
         record["group"] = len(members)
         outcomes.append(Outcome(item.index, record, INTERRUPTED if result.fit.interrupted else OK,

@@ -1,0 +1,157 @@
+"""Issue 33, "Results lost": no result may vanish because of a second run, a dead worker, a closed
+pipe, Ctrl-C in a script or a hangup; and select-width's --json accounts for every input.
+
+Real `dip` processes and real signals throughout (the one exception: a file system without
+hard links, which this machine's is not). Each case checks the exit code, the one message line,
+no traceback, and that nothing is lost or half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dipcli.cli import app
+from dipcli.io import OutputAppeared, atomic_write, from_array, write_image
+
+ROOT = Path(__file__).resolve().parent.parent
+NET = ["--arch", "compact", "--width", "8", "--precision", "fp32", "--sigma", "25"]
+LONG = [*NET, "--stop", "fixed", "--iters", "100000"]  # runs until a signal stops it
+LIMIT = 240  # seconds any process of these tests may run
+
+
+def noisy(size: int = 32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    base = np.stack([128 + 60 * np.sin(xx / 4) + 40 * np.cos(yy / 5)] * 3, axis=2)
+    return np.clip(base + rng.normal(0, 25, base.shape), 0, 255).round().astype(np.uint8)
+
+
+def images(folder: Path, *names: str, size: int = 32) -> list[Path]:
+    folder.mkdir(exist_ok=True)
+    paths = [folder / name for name in names]
+    for k, path in enumerate(paths):
+        iio.imwrite(path, noisy(size, seed=k))
+    return paths
+
+
+def bounded(command: list[str], limit: float = LIMIT, **popen) -> subprocess.Popen:
+    """A process with stdout and stderr as pipes, killed (with its group) after ``limit`` seconds:
+    no test waits for ever on a line that never comes."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=ROOT, start_new_session=True, **popen)
+    timer = threading.Timer(limit, lambda: proc.poll() is None and os.killpg(proc.pid, signal.SIGKILL))
+    timer.daemon = True
+    timer.start()
+    return proc
+
+
+def dip(*args) -> subprocess.Popen:
+    """A real `dip` process of this checkout, stderr a pipe (plain progress lines, not bars)."""
+    return bounded([sys.executable, "-m", "dipcli", *map(str, args)])
+
+
+def wait_for(proc: subprocess.Popen, *needles: str, timeout: float = 120) -> list[str]:
+    """Read stderr lines until each needle has been seen (in any order); the lines read."""
+    lines, missing, deadline = [], set(needles), time.monotonic() + timeout
+    while missing and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        missing -= {n for n in missing if n in line}
+    assert not missing, f"never saw {missing}: {''.join(lines)}"
+    return lines
+
+
+def finish(proc: subprocess.Popen, timeout: float = 180) -> tuple[str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    return out, err
+
+
+def error_lines(err: str) -> list[str]:
+    return [ln for ln in err.splitlines() if ln.startswith("dip: error:")]
+
+
+def hidden(folder: Path) -> list[str]:
+    """Half-written files: the temporary names of atomic writes."""
+    return sorted(p.name for p in folder.rglob(".*"))
+
+
+def workers(pid: int) -> list[int]:
+    """The --jobs worker processes of `dip` process ``pid`` (its spawned children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+# ---- 3: two runs, one output --------------------------------------------------------------------
+
+def test_3_a_file_that_appeared_meanwhile_is_kept_and_the_result_goes_beside_it(tmp_path):
+    path = tmp_path / "same.png"
+    with pytest.raises(OutputAppeared) as caught:
+        with atomic_write(path, overwrite=False) as tmp:
+            tmp.write_bytes(b"this run's")
+            path.write_bytes(b"another run's")  # written while this one worked
+    assert path.read_bytes() == b"another run's"
+    assert caught.value.kept == tmp_path / "same.1.png" and caught.value.kept.read_bytes() == b"this run's"
+    assert str(path) in str(caught.value) and "--force" in str(caught.value)
+    write_image(tmp_path / "new.png", from_array(noisy(16)), overwrite=False)  # a free name: written
+    assert iio.imread(tmp_path / "new.png").shape == (16, 16, 3)
+    assert not hidden(tmp_path)
+
+
+def test_3_without_hard_links_the_name_is_still_claimed_exclusively(tmp_path, monkeypatch):
+    def no_links(src, dst):  # as on FAT and some network file systems
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    (tmp_path / "same.png").write_bytes(b"another run's")
+    with pytest.raises(OutputAppeared):
+        write_image(tmp_path / "same.png", from_array(noisy(16)), overwrite=False)
+    assert (tmp_path / "same.png").read_bytes() == b"another run's"
+    assert iio.imread(tmp_path / "same.1.png").shape == (16, 16, 3)
+    write_image(tmp_path / "free.png", from_array(noisy(16)), overwrite=False)
+    assert iio.imread(tmp_path / "free.png").shape == (16, 16, 3) and not hidden(tmp_path)
+
+
+def test_3_two_runs_writing_one_output_lose_neither_result(tmp_path):
+    a, b = images(tmp_path, "a.png", "b.png")
+    same = tmp_path / "same.png"
+    first = dip("denoise", a, "-o", same, *LONG)
+    wait_for(first, "/100000")  # it checked the output (free) and is fitting
+    second = dip("denoise", b, "-o", same, *NET, "--iters", "20", "-q")
+    finish(second)
+    assert second.returncode == 0 and same.exists()
+    written = same.read_bytes()
+    first.send_signal(signal.SIGTERM)  # the first one stops and writes its best so far
+    _, err = finish(first)
+    assert first.returncode == 1, err
+    (line,) = error_lines(err)
+    assert f"{same} appeared" in line and "same.1.png" in line and "--force" in line
+    assert same.read_bytes() == written  # the second run's result is untouched
+    assert iio.imread(tmp_path / "same.1.png").shape == (32, 32, 3)  # and the first's kept
+    assert not hidden(tmp_path)
