@@ -155,3 +155,40 @@ def test_3_two_runs_writing_one_output_lose_neither_result(tmp_path):
     assert same.read_bytes() == written  # the second run's result is untouched
     assert iio.imread(tmp_path / "same.1.png").shape == (32, 32, 3)  # and the first's kept
     assert not hidden(tmp_path)
+
+
+# ---- 4: a worker killed ---------------------------------------------------------------------------
+
+def test_4_a_killed_worker_costs_a_new_pool_not_the_batch(tmp_path):
+    images(tmp_path / "in", "a.png", "b.png", "c.png")
+    report = tmp_path / "r.json"
+    proc = dip("denoise", tmp_path / "in", "--jobs", 2, *NET, "--stop", "fixed", "--iters", "100",
+               "--output-dir", tmp_path / "out", "--report", report)
+    wait_for(proc, "dip denoise a.png", "dip denoise b.png")  # both workers are fitting
+    os.kill(workers(proc.pid)[0], signal.SIGKILL)
+    _, err = finish(proc, timeout=240)
+    assert proc.returncode == 0, err
+    assert err.count("a worker process died") == 1 and not error_lines(err)
+    records = json.loads(report.read_text())
+    assert [(Path(r["input"]).name, r["status"]) for r in records] == [
+        ("a.png", "ok"), ("b.png", "ok"), ("c.png", "ok")]
+    assert all(r["iterations"] == 100 for r in records)  # the cut-short fit ran again in full
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "a_denoised.png", "b_denoised.png", "c_denoised.png"]
+
+
+def test_4_an_input_whose_worker_dies_twice_fails_and_the_batch_ends(tmp_path):
+    images(tmp_path / "in", "a.png", "b.png")
+    proc = dip("denoise", tmp_path / "in", "--jobs", 2, *LONG, "--output-dir", tmp_path / "out", "--json")
+    for round_ in (1, 2):
+        wait_for(proc, "dip denoise a.png", "dip denoise b.png")
+        os.kill(workers(proc.pid)[0], signal.SIGKILL)
+        if round_ == 1:
+            wait_for(proc, "a worker process died")
+    out, err = finish(proc, timeout=120)
+    assert proc.returncode == 1, err
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert all("died 2 times" in r["error"] for r in records)
+    assert len(error_lines(err)) == 2
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
