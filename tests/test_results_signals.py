@@ -192,3 +192,23 @@ def test_4_an_input_whose_worker_dies_twice_fails_and_the_batch_ends(tmp_path):
     assert all("died 2 times" in r["error"] for r in records)
     assert len(error_lines(err)) == 2
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+# ---- 5: a closed stdout -----------------------------------------------------------------------------
+
+def test_5_a_reader_that_closes_stdout_costs_no_result(tmp_path):
+    images(tmp_path / "in", "a.png", "b.png", "c.png")
+    report = tmp_path / "r.csv"
+    proc = dip("denoise", tmp_path / "in", *NET, "--iters", "20", "--json", "--report", report,
+               "--output-dir", tmp_path / "out")
+    assert proc.stdout.read(10)  # `| head -c 10`: read the start of the first line, then leave
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=180)
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert proc.returncode == 0, err
+    assert err.count("stdout was closed") == 1
+    rows = report.read_text().splitlines()
+    assert len(rows) == 4 and all(",ok," in row for row in rows[1:])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "a_denoised.png", "b_denoised.png", "c_denoised.png"]
