@@ -212,3 +212,36 @@ def test_5_a_reader_that_closes_stdout_costs_no_result(tmp_path):
     assert len(rows) == 4 and all(",ok," in row for row in rows[1:])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "a_denoised.png", "b_denoised.png", "c_denoised.png"]
+
+
+# ---- 7: SIGHUP ----------------------------------------------------------------------------------------
+
+def test_7_sighup_keeps_the_result_so_far_writes_the_report_and_exits_129(tmp_path):
+    images(tmp_path, "a.png", "b.png")
+    report = tmp_path / "r.json"
+    proc = dip("denoise", tmp_path, *LONG, "--report", report)
+    wait_for(proc, "/100000")
+    proc.send_signal(signal.SIGHUP)
+    _, err = finish(proc, timeout=60)
+    assert proc.returncode == 129, err
+    assert "interrupted: wrote the result so far" in err and not error_lines(err)
+    assert iio.imread(tmp_path / "a_denoised.png").shape == (32, 32, 3)
+    assert not (tmp_path / "b_denoised.png").exists()
+    records = json.loads(report.read_text())
+    assert [(Path(r["input"]).name, r["status"]) for r in records] == [("a.png", "interrupted")]
+    assert not hidden(tmp_path)
+
+
+def test_7_a_hangup_of_the_whole_job_keeps_every_worker_s_fit(tmp_path):
+    images(tmp_path / "in", "a.png", "b.png", "c.png")
+    report = tmp_path / "r.json"
+    proc = dip("denoise", tmp_path / "in", "--jobs", 2, *LONG, "--output-dir", tmp_path / "out",
+               "--report", report)  # in its own process group, as a terminal's job is
+    wait_for(proc, "a.png [", "b.png [")  # both fits have passed their first check
+    os.killpg(proc.pid, signal.SIGHUP)  # what the shell sends its jobs when the terminal closes
+    _, err = finish(proc)
+    assert proc.returncode == 129, err
+    records = json.loads(report.read_text())
+    assert [(Path(r["input"]).name, r["status"]) for r in records] == [
+        ("a.png", "interrupted"), ("b.png", "interrupted")]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_denoised.png", "b_denoised.png"]
