@@ -214,6 +214,47 @@ def test_5_a_reader_that_closes_stdout_costs_no_result(tmp_path):
         "a_denoised.png", "b_denoised.png", "c_denoised.png"]
 
 
+# ---- 6: Ctrl-C in a script ---------------------------------------------------------------------------
+
+SCRIPT = """
+import sys
+import numpy as np
+from dipcli import denoise
+
+noisy = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+
+def started(event):
+    if event.iteration == 10:
+        print("fitting", flush=True)
+
+for k in range(3):
+    print(f"image {k}", flush=True)
+    try:
+        denoise(noisy, sigma=25, arch="compact", width=8, stop="fixed", iters=100000, seed=k,
+                precision="fp32", progress=started)
+    except KeyboardInterrupt as stop:
+        r = stop.result
+        print(f"kept {r.image.shape} {r.image.dtype} {r.stop_reason} {r.interrupted}", flush=True)
+        raise
+"""
+
+
+def test_6_ctrl_c_stops_a_script_and_the_best_so_far_rides_on_the_exception(tmp_path, ctrl_c_deliverable):
+    script = tmp_path / "loop.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    proc = bounded([sys.executable, str(script)], limit=120)
+    deadline = time.monotonic() + 90
+    while proc.stdout.readline().strip() != "fitting" and time.monotonic() < deadline:
+        pass
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGINT, err  # Python ends on an uncaught Ctrl-C so
+    assert "kept (32, 32, 3) uint8 interrupted True" in out
+    assert "image 1" not in out  # the loop did not go on
+    assert err.rstrip().splitlines()[-1] == \
+        "KeyboardInterrupt: interrupted; the best result so far is in its .result"
+
+
 # ---- 7: SIGHUP ----------------------------------------------------------------------------------------
 
 def test_7_sighup_keeps_the_result_so_far_writes_the_report_and_exits_129(tmp_path):
