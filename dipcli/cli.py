@@ -348,6 +348,8 @@ def select_width(
         except Fail as exc:
             failed += 1
             print_error(str(exc))
+            if json_out:  # one record per input, as the fitting commands write: a script sees every file
+                emit_json({"input": str(path), "status": "failed", "error": str(exc)})
             continue
         h, w = image.shape
         if json_out:

@@ -286,3 +286,18 @@ def test_7_a_hangup_of_the_whole_job_keeps_every_worker_s_fit(tmp_path):
     assert [(Path(r["input"]).name, r["status"]) for r in records] == [
         ("a.png", "interrupted"), ("b.png", "interrupted")]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_denoised.png", "b_denoised.png"]
+
+
+# ---- 23: select-width --json ---------------------------------------------------------------------------
+
+def test_23_select_width_json_has_a_record_for_every_input_failures_too(tmp_path):
+    images(tmp_path, "a.png")
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    res = CliRunner().invoke(app, ["select-width", str(tmp_path), "--sigma", "25", "--json"])
+    assert res.exit_code == 1
+    records = {Path(r["input"]).name: r for r in map(json.loads, res.stdout.splitlines())}
+    assert set(records) == {"a.png", "bad.png"}
+    assert records["a.png"]["width"] in (32, 64, 128) and "status" not in records["a.png"]
+    assert records["bad.png"]["status"] == "failed" and "cannot read" in records["bad.png"]["error"]
+    (line,) = error_lines(res.stderr)
+    assert "bad.png" in line and "Traceback" not in res.output
