@@ -9,8 +9,9 @@ them took the worker down cannot be told apart from those the pool ended, so eac
 death. An input fitting during more deaths than that is a ``failed`` record; the batch goes on.
 A restarted fit repeats bit for bit (each fit is seeded by ``--seed`` alone).
 
-Each round has its own queue, stop event and GPU counter: a worker killed while it held the
-lock of a shared one would leave it locked for the next round's workers.
+Each round has its own queue and GPU counter: a worker killed while it held the lock of a shared
+one would leave it locked for the next round's workers. The stop flag has no lock at all
+(:class:`Flag`): the main process sets and reads it after a death too.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from dipcli.progress import Display, Sink
 
 RETRIES = 1  # runs more of an input whose fit was cut short by a worker's death
 
-_worker: dict = {}  # the worker process's queue, stop event, started flags and whether it is fitting
+_worker: dict = {}  # the worker process's queue, stop flag, started flags and whether it is fitting
 
 
 def threads_per_job(jobs: int) -> int:
@@ -88,6 +89,23 @@ def _work(task: Task, item: Item, slot: int) -> Outcome | None:
         _worker["busy"] = False
 
 
+class Flag:
+    """A flag the main process sets and its workers read, shared without a lock.
+
+    Not a ``multiprocessing.Event``: a worker killed while it looked at one holds the Event's
+    lock for ever, and the main process would hang on setting or reading it. A byte needs none.
+    """
+
+    def __init__(self, ctx) -> None:
+        self.byte = ctx.RawValue("b", 0)
+
+    def set(self) -> None:
+        self.byte.value = 1
+
+    def is_set(self) -> bool:
+        return bool(self.byte.value)
+
+
 @dataclass
 class Round:
     """What one pool leaves for the next: inputs to run again, and whether the batch was stopped."""
@@ -132,7 +150,7 @@ def run_round(task: Task, todo: list[Item], display: Display, jobs: int, gpus: i
     ctx = multiprocessing.get_context("spawn")
     with interruptions_ignored():
         resource_tracker.ensure_running()  # before the locks below, which would start it
-    queue, stop, counter = ctx.SimpleQueue(), ctx.Event(), ctx.Value("i", 0)
+    queue, stop, counter = ctx.SimpleQueue(), Flag(ctx), ctx.Value("i", 0)
     started = ctx.Array("b", len(todo), lock=False)
     pool = ProcessPoolExecutor(min(jobs, len(todo)), mp_context=ctx, initializer=_init_worker,
                                initargs=(threads_per_job(jobs), queue, stop, counter, started, gpus))
