@@ -7,7 +7,8 @@ runs the same task functions as the Python API (:mod:`dipcli.tasks`).
 
 Exit codes: 0 success, 1 a failure while working (unreadable image, write error; in a batch: any
 input failed), 2 a usage error (bad option, missing file, existing output without --force), 130
-interrupted (the best result so far is still written).
+interrupted (the best result so far is still written), 143 and 129 the same after SIGTERM and
+SIGHUP (:mod:`dipcli.signals`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from rich.console import Console
 
 from dipcli import __version__, signals
 from dipcli.batch import Settings, Task, emit_json, expand_inputs, run_batch
-from dipcli.errors import FAILURE, INTERRUPTED, TERMINATED, USAGE, Fail
+from dipcli.errors import FAILURE, INTERRUPTED, USAGE, Fail
 from dipcli.io import ImageError
 from dipcli.nets import ARCHS, UPSAMPLERS
 from dipcli.options import Group, Tile
@@ -347,6 +348,8 @@ def select_width(
         except Fail as exc:
             failed += 1
             print_error(str(exc))
+            if json_out:  # one record per input, as the fitting commands write: a script sees every file
+                emit_json({"input": str(path), "status": "failed", "error": str(exc)})
             continue
         h, w = image.shape
         if json_out:
@@ -422,7 +425,7 @@ def main(args: list[str] | None = None) -> int:
     except typer.Abort as exc:  # Ctrl-C or SIGTERM outside a fit: nothing to save
         raise KeyboardInterrupt from exc
     if isinstance(code, int):
-        code = TERMINATED if code == INTERRUPTED and signals.terminated() else code
+        code = signals.exit_code() if code == INTERRUPTED else code
         return code
     return 0
 

@@ -1,7 +1,8 @@
 """The `dip` command: signal handling first, then the command line, and an exit code always.
 
 Kept apart from :mod:`dipcli.cli` so that the handlers are in place before torch and the rest
-are imported: Ctrl-C in the first second (while imports run) exits 130 quietly, SIGTERM 143.
+are imported: Ctrl-C in the first second (while imports run) exits 130 quietly, SIGTERM 143,
+SIGHUP 129.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import sys
 
 from dipcli import signals
-
-INTERRUPTED, TERMINATED = 130, 143
 
 
 def run() -> None:
@@ -21,5 +20,5 @@ def run() -> None:
 
         code = main()
     except KeyboardInterrupt:  # outside a fit (e.g. during imports or reading): nothing to save
-        code = TERMINATED if signals.terminated() else INTERRUPTED
+        code = signals.exit_code()
     sys.exit(code)

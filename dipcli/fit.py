@@ -445,6 +445,9 @@ def fit_group(
             if not active:
                 break
     except KeyboardInterrupt:
+        # Kept here so that the layers above can still assemble the best so far (blend the tiles,
+        # average an ensemble) and the CLI write it; the Python API raises it again afterwards
+        # (dipcli.tasks.interrupted): a library must not swallow Ctrl-C.
         for i in active:
             if results[i] is None:
                 settle(i, "interrupted")

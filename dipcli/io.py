@@ -70,6 +70,18 @@ class ImageError(Exception):
     """An image could not be read or written; the message says why and what to do."""
 
 
+class OutputAppeared(ImageError):
+    """The output was created by someone else while this result was being made (two runs, one name).
+
+    ``kept`` is where this result went instead, so that the work is not lost.
+    """
+
+    def __init__(self, path: Path, kept: Path) -> None:
+        super().__init__(f"{path} appeared while this one was made (another run?); this result is "
+                         f"kept as {kept}; pass --force to overwrite instead")
+        self.path, self.kept = path, kept
+
+
 @dataclass(frozen=True)
 class Image:
     """Pixels as float32 ``(H, W, C)`` in [0, 1], plus what is needed to write them back."""
@@ -327,7 +339,7 @@ def output_plan(image: Image, suffix: str) -> str | None:
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_write(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends without error, it replaces ``path``.
 
     Write the file in place at the yielded path (by name: any library's ``save``/``imwrite`` will
@@ -338,6 +350,11 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
 
     The new file gets the mode any program's new file gets under the user's umask (0644 under
     umask 022), or the mode of the file it replaces, as an editor saving over it would keep.
+
+    With ``overwrite=False`` the file is put in place only if nothing has that name yet, checked
+    and done in one step (:func:`_place_new`): a caller that checked for the name at its start
+    (`dip` without ``--force``) cannot replace a file that another run wrote meanwhile. The new
+    file is then kept under a free name beside it and :class:`OutputAppeared` says which.
     """
     path = Path(path)
     fd, tmp = _create_beside(path)
@@ -349,7 +366,10 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         os.fsync(fd)  # flushes the file, whichever descriptor wrote it
         os.close(fd)
         fd = -1
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _place_new(tmp, path)
     except BaseException:
         if fd != -1:
             os.close(fd)
@@ -373,6 +393,40 @@ def _create_beside(path: Path) -> tuple[int, Path]:
     raise FileExistsError(f"no free temporary name beside {path}")
 
 
+def _place_new(tmp: Path, path: Path) -> None:
+    """Give the finished file ``tmp`` the name ``path`` if no file has it; else keep it beside.
+
+    A hard link creates the name only if it is free, atomically. Where a file system has no hard
+    links, an empty file created exclusively claims the name and a rename fills it (a reader may
+    see it empty for that moment). If the name was taken, the result goes to the first free
+    ``<stem>.<n><suffix>`` beside it and :class:`OutputAppeared` says so.
+    """
+    if _claim(tmp, path):
+        return
+    for n in range(1, 1000):
+        kept = path.with_name(f"{path.stem}.{n}{path.suffix}")
+        if _claim(tmp, kept):
+            raise OutputAppeared(path, kept)
+    raise FileExistsError(f"{path} and the names for keeping this result beside it are taken")
+
+
+def _claim(tmp: Path, path: Path) -> bool:
+    """Move the finished ``tmp`` to ``path`` if no file has that name; False (nothing done) if one has."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links here (some network and FAT file systems): claim, then fill
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            return False
+        os.replace(tmp, path)
+        return True
+    tmp.unlink()
+    return True
+
+
 def _fsync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable; quietly skipped where folders cannot be opened (Windows)."""
     try:
@@ -393,11 +447,13 @@ def write_text_atomic(path: str | os.PathLike, text: str, encoding: str = "utf-8
         tmp.write_text(text, encoding=encoding)
 
 
-def write_image(path: str | os.PathLike, image: Image) -> None:
+def write_image(path: str | os.PathLike, image: Image, overwrite: bool = True) -> None:
     """Write ``image`` atomically (see :func:`atomic_write`) in the format the suffix names.
 
     A format that cannot hold the image gets the conversions :func:`output_plan` announces
-    (8-bit, no alpha for JPEG/BMP), so every suffix in WRITABLE works for every image.
+    (8-bit, no alpha for JPEG/BMP), so every suffix in WRITABLE works for every image. With
+    ``overwrite=False`` a file that has ``path``'s name by the end is kept and this image goes
+    beside it (:class:`OutputAppeared`).
     """
     path = Path(path)
     ext = _writable_suffix(path.suffix, f"{path}: ")
@@ -406,13 +462,15 @@ def write_image(path: str | os.PathLike, image: Image) -> None:
     if not path.parent.exists():
         raise ImageError(f"{path.parent}: output folder does not exist; create it first")
     try:
-        with atomic_write(path) as tmp:
+        with atomic_write(path, overwrite) as tmp:
             if ext == ".png" and data.dtype == np.uint16 and data.ndim == 3:
                 _write_png16(tmp, data)
             elif ext in (".jpg", ".jpeg"):
                 iio.imwrite(tmp, data, extension=ext, quality=95)
             else:
                 iio.imwrite(tmp, data, extension=ext)
+    except OutputAppeared:
+        raise
     except Exception as exc:
         raise ImageError(f"{path}: cannot write ({exc.__class__.__name__}: {exc})") from None
 

@@ -1,9 +1,12 @@
 """Signals and process settings that must be in place before torch is imported.
 
-* **SIGTERM** (what ``kill``, ``timeout``, systemd, Slurm and Kubernetes send) is raised as
-  :class:`Terminated`, a kind of KeyboardInterrupt, so every path that serves Ctrl-C serves it
-  too: the fit keeps its best result so far, the batch writes its report and restores the
-  terminal, and the command exits 143 instead of 130.
+* **SIGTERM** (what ``kill``, ``timeout``, systemd, Slurm and Kubernetes send) and **SIGHUP**
+  (the terminal or ssh session closed) are raised as :class:`Terminated`, a kind of
+  KeyboardInterrupt, so every path that serves Ctrl-C serves them too: the fit keeps its best
+  result so far, the batch writes its report and restores the terminal, and the command exits
+  128 + the signal's number (143, 129) instead of 130. After a hangup the terminal is gone and
+  writing to it fails (EIO), which would cost the result its report: output that went to the
+  terminal goes to the null device from then on.
 * **Idle OpenMP threads wait passively** (``OMP_WAIT_POLICY=PASSIVE``) unless the user chose a
   policy: by default they spin for a while after each parallel region, which costs nothing on
   an idle machine but steals most of the CPU from a second process sharing the cores (two
@@ -18,23 +21,45 @@ import signal
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived: stop as for Ctrl-C, then exit 143."""
+    """SIGTERM or SIGHUP arrived: stop as for Ctrl-C, then exit 128 + the signal's number."""
 
 
+STOPPING = (signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGTERM,)
 received: list[int] = []  # the termination signals seen, in order
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
+def _on_signal(signum: int, frame: object) -> None:
     received.append(signum)
+    if signum == getattr(signal, "SIGHUP", None):
+        _leave_terminal()
     raise Terminated()
 
 
+def _leave_terminal() -> None:
+    """Point stdout and stderr that are a terminal at the null device: after a hangup, a write
+    to the terminal fails with EIO and would stop the batch before it writes its report."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            if os.isatty(fd):
+                os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
 def install() -> None:
-    """Set the OpenMP wait policy (if unset) and route SIGTERM to :class:`Terminated` (main thread)."""
+    """Set the OpenMP wait policy (if unset) and route SIGTERM and SIGHUP to :class:`Terminated`
+    (main thread)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    for signum in STOPPING:
+        signal.signal(signum, _on_signal)
 
 
 def terminated() -> bool:
-    """Whether this process was asked to terminate (SIGTERM) rather than interrupted (Ctrl-C)."""
+    """Whether this process was asked to terminate (SIGTERM, SIGHUP) rather than interrupted (Ctrl-C)."""
     return bool(received)
+
+
+def exit_code() -> int:
+    """The exit code of a run that stopped early: 128 + the first stopping signal, 130 for Ctrl-C."""
+    return 128 + received[0] if received else 128 + signal.SIGINT

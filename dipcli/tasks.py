@@ -41,7 +41,8 @@ class Result:
     uint16, ``(H, W)`` for grey and ``(H, W, C)`` with alpha carried through); ``fit``: the raw
     fit (its ``history`` holds the curves: loss and, with a reference, PSNR of the raw and
     averaged output at every check); ``settings``: everything the fit used and measured, as
-    the command line's ``--json`` prints it; ``notes``: what the command line would have told.
+    the command line's ``--json`` prints it; ``notes``: what the command line would have told;
+    ``interrupted``: True only on the result a KeyboardInterrupt carries (see :func:`interrupted`).
     """
 
     image: np.ndarray
@@ -84,9 +85,25 @@ def _run(task: str, image: ImageLike, clean: ImageLike | None, mask: ImageLike |
     plan = PLANNERS[task](src, o, **task_options)
     result = run_plan(plan, [_Callback(progress)] if progress else ())
     f = result.fit
-    return Result(as_array(result.image, layout), f.iterations, f.best_iteration, f.stop_reason, f.seconds,
-                  result.psnr, result.ssim, f.history, {"task": task, **settings_of(plan, result)},
-                  plan.notes, f.interrupted, f)
+    out = Result(as_array(result.image, layout), f.iterations, f.best_iteration, f.stop_reason, f.seconds,
+                 result.psnr, result.ssim, f.history, {"task": task, **settings_of(plan, result)},
+                 plan.notes, f.interrupted, f)
+    if f.interrupted:
+        raise interrupted(out)
+    return out
+
+
+def interrupted(result: Result) -> KeyboardInterrupt:
+    """The Ctrl-C that the fit caught to keep its best so far, to raise again with that result.
+
+    A library must not swallow Ctrl-C: a loop over images stops, and so does the script, as for
+    any KeyboardInterrupt. A plain one, not a subclass: Python ends a script on exactly that type
+    by SIGINT, which tells a calling shell loop to stop too. ``result`` on it holds the best
+    result so far (a :class:`Result` with ``interrupted=True``).
+    """
+    stop = KeyboardInterrupt("interrupted; the best result so far is in its .result")
+    stop.result = result
+    return stop
 
 
 _COMMON_DOC = """
@@ -119,6 +136,9 @@ _COMMON_DOC = """
     ------
     dipcli.Fail
         With a one-line message: a bad option or input (``code`` 2), or a failed fit (1).
+    KeyboardInterrupt
+        Ctrl-C during the fit, raised again once the fit has kept its best result so far, which
+        the exception's ``result`` attribute holds (``getattr(exc, "result", None)``).
 """
 
 

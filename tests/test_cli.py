@@ -166,7 +166,8 @@ def test_select_width_reports_a_bad_file_and_exits_1(tmp_path, noisy_png):
     (tmp_path / "bad.png").write_bytes(b"junk")
     res = invoke("select-width", noisy_png, tmp_path / "bad.png", "--json")
     assert res.exit_code == 1
-    assert len(res.stdout.strip().splitlines()) == 1 and "cannot read" in res.output
+    good, bad = map(json.loads, res.stdout.strip().splitlines())  # a record for the failure too
+    assert "width" in good and bad["status"] == "failed" and "cannot read" in bad["error"]
 
 
 def test_width_auto_picks_and_reports_a_width(noisy_png):

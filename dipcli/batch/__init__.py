@@ -1,11 +1,11 @@
 """Many inputs in one call: expand them, name and pair their files, run each, report on all.
 
-The CLI describes a task once, as a :class:`Task`; this package does everything else, in three
-parts: :mod:`~dipcli.batch.inputs` (expanding files, folders and globs; naming outputs; pairing
-masks and references; refusing what cannot work before any fit), :mod:`~dipcli.batch.runners`
-(one at a time, ``--group``, ``--jobs``) and :mod:`~dipcli.batch.results` (JSON lines, the
-report, the summary, the exit code). A single input takes the same path as each input of a
-batch, so the two cannot drift apart.
+The CLI describes a task once, as a :class:`Task`; this package does everything else:
+:mod:`~dipcli.batch.inputs` (expanding files, folders and globs; naming outputs; pairing masks
+and references; refusing what cannot work before any fit), :mod:`~dipcli.batch.runners` (one at
+a time, ``--group``), :mod:`~dipcli.batch.parallel` (``--jobs``), :mod:`~dipcli.batch.cluster`
+(``--cluster``) and :mod:`~dipcli.batch.results` (JSON lines, the report, the summary, the exit
+code). A single input takes the same path as each input of a batch, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import os
 from collections.abc import Sequence
 
 from dipcli.batch.inputs import Source, expand_inputs, glob_base, plan
+from dipcli.batch.parallel import run_parallel
 from dipcli.batch.results import announce, emit_json, exit_code, summary, write_report
-from dipcli.batch.runners import run_grouped, run_parallel, run_sequential
+from dipcli.batch.runners import run_grouped, run_sequential
 from dipcli.batch.settings import Item, Outcome, Settings, Task
 from dipcli.progress import err, make_display
 

@@ -477,7 +477,7 @@ def finish(task: Task, item: Item, shipped: Shipped, sink: Sink) -> Outcome:
 
     def work() -> list[Outcome]:
         item.output.parent.mkdir(parents=True, exist_ok=True)  # --output-dir and its mirrored folders
-        write_image(item.output, shipped.image)
+        write_image(item.output, shipped.image, overwrite=task.settings.force)
         draw(task, item, outcome.record, shipped.history or [], None, sink)
         return [outcome]
 

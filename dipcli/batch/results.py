@@ -6,7 +6,10 @@ import csv
 import io
 import json
 import math
+import os
+import sys
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 
 from dipcli.batch.settings import Item, Outcome, Settings, Task
@@ -56,9 +59,37 @@ def to_json(value, **kw) -> str:
     return json.dumps(finite(value), allow_nan=False, **kw)
 
 
+_stdout = {"closed": False}  # set once a reader closed stdout (`dip ... --json | head -1`)
+
+
 def emit_json(record: dict) -> None:
-    """One result on stdout as a line of JSON: stdout carries results and nothing else."""
-    print(to_json(record), flush=True)
+    """One result on stdout as a line of JSON: stdout carries results and nothing else.
+
+    A reader may stop reading (``| head``) long before a batch ends; its outputs, its report
+    and the exit code must not depend on that. So the first write to a closed pipe says so once
+    on stderr, and no more lines are printed (:func:`stdout_closed`); the work goes on.
+    """
+    if _stdout["closed"]:
+        return
+    try:
+        print(to_json(record), flush=True)
+    except BrokenPipeError:
+        stdout_closed()
+
+
+def stdout_closed() -> None:
+    """Stop printing results: point stdout at the null device and tell the user, once.
+
+    The null device, not just a flag: Python flushes stdout again at exit, which would end the
+    run with a second BrokenPipeError ("Exception ignored ...") after all went well.
+    """
+    _stdout["closed"] = True
+    with suppress(AttributeError, OSError, ValueError):  # a stdout with no file (tests, notebooks)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    err.print("dip: stdout was closed by its reader; no more JSON lines are printed, the work goes on",
+              markup=False, soft_wrap=True)
 
 
 def describe(record: dict) -> str:

@@ -1,19 +1,18 @@
-"""Running a batch's inputs: one after another, several as one batched net (``--group``), or in
-worker processes (``--jobs``). Every runner takes each input through the same steps: read its
-files, plan it with its task's planner (:mod:`dipcli.planning`), fit, write, draw, and record; a
-failure becomes that input's outcome and the batch goes on.
+"""Running a batch's inputs: one after another, or several as one batched net (``--group``); the
+worker processes of ``--jobs`` (:mod:`dipcli.batch.parallel`) run each input here too. Every
+runner takes each input through the same steps: read its files, plan it with its task's planner
+(:mod:`dipcli.planning`), fit, write, draw, and record; a failure becomes that input's outcome
+and the batch goes on.
 """
 
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import os
 import signal
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -108,7 +107,7 @@ def run_prepared(task: Task, item: Item, plan: Plan, sink: Sink) -> Outcome:
             result = run_plan(plan, [sink, *([snaps] if snaps else [])], announcer(task, item, plan, sink))
         finally:
             sink.end()
-        write_image(item.output, result.image)
+        write_image(item.output, result.image, overwrite=task.settings.force)
         record = make_record(task, item, plan, result)
         draw(task, item, record, result.fit.history, snaps, sink)
     return Outcome(item.index, record, INTERRUPTED if result.fit.interrupted else OK,
@@ -127,7 +126,7 @@ def run_together(task: Task, members: list[tuple[Item, Plan, Sink]]) -> list[Out
             sink.end()
     outcomes = []
     for (item, plan, _), result in zip(members, results, strict=True):
-        write_image(item.output, result.image)
+        write_image(item.output, result.image, overwrite=task.settings.force)
         record = make_record(task, item, plan, result)
         record["group"] = len(members)
         outcomes.append(Outcome(item.index, record, INTERRUPTED if result.fit.interrupted else OK,
@@ -251,111 +250,11 @@ def run_grouped(task: Task, items: list[Item], display: Display, batch: bool) ->
             return
 
 
-_worker: dict = {}  # the worker process's queue, stop event and whether it is fitting
-
-
 def usable_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def threads_per_job(jobs: int) -> int:
-    """A fair share of the cores, or fewer if OMP_NUM_THREADS says so (as it does for one fit)."""
-    share = max(1, usable_cpus() // jobs)
-    limit = os.environ.get("OMP_NUM_THREADS", "")
-    return min(share, int(limit)) if limit.isdigit() and int(limit) > 0 else share
-
-
-def _init_worker(threads: int, queue, stop, counter, gpus: int) -> None:
-    """Each worker: its share of the cores, its own GPU when there are several, Ctrl-C in fits only."""
-    _worker.update(queue=queue, stop=stop, busy=False)
-    signal.signal(signal.SIGINT, _on_sigint)  # first: it was ignored until now (see run_parallel)
-    import torch
-
-    torch.set_num_threads(threads)
-    if gpus > 1:
-        with counter.get_lock():
-            index, counter.value = counter.value, counter.value + 1
-        torch.cuda.set_device(index % gpus)
-
-
-def _on_sigint(signum, frame) -> None:
-    """Ctrl-C reaches every process of the terminal: stop a fit (it keeps its best), ignore otherwise."""
-    if _worker.get("busy"):
-        raise KeyboardInterrupt
-
-
-def _work(task: Task, item: Item) -> Outcome | None:
-    """Run one input in a worker; None if the batch was stopped before it began."""
-    if _worker["stop"].is_set():
-        return None
-    queue = _worker["queue"]
-    sink = Sink(lambda method, *args: queue.put((method, item.index, args)), every=0.25,
-                stop=_worker["stop"])
-    _worker["busy"] = True
-    try:
-        return attempt(task, item, sink, batch=True)
-    except KeyboardInterrupt:  # outside the fit (reading, writing): nothing was written
-        outcome = failed(task, item, "interrupted before its fit began", INTERRUPTED)
-        outcome.record["status"] = "interrupted"
-        return outcome
-    finally:
-        _worker["busy"] = False
-
-
-def run_parallel(task: Task, items: list[Item], display: Display, jobs: int) -> Iterator[Outcome]:
-    """``jobs`` inputs at once in spawned processes, outcomes as they finish.
-
-    Each fit is seeded by --seed alone (fit() seeds its own RNG, build_net forks it), so an
-    input's result does not depend on which worker ran it or what ran there before. Ctrl-C
-    (or a stop) lets running fits write their best so far, starts nothing new, and is raised
-    again once they are in.
-    """
-    for item in items:
-        if item.skip:
-            yield skipped(task, item)
-    todo = [i for i in items if not i.skip]
-    ctx = multiprocessing.get_context("spawn")
-    queue, stop, counter = ctx.SimpleQueue(), ctx.Event(), ctx.Value("i", 0)
-    gpus = 0
-    if task.fit.device in ("auto", "cuda"):
-        import torch
-
-        gpus = torch.cuda.device_count()
-    threads = threads_per_job(jobs)
-    pool = ProcessPoolExecutor(min(jobs, len(todo)), mp_context=ctx, initializer=_init_worker,
-                               initargs=(threads, queue, stop, counter, gpus))
-    interrupted = False
-    try:
-        with sigint_ignored():  # inherited by the workers: a Ctrl-C while one starts cannot kill it
-            futures: dict[Future, Item] = {pool.submit(_work, task, item): item for item in todo}
-        pending = set(futures)
-        while pending:
-            try:
-                done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                # Nothing is cancelled: queued inputs see the stop and return at once (cancelling
-                # futures of a pool whose worker died can hang Python 3.11's executor).
-                interrupted = True
-                stop.set()
-                continue
-            relay(queue, display)
-            for f in sorted(done, key=lambda f: futures[f].index):
-                try:
-                    outcome = f.result()
-                except Exception as exc:  # the worker died (out of memory, killed)
-                    outcome = failed(task, futures[f], f"worker failed: {exc.__class__.__name__}: {exc}",
-                                     FAILURE)
-                if outcome is not None:
-                    yield outcome
-    finally:
-        stop.set()
-        pool.shutdown(wait=True)
-        relay(queue, display)
-    if interrupted:
-        raise KeyboardInterrupt
 
 
 @contextmanager
@@ -369,10 +268,3 @@ def sigint_ignored() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def relay(queue, display: Display) -> None:
-    """Show what the workers have posted: ``(method, key, args)`` calls on the display."""
-    while not queue.empty():
-        method, key, args = queue.get()
-        getattr(display, method)(key, *args)
