@@ -627,18 +627,17 @@ def plan_superres(src: TaskInput, o: FitOptions, *, factor: int = 4, kernel: str
 
 
 def plan_tiles(setup: Setup, plan: Plan) -> Plan:
-    """``--tile``: the plan's tile size; with ``auto``, chosen for quality and memory, with a note why."""
+    """``--tile``: the plan's tile size; with ``auto``, chosen for quality and memory, with a note
+    why; a given size (or 0) checked against the memory free."""
     o = plan.options
     try:
         check_size(plan.image)
     except ValueError as exc:
         raise Fail(str(exc)) from None
-    if not o.tile.auto:
-        plan.tile = o.tile.size
-        return plan
     try:
         tile, why = choose_tile(plan.problem, plan.image, plan.spec, plan.config, o.device,
-                                None if o.pictures else setup.tile_target)
+                                None if o.pictures else setup.tile_target,
+                                None if o.tile.auto else o.tile.size)
     except ValueError as exc:  # e.g. --device cuda without a GPU
         raise Fail(str(exc)) from None
     except OutOfMemory as exc:
