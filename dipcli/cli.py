@@ -26,6 +26,7 @@ import typer
 from rich.console import Console
 
 from dipcli import __version__, signals
+from dipcli.arguments import MAX_FITS, MAX_SEED
 from dipcli.batch import Settings, Task, emit_json, expand_inputs, run_batch
 from dipcli.errors import FAILURE, INTERRUPTED, TERMINATED, USAGE, Fail
 from dipcli.io import ImageError
@@ -102,7 +103,8 @@ PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (bfloat16 w
 StopOpt = Annotated[str, typer.Option("--stop", help="When to stop: auto, wmv, discrepancy or fixed "
                     "(--iters only).")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate (positive).")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; CPU runs repeat bit for bit.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help=f"Random seed, 0 to {MAX_SEED}; CPU runs repeat "
+                    "bit for bit.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
 CleanOpt = Annotated[Path | None, typer.Option("--clean", help="Clean reference for live "
                      "PSNR/SSIM (one input).")]
@@ -243,9 +245,9 @@ PresetOpt = Annotated[str | None, typer.Option(
     f"{CPU_PRESET}, {CPU_TILED_PRESET} for each tile of an image fitted in tiles; --arch picks one net "
     "instead.", show_default=False, metavar="NAME")]
 FitsOpt = Annotated[int | None, typer.Option(
-    "--fits", help="Average N fits of the preset, from seeds --seed, --seed + 1, … (default: "
-    "the preset's own; best: two, more where the noise caps each fit's budget).", show_default=False,
-    metavar="N")]
+    "--fits", help=f"Average N fits (1 to {MAX_FITS}) of the preset, from seeds --seed, --seed + 1, … "
+    "(default: the preset's own; best: two, more where the noise caps each fit's budget).",
+    show_default=False, metavar="N")]
 InpaintPresetOpt = Annotated[str | None, typer.Option("--preset", help="How to inpaint: "
                              f"{', '.join(INPAINT_PRESETS)} (README, \"Presets\"). Default: "
                              f"{INPAINT_PRESET}; --arch picks one net instead.", show_default=False,

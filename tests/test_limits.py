@@ -22,9 +22,11 @@ import torch
 from typer.testing import CliRunner
 
 import dipcli.job
+from dipcli import Fail, denoise, inpaint, select_width, superres, two_stage
 from dipcli.cli import app
 from dipcli.memory import USABLE, fit_bytes, footprint, kept_bytes, measure
 from dipcli.nets import NetSpec, build_net
+from dipcli.planning import FitOptions, TaskInput, as_image, plan_denoise
 
 ROOT = Path(__file__).resolve().parent.parent
 GB = 2**30
@@ -141,5 +143,101 @@ def test_1_a_deep_net_is_probed_with_its_first_six_scales():
     assert footprint(deep, 3, "fp32").per_pixel == footprint(six, 3, "fp32").per_pixel
     assert footprint(deep, 3, "fp32").params > footprint(six, 3, "fp32").params
     assert footprint(deep, 3, "fp32").step == 8192
+
+
+# ---- 2: --fits is bounded, and planning many fits measures the net once -----------------------------
+
+def test_2_fits_past_the_bound_is_refused_before_any_fit(s32):
+    res = invoke("denoise", s32, "--sigma", 25, "--preset", "best", "--fits", 1000, "--iters", 1)
+    assert res.exit_code == 2
+    assert "--fits 1000: give a whole number of fits from 1 to 16" in one_error_line(res.output)
+    assert written(s32.parent) == []
+    assert "(1 to 16)" in " ".join(invoke("denoise", "--help").output.split())
+
+
+def test_2_planning_the_most_fits_measures_the_net_once(s32, monkeypatch):
+    calls = []
+    monkeypatch.setattr("dipcli.memory.measure", lambda *a: calls.append(a) or measure(*a))
+    footprint.cache_clear()
+    image, _ = as_image(s32)
+    plan = plan_denoise(TaskInput(image), FitOptions(preset="best", fits=16, iters=1, device="cpu"), sigma=25)
+    assert len(plan.ensemble) == 15 and len(calls) == 1
+
+
+# ---- 19: the Python API's arguments, checked at the door --------------------------------------------
+
+IMG = noisy(16, 16)
+
+
+@pytest.mark.parametrize("task, kwargs, words", [
+    (denoise, dict(sigma=25, iters=5.5), "iters=5.5: give a whole number of iterations"),
+    (denoise, dict(sigma=25, iters=True), "iters=True: give a whole number"),
+    (denoise, dict(sigma="25"), "sigma='25': give the noise level as a number"),
+    (denoise, dict(sigma=25, seed="a"), "seed='a': give a whole number, from 0 to 4294967295"),
+    (denoise, dict(sigma=25, seed=1.5), "seed=1.5: give a whole number"),
+    (denoise, dict(sigma=25, seed=2**40), "seed=1099511627776: give a whole number, from 0"),
+    (denoise, dict(sigma=25, lr="0.01"), "lr='0.01': give the learning rate as a positive number"),
+    (denoise, dict(sigma=25, width=5.5), "width=5.5: give a whole number of channels"),
+    (denoise, dict(sigma=25, preset="best", fits=2.0), "fits=2.0: give a whole number of fits"),
+    (denoise, dict(sigma=25, preset="best", fits=17), "fits=17: give a whole number of fits, from 1 to 16"),
+    (denoise, dict(sigma=25, raw="no"), "raw='no': give True or False"),
+    (denoise, dict(sigma=25, arch=5), "arch=5: give a name as a string"),
+    (denoise, dict(sigma=25, progress=3), "progress=3: give a function"),
+    (two_stage, dict(sigma=25, tv_weight="1"), "tv_weight='1': give the weight"),
+    (inpaint, dict(drop="0.5"), "drop='0.5': give the fraction of pixels"),
+    (superres, dict(factor=2.0), "factor=2.0: give a whole number, one of 2, 3, 4, 8"),
+    (superres, dict(factor="4"), "factor='4': give a whole number, one of 2, 3, 4, 8"),
+    (superres, dict(factor=True), "factor=True: give a whole number"),
+    (select_width, dict(sigma="25"), "sigma='25': give the noise level"),
+])
+def test_19_api_arguments_of_the_wrong_kind_are_named_before_anything_runs(task, kwargs, words, monkeypatch):
+    monkeypatch.setattr("dipcli.tasks.run_plan", lambda *a, **k: pytest.fail("a fit started"))
+    with pytest.raises(Fail) as caught:
+        task(IMG, **kwargs)
+    assert caught.value.code == 2 and words in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+class Accepted(Exception):
+    """Raised where the task would plan: the arguments got past the door."""
+
+
+def test_19_numpy_numbers_are_numbers(monkeypatch):
+    def planner(*args, **kwargs):
+        raise Accepted
+
+    monkeypatch.setattr("dipcli.tasks.PLANNERS", {"denoise": planner})
+    with pytest.raises(Accepted):
+        denoise(IMG, sigma=np.float32(25), iters=np.int64(10), seed=np.uint8(3), width=np.int32(8))
+
+
+# ---- 20, 21, 22: NaN pixels, --save-every 0, --seed out of range ----------------------------------
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_20_nan_and_inf_pixels_are_named_as_such(bad):
+    image = IMG.astype(np.float32) / 255
+    image[3, 4, 1] = bad
+    with pytest.raises(Fail) as caught:
+        denoise(image, sigma=25)
+    assert caught.value.code == 2 and "NaN or infinite pixels" in str(caught.value)
+    assert "within [0, 1]" not in str(caught.value)
+
+
+@pytest.mark.parametrize("picture", [["--snapshots", "snaps"], ["--gif", "p.gif"]])
+def test_21_save_every_0_says_n_must_be_1_or_more(s32, picture):
+    picture = [str(s32.parent / p) if i else p for i, p in enumerate(picture)]
+    res = invoke("denoise", s32, "--sigma", 25, "--save-every", 0, *picture)
+    assert res.exit_code == 2
+    line = one_error_line(res.output)
+    assert "--save-every N with N 1 or more" in line and "go together" not in line
+    assert written(s32.parent) == []
+
+
+@pytest.mark.parametrize("seed", ["1180591620717411303424", "-1", "4294967296"])
+def test_22_a_seed_out_of_range_names_seed_and_the_range(s32, seed):
+    res = invoke("denoise", s32, "--sigma", 25, "--seed", seed)
+    assert res.exit_code == 2
+    assert f"--seed {seed}: give a whole number from 0 to 4294967295" in one_error_line(res.output)
+    assert written(s32.parent) == []
 
 
