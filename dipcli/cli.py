@@ -100,8 +100,9 @@ UpsampleOpt = Annotated[str | None, typer.Option("--upsample", help=f"Upsampler:
                         show_default="the task's")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (bfloat16 where the hardware "
                         "has it natively, else float32), fp32 or bf16.")]
-StopOpt = Annotated[str, typer.Option("--stop", help="When to stop: auto, wmv, discrepancy or fixed "
-                    "(--iters only).")]
+StopOpt = Annotated[str | None, typer.Option("--stop", help="When to stop: auto, wmv, discrepancy or "
+                    "fixed (--iters only). The denoising presets run a fixed budget: --stop goes "
+                    "with --arch.", show_default="auto")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate (positive).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help=f"Random seed, 0 to {MAX_SEED}; CPU runs repeat "
                     "bit for bit.")]
@@ -179,7 +180,7 @@ SHARED_OPTIONS: dict[str, tuple[object, object]] = {
     "output": (OutputOpt, None), "output_dir": (OutputDirOpt, None), "name": (NameOpt, None),
     "recursive": (RecursiveOpt, False), "skip_existing": (SkipOpt, False), "iters": (IterOpt, None),
     "arch": (ArchOpt, None), "width": (WidthOpt, None), "scales": (ScalesOpt, None),
-    "upsample": (UpsampleOpt, None), "stop": (StopOpt, "auto"),
+    "upsample": (UpsampleOpt, None), "stop": (StopOpt, None),
     "precision": (PrecisionOpt, "auto"), "lr": (LrOpt, 0.01),
     "seed": (SeedOpt, 0), "device": (DeviceOpt, "auto"), "tile": (TileOpt, "auto"), "clean": (CleanOpt, None),
     "clean_dir": (CleanDirOpt, None), "save_every": (SaveEveryOpt, 0), "snapshots": (SnapOpt, None),

@@ -49,6 +49,7 @@ from dipcli.presets import (
     TASK_DEFAULTS,
     TASK_PRESETS,
     TWO_STAGE_DEFAULTS,
+    Preset,
     Recipe,
     budget,
     members,
@@ -85,7 +86,7 @@ class FitOptions:
     width: int | str | None = None
     scales: int | None = None
     upsample: str | None = None
-    stop: str = "auto"
+    stop: str | None = None  # None: auto, unless a preset's recipe names its own (given: see with_preset)
     precision: str = "auto"
     lr: float = 0.01
     seed: int = 0
@@ -140,7 +141,7 @@ def resolve(task: str, o: FitOptions) -> Setup:
                        upsample=o.upsample or defaults["upsample"]).resolved()
     except ValueError as exc:
         raise Fail(str(exc)) from None
-    if o.stop not in STOP_NAMES:  # now, not at the first input
+    if o.stop is not None and o.stop not in STOP_NAMES:  # now, not at the first input
         raise Fail(f"unknown stop rule {o.stop!r}; choose one of: {', '.join(STOP_NAMES)}")
     if not 0 <= o.seed <= MAX_SEED:  # torch's and numpy's seeders would fail with their own words
         raise Fail(f"--seed {o.seed}: give a whole number from 0 to {MAX_SEED} (2**32 - 1)")
@@ -186,6 +187,7 @@ def with_preset(setup: Setup, o: FitOptions, on_gpu: bool) -> Setup:
         return setup
     if name not in presets:
         raise Fail(f"unknown --preset {name!r}; choose one of: {', '.join(presets)}")
+    check_stop(presets[name], name, o)
     width = None if o.width in (None, "auto") else int(o.width)
     recipes = []
     try:
@@ -200,6 +202,18 @@ def with_preset(setup: Setup, o: FitOptions, on_gpu: bool) -> Setup:
     tile = TASK_DEFAULTS[setup.task].get("tile")
     target = tile if tile and o.tile.auto and not o.scales else None
     return replace(setup, spec=spec, iters=iters, tile_target=target, preset=name, recipes=tuple(recipes))
+
+
+def check_stop(preset: Preset, name: str, o: FitOptions) -> None:
+    """An explicit --stop against a preset whose recipes fix their own rule: refused in one line,
+    neither silently overridden by the recipe nor obeyed against what the recipe was measured with."""
+    own = {r.stop for r in preset.recipes} - {None, o.stop}
+    if o.stop is None or not own:
+        return
+    rule = "a fixed budget" if own == {"fixed"} else f"its own stop rule ({', '.join(sorted(own))})"
+    default = " (the default without --arch)" if o.preset is None else ""
+    raise Fail(f"--stop {o.stop}: preset {name}{default} runs {rule}; drop --stop, or give --arch NAME "
+               "to fit one net with the rule you name")
 
 
 def check_tile(o: FitOptions, spec: NetSpec) -> None:
@@ -366,7 +380,7 @@ def fit_config(setup: Setup, o: FitOptions, spec: NetSpec, problem: Problem, wmv
         iters = budget(recipe, problem.noise.sigma * 255)
     iters = iters or setup.iters
     try:
-        stop = make_stop(r.stop or o.stop, problem.noise, iters, start=wmv_start)
+        stop = make_stop(r.stop or o.stop or "auto", problem.noise, iters, start=wmv_start)
     except ValueError as exc:
         raise Fail(str(exc)) from None
     check_every = math.gcd(10, o.save_every) if o.save_every else 10

@@ -93,8 +93,9 @@ _COMMON_DOC = """
         Iteration budget, the upper bound for every stop rule (default: the task's).
     arch, width, scales, upsample : optional
         The generator (``dip nets`` lists them); ``width="auto"`` picks it from the texture.
-    stop : {"auto", "wmv", "discrepancy", "fixed"}
-        When to stop; the result is the averaged output at the detected best iteration.
+    stop : {"auto", "wmv", "discrepancy", "fixed"}, optional
+        When to stop (default auto); the result is the averaged output at the detected best
+        iteration. A preset that runs a fixed budget refuses it: name a net (``arch``) with it.
     precision : {"auto", "fp32", "bf16"}
     lr : float
         Adam's learning rate.
@@ -125,7 +126,7 @@ def denoise(image: ImageLike, sigma: float | None = None, *, clean: ImageLike | 
             add_noise: bool = False, preset: str | None = None, fits: int | None = None,
             iters: int | None = None, arch: str | None = None,
             width: int | str | None = None, scales: int | None = None, upsample: str | None = None,
-            stop: str = "auto", precision: str = "auto", lr: float = 0.01, seed: int = 0,
+            stop: str | None = None, precision: str = "auto", lr: float = 0.01, seed: int = 0,
             device: str = "auto", tile: str | int = "auto", raw: bool = False,
             progress: Callable[[Event], None] | None = None) -> Result:
     """Remove additive noise with a Deep Image Prior [1]_.
@@ -162,7 +163,7 @@ def two_stage(image: ImageLike, sigma: float | None = None, *, clean: ImageLike 
               schedule: str = TWO_STAGE_DEFAULTS["schedule_kind"], tv: str = TWO_STAGE_DEFAULTS["tv"],
               stage1: str = TWO_STAGE_DEFAULTS["stage1"], iters: int | None = None, arch: str | None = None,
               width: int | str | None = None, scales: int | None = None, upsample: str | None = None,
-              stop: str = "auto", precision: str = "auto", lr: float = 0.01, seed: int = 0,
+              stop: str | None = None, precision: str = "auto", lr: float = 0.01, seed: int = 0,
               device: str = "auto", tile: str | int = "auto", raw: bool = False,
               progress: Callable[[Event], None] | None = None) -> Result:
     """Denoise in two stages: DIP with an added total-variation term, then plain DIP [3]_.
@@ -192,7 +193,7 @@ def inpaint(image: ImageLike, mask: ImageLike | None = None, *, mask_known: str 
             preset: str | None = None, fits: int | None = None, iters: int | None = None,
             arch: str | None = None,
             width: int | str | None = None, scales: int | None = None, upsample: str | None = None,
-            stop: str = "auto", precision: str = "auto", lr: float = 0.01, seed: int = 0,
+            stop: str | None = None, precision: str = "auto", lr: float = 0.01, seed: int = 0,
             device: str = "auto", tile: str | int = "auto", raw: bool = False,
             progress: Callable[[Event], None] | None = None) -> Result:
     """Fill missing pixels with a Deep Image Prior [1]_.
@@ -230,7 +231,7 @@ def inpaint(image: ImageLike, mask: ImageLike | None = None, *, mask_known: str 
 def superres(image: ImageLike, factor: int = 4, *, kernel: str = "lanczos2", make_lr: bool = False,
              clean: ImageLike | None = None, iters: int | None = None, arch: str | None = None,
              width: int | str | None = None, scales: int | None = None, upsample: str | None = None,
-             stop: str = "auto", precision: str = "auto", lr: float = 0.01, seed: int = 0,
+             stop: str | None = None, precision: str = "auto", lr: float = 0.01, seed: int = 0,
              device: str = "auto", raw: bool = False,
              progress: Callable[[Event], None] | None = None) -> Result:
     """Upscale ``factor``× with a Deep Image Prior [1]_ and a fixed downsampler as forward model.

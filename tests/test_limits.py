@@ -26,7 +26,7 @@ from dipcli import Fail, denoise, inpaint, select_width, superres, two_stage
 from dipcli.cli import app
 from dipcli.memory import USABLE, fit_bytes, footprint, kept_bytes, measure
 from dipcli.nets import NetSpec, build_net
-from dipcli.planning import FitOptions, TaskInput, as_image, plan_denoise
+from dipcli.planning import FitOptions, TaskInput, as_image, plan_denoise, plan_inpaint, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 GB = 2**30
@@ -241,3 +241,27 @@ def test_22_a_seed_out_of_range_names_seed_and_the_range(s32, seed):
     assert written(s32.parent) == []
 
 
+# ---- 24: an explicit --stop against a preset that runs a fixed budget -------------------------------
+
+@pytest.mark.parametrize("args, preset", [
+    (["--iters", "4000", "--stop", "auto"], "preset balanced (the default without --arch)"),
+    (["--preset", "best", "--stop", "wmv"], "preset best runs"),
+])
+def test_24_an_explicit_stop_is_refused_where_the_preset_fixes_the_budget(s32, args, preset):
+    res = invoke("denoise", s32, "--sigma", 25, "--device", "cpu", *args)
+    assert res.exit_code == 2
+    line = one_error_line(res.output)
+    assert preset in line and "fixed budget" in line and "--arch" in line
+    assert written(s32.parent) == []
+
+
+def test_24_stop_applies_where_nothing_fixes_it(s32):
+    image, _ = as_image(s32)
+    agreeing = resolve("denoise", FitOptions(device="cpu", stop="fixed"))  # what the preset does anyway
+    assert agreeing.preset == "balanced"
+    one_net = plan_denoise(TaskInput(image), FitOptions(device="cpu", arch="compact", stop="wmv"), sigma=25)
+    assert type(one_net.config.stop).__name__ == "WMVStop"
+    default = plan_denoise(TaskInput(image), FitOptions(device="cpu", arch="compact"), sigma=25)
+    assert type(default.config.stop).__name__ != "FixedStop"  # None is auto: the noise rule
+    inpainting = plan_inpaint(TaskInput(image), FitOptions(device="cpu", stop="fixed", iters=5), drop=0.3)
+    assert inpainting.options.preset is None and type(inpainting.config.stop).__name__ == "FixedStop"
