@@ -384,9 +384,9 @@ def nets(
     with user_errors():
         try:
             dev = resolve_device(device)
+            rows = describe_archs(size, dev, width)  # a width past nets.MAX_WIDTH: one line
         except ValueError as exc:
             raise Fail(str(exc)) from None
-        rows = describe_archs(size, dev, width)
     if json_out:
         for row in rows:
             emit_json({**row, "device": str(dev), "size": size})

@@ -114,6 +114,11 @@ def test_1_nets_past_what_can_even_be_costed_are_usage_errors(s16, args, words):
     assert written(s16.parent) == []
 
 
+def test_1_nets_lists_no_net_past_the_width_bound():
+    res = invoke("nets", "--width", 2**20 + 1, "--size", 8)
+    assert res.exit_code == 2 and "at most 1048576" in one_error_line(res.output)
+
+
 @pytest.mark.parametrize("tile", ["0", "96"])
 def test_1_a_given_tile_too_large_for_the_memory_free_is_refused(tmp_path, monkeypatch, tile):
     iio.imwrite(tmp_path / "s32.png", noisy(80, 96))
