@@ -155,7 +155,7 @@ def choose_tile(problem: Problem, image: Image, spec: NetSpec, config: FitConfig
     if fixed is not None:
         raise OutOfMemory(f"a {pw}×{ph} fit with this net needs about {gib(need)} and the {dev.type} "
                           f"has {gib(free)} free; give a smaller --tile, or --tile auto to choose one")
-    tile = cost.largest_tile(budget, max(ph, pw))
+    tile = cost.largest_tile(budget, max(ph, pw)) or cost.step  # the step fits: checked above
     return tile, (f"a {pw}×{ph} fit needs about {gib(need)} and {gib(free)} is free: fitting tiles "
                   f"of at most {tile}×{tile} px")
 
