@@ -27,6 +27,7 @@ import typer
 from rich.console import Console
 
 from dipcli import __version__, signals
+from dipcli.arguments import MAX_FITS, MAX_SEED
 from dipcli.batch import Settings, Task, emit_json, expand_inputs, run_batch
 from dipcli.errors import FAILURE, INTERRUPTED, USAGE, Fail
 from dipcli.io import ImageError
@@ -100,10 +101,12 @@ UpsampleOpt = Annotated[str | None, typer.Option("--upsample", help=f"Upsampler:
                         show_default="the task's")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (bfloat16 where the hardware "
                         "has it natively, else float32), fp32 or bf16.")]
-StopOpt = Annotated[str, typer.Option("--stop", help="When to stop: auto, wmv, discrepancy or fixed "
-                    "(--iters only).")]
+StopOpt = Annotated[str | None, typer.Option("--stop", help="When to stop: auto, wmv, discrepancy or "
+                    "fixed (--iters only). The denoising presets run a fixed budget: --stop goes "
+                    "with --arch.", show_default="auto")]
 LrOpt = Annotated[float, typer.Option("--lr", help="Adam learning rate (positive).")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; CPU runs repeat bit for bit.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help=f"Random seed, 0 to {MAX_SEED}; CPU runs repeat "
+                    "bit for bit.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
 CleanOpt = Annotated[Path | None, typer.Option("--clean", help="Clean reference for live "
                      "PSNR/SSIM (one input).")]
@@ -178,7 +181,7 @@ SHARED_OPTIONS: dict[str, tuple[object, object]] = {
     "output": (OutputOpt, None), "output_dir": (OutputDirOpt, None), "name": (NameOpt, None),
     "recursive": (RecursiveOpt, False), "skip_existing": (SkipOpt, False), "iters": (IterOpt, None),
     "arch": (ArchOpt, None), "width": (WidthOpt, None), "scales": (ScalesOpt, None),
-    "upsample": (UpsampleOpt, None), "stop": (StopOpt, "auto"),
+    "upsample": (UpsampleOpt, None), "stop": (StopOpt, None),
     "precision": (PrecisionOpt, "auto"), "lr": (LrOpt, 0.01),
     "seed": (SeedOpt, 0), "device": (DeviceOpt, "auto"), "tile": (TileOpt, "auto"), "clean": (CleanOpt, None),
     "clean_dir": (CleanDirOpt, None), "save_every": (SaveEveryOpt, 0), "snapshots": (SnapOpt, None),
@@ -244,9 +247,9 @@ PresetOpt = Annotated[str | None, typer.Option(
     f"{CPU_PRESET}, {CPU_TILED_PRESET} for each tile of an image fitted in tiles; --arch picks one net "
     "instead.", show_default=False, metavar="NAME")]
 FitsOpt = Annotated[int | None, typer.Option(
-    "--fits", help="Average N fits of the preset, from seeds --seed, --seed + 1, … (default: "
-    "the preset's own; best: two, more where the noise caps each fit's budget).", show_default=False,
-    metavar="N")]
+    "--fits", help=f"Average N fits (1 to {MAX_FITS}) of the preset, from seeds --seed, --seed + 1, … "
+    "(default: the preset's own; best: two, more where the noise caps each fit's budget).",
+    show_default=False, metavar="N")]
 InpaintPresetOpt = Annotated[str | None, typer.Option("--preset", help="How to inpaint: "
                              f"{', '.join(INPAINT_PRESETS)} (README, \"Presets\"). Default: "
                              f"{INPAINT_PRESET}; --arch picks one net instead.", show_default=False,
@@ -384,9 +387,9 @@ def nets(
     with user_errors():
         try:
             dev = resolve_device(device)
+            rows = describe_archs(size, dev, width)  # a width past nets.MAX_WIDTH: one line
         except ValueError as exc:
             raise Fail(str(exc)) from None
-        rows = describe_archs(size, dev, width)
     if json_out:
         for row in rows:
             emit_json({**row, "device": str(dev), "size": size})

@@ -113,23 +113,24 @@ def fit_images(problems: Sequence[Problem], observed: Sequence[np.ndarray],
 
 
 def choose_tile(problem: Problem, image: Image, spec: NetSpec, config: FitConfig, device: str,
-                target: int | None = None) -> tuple[int, str | None]:
+                target: int | None = None, fixed: int | None = None) -> tuple[int, str | None]:
     """``--tile auto``: the tile side to fit with (0: the whole image) and a note saying why.
 
     Two reasons to tile. Quality: with ``target``, an image larger than about 1.5 × ``target``
     per side is cut into tiles of about that size (:func:`dipcli.tiling.tile_for`), for a net
     that reaches a given quality far sooner on pieces of that size than on the whole image.
     Memory: a fit that would need more than :data:`USABLE` of the device's free memory is cut
-    into the largest tiles that fit. A problem that cannot be tiled (super-resolution) and would
-    not fit is refused here, before the machine runs out of memory half-way through.
+    into the largest tiles that fit. With ``fixed`` (``--tile N``, or 0: never), the tile is the
+    user's and only checked. A fit that cannot be made to fit (a problem that cannot be tiled,
+    a net whose smallest tile is too big, a fixed tile too large) raises :class:`OutOfMemory`
+    here, before anything is allocated, not half-way through when the machine runs out.
     """
     spec = spec.resolved()
     channels = image.pixels.shape[2]
     h, w = image.shape
-    tileable = problem.tileable
-    tile = 0
+    tile = fixed or 0
     why = None
-    if target and tileable and max(h, w) >= 1.5 * target:
+    if fixed is None and target and problem.tileable and max(h, w) >= 1.5 * target:
         tile = tile_for(h, w, target)
         why = (f"fitting {len(plan_tiles(h, w, tile))} overlapping tiles of at most {tile}×{tile} px "
                f"and blending them: this net reaches a better result sooner on ~{target}² pieces "
@@ -143,16 +144,32 @@ def choose_tile(problem: Problem, image: Image, spec: NetSpec, config: FitConfig
     budget = USABLE * free
     if need <= budget:
         return tile, why
-    if not tileable:
+    smallest = min(cost.step, max(ph, pw)) if problem.tileable else max(ph, pw)
+    padded = min(h, w) < 2 * spec.multiple  # the net's smallest input is larger than the image
+    if (padded or problem.tileable) and cost.bytes(smallest, smallest) > budget:
+        raise OutOfMemory(too_big(spec, cost, dev, free, smallest, (h, w), (ph, pw)))
+    if not problem.tileable:
         raise OutOfMemory(f"a {pw}×{ph} fit with this net needs about {gib(need)} and the {dev.type} "
-                         f"has {gib(free)} free; use a smaller image, a narrower net (--width) or "
-                         "a device with more memory")
-    tile = cost.largest_tile(budget, max(ph, pw))
-    if tile is None:
-        raise OutOfMemory(f"not even the smallest tile of this net fits in the {gib(free)} free on "
-                         f"the {dev.type}; use a narrower net (--width) or free some memory")
+                          f"has {gib(free)} free; use a smaller image, a narrower net (--width) or "
+                          "a device with more memory")
+    if fixed is not None:
+        raise OutOfMemory(f"a {pw}×{ph} fit with this net needs about {gib(need)} and the {dev.type} "
+                          f"has {gib(free)} free; give a smaller --tile, or --tile auto to choose one")
+    tile = cost.largest_tile(budget, max(ph, pw)) or cost.step  # the step fits: checked above
     return tile, (f"a {pw}×{ph} fit needs about {gib(need)} and {gib(free)} is free: fitting tiles "
                   f"of at most {tile}×{tile} px")
+
+
+def too_big(spec: NetSpec, cost: Footprint, dev: torch.device, free: int, side: int,
+            size: tuple[int, int], padded: tuple[int, int]) -> str:
+    """Why a net cannot be fitted on ``dev`` at all: its smallest fit (``side`` px square) needs
+    more than the memory free, for its weights or for the size it pads an image of ``size`` to."""
+    (h, w), (ph, pw) = size, padded
+    what = f"{spec.scales} scales of width {spec.width}: {cost.params:,} weights"
+    if min(h, w) < 2 * spec.multiple:
+        what += f", and it pads this {w}×{h} image to {pw}×{ph}"
+    return (f"this net ({what}) needs at least {gib(cost.bytes(side, side))} and the {dev.type} has "
+            f"{gib(free)} free; give fewer --scales or a smaller --width")
 
 
 def group_capacity(problem: Problem, shape: tuple[int, ...], spec: NetSpec, config: FitConfig, device: str,
@@ -170,8 +187,10 @@ def group_capacity(problem: Problem, shape: tuple[int, ...], spec: NetSpec, conf
 def fit_cost(problem: Problem, shape: tuple[int, ...], spec: NetSpec, config: FitConfig,
              dev: torch.device) -> tuple[Footprint, tuple[int, int]]:
     """The footprint of ``spec`` on ``dev``, and the size the net generates for an observation
-    of ``shape`` (h, w, channels): padded to the net's multiple, enlarged for super-resolution."""
-    ph, pw = problem.out_size(tuple(-(-side // spec.multiple) * spec.multiple for side in shape[:2]))
+    of ``shape`` (h, w, channels): padded as :func:`_padded` pads it (to the net's multiple, and
+    to two of its deepest cells), enlarged for super-resolution."""
+    m = spec.multiple
+    ph, pw = problem.out_size(tuple(max(2 * m, -(-side // m) * m) for side in shape[:2]))
     return footprint(spec, shape[2], resolve_precision(config.precision, dev)), (ph, pw)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dipcli.arguments import check_arguments
 from dipcli.errors import Fail
 from dipcli.fit import Event, FitResult
 from dipcli.options import Tile
@@ -77,8 +78,6 @@ def _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, de
 
 def _run(task: str, image: ImageLike, clean: ImageLike | None, mask: ImageLike | None, o: FitOptions,
          progress: Callable[[Event], None] | None, **task_options) -> Result:
-    if o.iters is not None and o.iters < 1:
-        raise Fail(f"iters={o.iters}: give at least 1 iteration")
     picture, layout = as_image(image, "image")
     src = TaskInput(picture, clean=None if clean is None else as_image(clean, "clean reference")[0],
                  mask=None if mask is None else as_image(mask, "mask")[0])
@@ -111,13 +110,14 @@ _COMMON_DOC = """
         Iteration budget, the upper bound for every stop rule (default: the task's).
     arch, width, scales, upsample : optional
         The generator (``dip nets`` lists them); ``width="auto"`` picks it from the texture.
-    stop : {"auto", "wmv", "discrepancy", "fixed"}
-        When to stop; the result is the averaged output at the detected best iteration.
+    stop : {"auto", "wmv", "discrepancy", "fixed"}, optional
+        When to stop (default auto); the result is the averaged output at the detected best
+        iteration. A preset that runs a fixed budget refuses it: name a net (``arch``) with it.
     precision : {"auto", "fp32", "bf16"}
     lr : float
         Adam's learning rate.
     seed : int
-        Seed of every random draw; CPU runs repeat bit for bit.
+        Seed of every random draw, 0 to 2**32 - 1; CPU runs repeat bit for bit.
     device : {"auto", "cpu", "cuda", "mps"}
     tile : "auto", 0 or int
         Fit overlapping tiles of at most this many pixels and blend them (0: never).
@@ -146,7 +146,7 @@ def denoise(image: ImageLike, sigma: float | None = None, *, clean: ImageLike | 
             add_noise: bool = False, preset: str | None = None, fits: int | None = None,
             iters: int | None = None, arch: str | None = None,
             width: int | str | None = None, scales: int | None = None, upsample: str | None = None,
-            stop: str = "auto", precision: str = "auto", lr: float = 0.01, seed: int = 0,
+            stop: str | None = None, precision: str = "auto", lr: float = 0.01, seed: int = 0,
             device: str = "auto", tile: str | int = "auto", raw: bool = False,
             progress: Callable[[Event], None] | None = None) -> Result:
     """Remove additive noise with a Deep Image Prior [1]_.
@@ -167,9 +167,11 @@ def denoise(image: ImageLike, sigma: float | None = None, *, clean: ImageLike | 
         :data:`CPU_PRESET`, or :data:`CPU_TILED_PRESET` for each tile of an image fitted in tiles,
         unless ``arch`` names one net.
     fits : int, optional
-        Average this many fits of the preset, from seeds ``seed``, ``seed`` + 1, … (default: the
-        preset's own: ``best`` two, more where σ caps each fit's budget; :func:`dipcli.presets.members`).
+        Average this many fits (1 to :data:`dipcli.arguments.MAX_FITS`) of the preset, from seeds
+        ``seed``, ``seed`` + 1, … (default: the preset's own: ``best`` two, more where σ caps
+        each fit's budget; :func:`dipcli.presets.members`).
     """
+    check_arguments(locals())
     o = _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, device, tile, raw)
     o.preset, o.fits = preset, fits
     return _run("denoise", image, clean, None, o, progress, sigma=sigma, add_noise=add_noise)
@@ -181,7 +183,7 @@ def two_stage(image: ImageLike, sigma: float | None = None, *, clean: ImageLike 
               schedule: str = TWO_STAGE_DEFAULTS["schedule_kind"], tv: str = TWO_STAGE_DEFAULTS["tv"],
               stage1: str = TWO_STAGE_DEFAULTS["stage1"], iters: int | None = None, arch: str | None = None,
               width: int | str | None = None, scales: int | None = None, upsample: str | None = None,
-              stop: str = "auto", precision: str = "auto", lr: float = 0.01, seed: int = 0,
+              stop: str | None = None, precision: str = "auto", lr: float = 0.01, seed: int = 0,
               device: str = "auto", tile: str | int = "auto", raw: bool = False,
               progress: Callable[[Event], None] | None = None) -> Result:
     """Denoise in two stages: DIP with an added total-variation term, then plain DIP [3]_.
@@ -200,6 +202,7 @@ def two_stage(image: ImageLike, sigma: float | None = None, *, clean: ImageLike 
     stage1 : {"tv", "prefilter"}
         ``prefilter``: stage 1 fits a TV-denoised copy instead of the noisy image.
     """
+    check_arguments(locals())
     o = _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, device, tile, raw)
     return _run("two-stage", image, clean, None, o, progress, sigma=sigma, add_noise=add_noise,
                 tv_weight=tv_weight, stage1_frac=stage1_frac, schedule_kind=schedule, tv=tv, stage1=stage1)
@@ -210,7 +213,7 @@ def inpaint(image: ImageLike, mask: ImageLike | None = None, *, mask_known: str 
             preset: str | None = None, fits: int | None = None, iters: int | None = None,
             arch: str | None = None,
             width: int | str | None = None, scales: int | None = None, upsample: str | None = None,
-            stop: str = "auto", precision: str = "auto", lr: float = 0.01, seed: int = 0,
+            stop: str | None = None, precision: str = "auto", lr: float = 0.01, seed: int = 0,
             device: str = "auto", tile: str | int = "auto", raw: bool = False,
             progress: Callable[[Event], None] | None = None) -> Result:
     """Fill missing pixels with a Deep Image Prior [1]_.
@@ -233,9 +236,10 @@ def inpaint(image: ImageLike, mask: ImageLike | None = None, *, mask_known: str 
         How to inpaint (:data:`dipcli.presets.INPAINT_PRESETS`: ``fast``, ``best``); default
         :data:`INPAINT_PRESET` unless ``arch`` names one net.
     fits : int, optional
-        Average this many fits of the preset, from seeds ``seed``, ``seed`` + 1, … (default: the
-        preset's own; ``best`` two).
+        Average this many fits (1 to :data:`dipcli.arguments.MAX_FITS`) of the preset, from seeds
+        ``seed``, ``seed`` + 1, … (default: the preset's own; ``best`` two).
     """
+    check_arguments(locals())
     if isinstance(mask, np.ndarray) and mask.dtype == bool and mask_known == "auto":
         mask_known = "white"  # True = known, as documented
     o = _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, device, tile, raw)
@@ -247,7 +251,7 @@ def inpaint(image: ImageLike, mask: ImageLike | None = None, *, mask_known: str 
 def superres(image: ImageLike, factor: int = 4, *, kernel: str = "lanczos2", make_lr: bool = False,
              clean: ImageLike | None = None, iters: int | None = None, arch: str | None = None,
              width: int | str | None = None, scales: int | None = None, upsample: str | None = None,
-             stop: str = "auto", precision: str = "auto", lr: float = 0.01, seed: int = 0,
+             stop: str | None = None, precision: str = "auto", lr: float = 0.01, seed: int = 0,
              device: str = "auto", raw: bool = False,
              progress: Callable[[Event], None] | None = None) -> Result:
     """Upscale ``factor``× with a Deep Image Prior [1]_ and a fixed downsampler as forward model.
@@ -264,6 +268,7 @@ def superres(image: ImageLike, factor: int = 4, *, kernel: str = "lanczos2", mak
     clean : array or path, optional
         The high-resolution reference, ``factor`` times the size of ``image``.
     """
+    check_arguments(locals())
     o = _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, device, "auto", raw)
     return _run("superres", image, clean, None, o, progress, factor=factor, kernel=kernel, make_lr=make_lr)
 
@@ -284,6 +289,7 @@ def select_width(image: ImageLike, sigma: float | None = None):
     """
     from dipcli.texture import complexity
 
+    check_arguments(locals())
     check_sigma(sigma)
     picture, _ = as_image(image, "image")
     try:

@@ -275,7 +275,7 @@ def test_capped_presets_spend_the_time_the_cap_frees_on_more_seeds():
 
 
 @pytest.mark.parametrize("options, words", [
-    (dict(preset="best", fits=0), "1 or more"),
+    (dict(preset="best", fits=0), "from 1 to 16"),
     (dict(arch="compact", fits=2), "--arch names one net"),
     (dict(device="cuda", fits=2), "--preset best"),  # the GPU default is one net, no preset
 ])

@@ -190,9 +190,9 @@ def check_settings(task: Task, batch: bool) -> None:
     if s.mask_pattern is not None:
         template_fields(s.mask_pattern, "--mask-pattern")
     if s.snapshots is not None and fit.save_every <= 0:
-        raise Fail("--save-every N and --snapshots DIR go together")
+        raise Fail("--snapshots DIR needs --save-every N with N 1 or more: how often to take a snapshot")
     if s.gif is not None and fit.save_every <= 0:
-        raise Fail("--gif needs --save-every N: how often to take a frame")
+        raise Fail("--gif needs --save-every N with N 1 or more: how often to take a frame")
     if fit.save_every > 0 and s.snapshots is None and s.gif is None:
         raise Fail("--save-every N and --snapshots DIR go together (or --gif FILE)")
     pictures = (("--plot", s.plot, PLOT_TYPES, "curves.png"), ("--gif", s.gif, (".gif",), "progress.gif"))

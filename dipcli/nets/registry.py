@@ -65,6 +65,10 @@ PRESETS: dict[str, Preset] = {
                                input_depth=None)),
 }
 ARCHS = tuple(PRESETS)
+# Beyond these a net cannot be built even to be costed (dipcli.memory): tensor sizes overflow.
+# The memory check refuses far smaller nets; these bounds only keep its arithmetic finite.
+MAX_SCALES = 16
+MAX_WIDTH = 2**20
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,12 @@ class NetSpec:
             )
         if spec.width < 1 or spec.scales < 1 or spec.skip < 0:
             raise ValueError("width and scales must be at least 1 and skip at least 0")
+        if spec.scales > MAX_SCALES:
+            raise ValueError(f"{spec.scales} scales: give at most {MAX_SCALES} (each scale halves the "
+                             f"image; {MAX_SCALES} already pad every image to {2 << MAX_SCALES} px a side)")
+        if spec.width > MAX_WIDTH:
+            raise ValueError(f"width {spec.width}: give at most {MAX_WIDTH} channels (DIP nets use 32 to "
+                             "256; a net this wide is too large even to cost)")
         spec = replace(spec, skip_scales=spec.scales if spec.skip_scales is None else spec.skip_scales,
                        input_depth=spec.width if spec.input_depth is None else spec.input_depth,
                        padding=spec.padding or "reflect")
