@@ -46,6 +46,9 @@ class Job:
     subscribers: list[Subscriber] = field(default_factory=list)
     tile: int = 0  # fit tiles of at most this many pixels per side (dipcli.tiling); 0: the whole image
     group: int = 1  # fit up to this many tiles at once as one batched net
+    # Tiles after the first start from the weights the first one's fit ended with and run this
+    # configuration (a shorter budget); None: every tile starts afresh with ``config``.
+    warm: FitConfig | None = None
     begin: Callable[[str], None] = lambda part: None  # noqa: E731  before each fit: "" or ", tile 2/6"
 
 
@@ -92,24 +95,32 @@ def _padded(observed: np.ndarray, spec: NetSpec) -> tuple[np.ndarray, tuple[int,
 
 def fit_images(problems: Sequence[Problem], observed: Sequence[np.ndarray],
                references: Sequence[np.ndarray | None], spec: NetSpec, configs: Sequence[FitConfig],
-               device: torch.device,
-               subscribers: Sequence[Sequence[Subscriber]]) -> tuple[list[FitResult], int]:
+               device: torch.device, subscribers: Sequence[Sequence[Subscriber]],
+               start: dict[str, torch.Tensor] | None = None) -> tuple[list[FitResult], int, dict]:
     """Pad, build nets and fit: the fit step of a job, for the whole image or a tile, or for
     several of one size together (``--group``: one batched net, :class:`dipcli.nets.stack.Stack`).
 
-    Returns the results (each cropped back to its observation's size) and one net's parameter
-    count; the nets are dropped here, so a tiled job holds only its current group's.
+    ``start``: parameters every net begins from (a warm start, :func:`fit_tiles`) instead of the
+    seed's random ones. Returns the results (each cropped back to its observation's size), one
+    net's parameter count and the first net's trained parameters; the nets are dropped here, so
+    a tiled job holds only its current group's.
     """
     padded = [_padded(o, spec) for o in observed]
     size = padded[0][1]
     nets = [build_net(spec, out_channels=padded[0][0].shape[2], seed=c.seed) for c in configs]
+    if start is not None:
+        for net in nets:
+            net.load_state_dict(start, strict=False)
     # Problems whose output is larger than the observation (super-resolution) say how much.
     crop = problems[0].out_size(size)
     members = [Member(problem, pixels, config, crop, reference, subs) for problem, (pixels, _), config,
                reference, subs in zip(problems, padded, configs, references, subscribers, strict=True)]
-    results = fit_group(members, nets[0] if len(nets) == 1 else Stack(nets), input_depth=spec.input_depth,
+    net = nets[0] if len(nets) == 1 else Stack(nets)
+    results = fit_group(members, net, input_depth=spec.input_depth,
                         device=device, out_size=problems[0].out_size(padded[0][0].shape[:2]))
-    return results, count_params(nets[0])
+    trained = (net.member_weights(0) if isinstance(net, Stack)
+               else {k: v.detach().clone() for k, v in net.named_parameters()})
+    return results, count_params(nets[0]), trained
 
 
 def choose_tile(problem: Problem, image: Image, spec: NetSpec, config: FitConfig, device: str,
@@ -202,10 +213,12 @@ def fit_tiles(job: Job, spec: NetSpec, device: torch.device) -> tuple[FitResult,
 
     Tiles go one at a time, or ``job.group`` at a time as one batched net (all tiles of a plan
     have one size). Every tile gets a fresh copy of the configuration (stop rules and
-    regularisers keep state across a fit) and a net from the same seed. Only the blended sums
-    outlive a tile. If the fit is interrupted, the tiles not yet fitted keep the observation, so
-    the image written is whole. Returns the combined result (:func:`combine`), the parameters of
-    one tile's net, and the number of tiles.
+    regularisers keep state across a fit). With ``job.warm``, the first tile is fitted alone
+    from the seed's weights and every later tile starts from the weights it ended with, for the
+    shorter budget of ``job.warm`` (:func:`tile_chunks`); else every tile starts from the seed's
+    weights. Only the blended sums outlive a tile. If the fit is interrupted, the tiles not yet
+    fitted keep the observation, so the image written is whole. Returns the combined result
+    (:func:`combine`), the parameters of one tile's net, and the number of tiles.
     """
     observed = job.observed.pixels
     windows = plan_tiles(*observed.shape[:2], job.tile)
@@ -216,28 +229,38 @@ def fit_tiles(job: Job, spec: NetSpec, device: torch.device) -> tuple[FitResult,
     if job.group > 1:
         size = group_capacity(job.problem, observed[cuts[0]].shape, spec, job.config, job.device, job.group)
     parts: list[FitResult] = []
-    params = 0
-    for first in range(0, len(windows), size):
-        chunk = range(first, min(first + size, len(windows)))
+    params, start = 0, None
+    for chunk in tile_chunks(len(windows), size, job.warm is not None):
         if parts and parts[-1].interrupted:  # keep the observation where no fit ran
             for k in chunk:
                 raw.add(observed[cuts[k]], windows[k])
                 ema.add(observed[cuts[k]], windows[k])
             continue
-        which = f"{first + 1}" if len(chunk) == 1 else f"{first + 1}–{chunk[-1] + 1}"
+        which = f"{chunk[0] + 1}" if len(chunk) == 1 else f"{chunk[0] + 1}–{chunk[-1] + 1}"
         job.begin(f", tile{'s' if len(chunk) > 1 else ''} {which}/{len(windows)}")
-        results, params = fit_images(
+        config = job.config if start is None else job.warm
+        results, params, trained = fit_images(
             [problems[k] for k in chunk], [observed[cuts[k]] for k in chunk],
             [None if job.reference is None else job.reference[cuts[k]] for k in chunk], spec,
-            [copy.deepcopy(job.config) for _ in chunk], device,
+            [copy.deepcopy(config) for _ in chunk], device,
             # One progress bar per job: a group's first tile speaks for it.
-            [job.subscribers if k == first else [] for k in chunk])
+            [job.subscribers if k == chunk[0] else [] for k in chunk], start)
+        if job.warm is not None and start is None:
+            start = trained
         for k, result in zip(chunk, results, strict=True):
             raw.add(result.raw, windows[k])
             ema.add(result.ema, windows[k])
             # The tiles of a group share its time: each gets its share, so the seconds add up.
             parts.append(replace(result, raw=NO_PIXELS, ema=NO_PIXELS, seconds=result.seconds / len(chunk)))
     return combine(parts, raw.result(), ema.result()), params, len(windows)
+
+
+def tile_chunks(count: int, size: int, warm: bool) -> list[range]:
+    """The tiles fitted together, in order: ``size`` at a time; with a warm start the first alone,
+    since the others start from what it learnt."""
+    first = 1 if warm and count > 1 else 0
+    rest = [range(k, min(k + size, count)) for k in range(first, count, size)]
+    return ([range(0, 1)] if first else []) + rest
 
 
 def combine(parts: list[FitResult], raw: np.ndarray, ema: np.ndarray) -> FitResult:
@@ -272,7 +295,7 @@ def run_job(job: Job) -> JobResult:
         result, params, tiles = fit_tiles(job, spec, device)
     else:
         job.begin("")
-        (result,), params = fit_images([job.problem], [job.observed.pixels], [job.reference], spec,
+        (result,), params, _ = fit_images([job.problem], [job.observed.pixels], [job.reference], spec,
                                        [job.config], device, [job.subscribers])
     return finish(job, result, params, str(device), tiles)
 
@@ -297,7 +320,7 @@ def run_group(jobs: Sequence[Job]) -> list[JobResult]:
             raise ValueError("run_group: the jobs of a group need one image size, one net and no tiles")
     for job in jobs:
         job.begin("")
-    results, params = fit_images([j.problem for j in jobs], [j.observed.pixels for j in jobs],
+    results, params, _ = fit_images([j.problem for j in jobs], [j.observed.pixels for j in jobs],
                                  [j.reference for j in jobs], spec, [j.config for j in jobs], device,
                                  [j.subscribers for j in jobs])
     return [finish(job, result, params, str(device)) for job, result in zip(jobs, results, strict=True)]

@@ -368,6 +368,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)  # told to the user before the fit
     tile: int = 0  # tiles of at most this many px (0: the whole image), decided by plan_tiles
     ensemble: list[Plan] = field(default_factory=list)  # more fits of the same image, averaged with this one
+    warm: FitConfig | None = None  # tiles after the first start from its weights with this (Job.warm)
 
 
 def fit_config(setup: Setup, o: FitOptions, spec: NetSpec, problem: Problem, wmv_start: int = 0,
@@ -486,7 +487,22 @@ def plan_denoise(src: TaskInput, o: FitOptions, *, sigma: float | None = None, a
                                             notes=notes)))
     if plans[0].tile and setup.preset == CPU_PRESET and o.preset is None and o.iters is None:
         setup = tiled_default(setup, plans, o)
+    for plan, (recipe, _, _) in zip(plans, setup.fits, strict=False):
+        warm_tiles(plan, recipe, o)
     return as_ensemble(setup, plans)
+
+
+def warm_tiles(plan: Plan, recipe: Recipe | None, o: FitOptions) -> None:
+    """A preset's tiles after the first start from the first one's fitted weights, for the
+    recipe's shorter ``tile_iters`` (:attr:`Recipe.tile_iters`): they have learnt this image's
+    noise and much of its content, so a tile needs far fewer iterations than a fresh start."""
+    if not (plan.tile and recipe is not None and recipe.tile_iters and o.iters is None):
+        return
+    iters = min(recipe.tile_iters, plan.config.iters)
+    plan.warm = replace(plan.config, iters=iters)
+    if not plan.notes or "start from the first one's" not in plan.notes[-1]:
+        plan.notes.append(f"tiles after the first start from the first one's weights: {iters} iterations "
+                          "each instead of its " + str(plan.config.iters))
 
 
 def denoise_fits(setup: Setup, o: FitOptions, sigma: float) -> tuple[tuple[Recipe | None, NetSpec, int], ...]:
@@ -702,7 +718,7 @@ def make_job(plan: Plan, subscribers: Sequence = (), begin: Callable[[str], None
     """The job of one plan; ``begin`` is called before each of its fits (the image, or each tile)."""
     o = plan.options
     job = Job(plan.problem, plan.image, plan.spec, plan.config, o.device, plan.reference, o.raw,
-              plan.composite, list(subscribers), plan.tile, tile_group(o))
+              plan.composite, list(subscribers), plan.tile, tile_group(o), plan.warm)
     if begin is not None:
         job.begin = begin
     return job

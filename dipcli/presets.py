@@ -51,6 +51,9 @@ class Recipe:
     precision: str | None = None  # (None: --precision)
     stop: str | None = None  # (None: --stop)
     seed_offset: int = 0  # ensemble members start from --seed + offset
+    # An image fitted in tiles: every tile after the first starts from the weights the first
+    # one's fit ended with and runs this many iterations (None: each tile from scratch).
+    tile_iters: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class Preset:
 # between 800 and 900 iterations, the peak came at 1,700 at width 64), so each preset runs a
 # budget known in advance.
 R2R = Recipe("compact", width=32, iters=2000, input="observation", recorrupt=True, jitter_sigma=1.0,
-             ema_warmup=9.0, stop="fixed")
+             ema_warmup=9.0, stop="fixed", tile_iters=400)
 
 # The fit overfits sooner the noisier the image: at σ = 50 the 18 fits of the acceptance set
 # (width 64) peaked between 360 and 1,870 iterations (median ~1,150) and had lost up to 3 dB by

@@ -231,7 +231,7 @@ class RichDisplay(Display):
 
     def update(self, key: int, iteration: int, total: int, elapsed: float, metrics: str) -> None:
         speed = f"{iteration / elapsed:.1f} it/s" if elapsed > 0 else ""
-        self.bars.update(self.tasks[key], completed=iteration, speed=speed, metrics=metrics)
+        self.bars.update(self.tasks[key], completed=iteration, total=total, speed=speed, metrics=metrics)
 
     def end(self, key: int) -> None:
         task = self.tasks.pop(key, None)

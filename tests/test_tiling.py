@@ -238,3 +238,41 @@ def test_tile_auto_fits_whole_when_a_plot_of_the_one_fit_is_asked_for(wide_png, 
                  "--plot", tmp_path / "curves.csv")
     assert res.exit_code == 0, res.output
     assert "tiles" not in json.loads(res.stdout) and (tmp_path / "curves.csv").exists()
+
+
+class _Steps:
+    """Records each tile's fit as (iterations of the budget, loss at the first check)."""
+
+    def __init__(self) -> None:
+        self.fits: list[tuple[int, float]] = []
+
+    def on_event(self, event) -> None:
+        if event.iteration == 10:
+            self.fits.append((event.total, event.loss))
+
+
+def test_warm_tiles_start_from_the_first_tiles_weights_and_run_their_own_budget(smooth):
+    from dataclasses import replace
+
+    from dipcli.fit import FitConfig
+    from dipcli.io import Image
+    from dipcli.problems import Denoise
+
+    clean = smooth(64, 64)
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    config = FitConfig(iters=80, seed=0, reg_noise=0.1, input="observation", recorrupt=True, precision="fp32")
+    spec = NetSpec("compact", width=8, input_depth=3)
+    runs = {}
+    for name, warm in (("cold", None), ("warm", replace(config, iters=20))):
+        steps = _Steps()
+        job = dipcli.job.Job(Denoise(0.1), Image(noisy, np.dtype(np.uint8), False, None), spec, config,
+                             "cpu", subscribers=[steps], tile=40, warm=warm)
+        result = dipcli.job.run_job(job)
+        assert result.tiles == 4 and result.image.pixels.shape == noisy.shape
+        runs[name] = steps.fits
+    cold, warm = runs["cold"], runs["warm"]
+    assert [total for total, _ in cold] == [80] * 4
+    assert [total for total, _ in warm] == [80, 20, 20, 20]  # the first tile alone, at the full budget
+    assert warm[0] == cold[0]  # the first tile is fitted exactly as without a warm start
+    # The later tiles start where the first one ended: far below a fresh start at the first check.
+    assert all(w < 0.6 * c for (_, w), (_, c) in zip(warm[1:], cold[1:], strict=True))

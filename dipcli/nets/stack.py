@@ -39,6 +39,11 @@ class Stack(nn.Module):
             self.register_buffer(f"fixed_{k}", dict(nets[0].named_buffers())[name].detach().clone())
         self.count = len(nets)
 
+    def member_weights(self, i: int) -> dict[str, torch.Tensor]:
+        """Copy ``i``'s trained parameters by name, to load into a net of the architecture."""
+        pairs = zip(self._names, self.weights, strict=True)
+        return {name: weight[i].detach().clone() for name, weight in pairs}
+
     def input_shape(self, h: int, w: int) -> tuple[int, int, int]:
         """One copy's input code (the fit draws one and gives it to every copy)."""
         return self._template[0].input_shape(h, w)
