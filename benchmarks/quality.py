@@ -3,7 +3,7 @@
     python benchmarks/quality.py                                   # every method, σ 25 and 50
     python benchmarks/quality.py --methods bm3d nlmeans fast --sigmas 15 25 50
     python benchmarks/quality.py --table-only                      # rebuild the tables from the log
-    python benchmarks/quality.py --whole --sigmas 25               # the whole F16, Baboon and House
+    python benchmarks/quality.py --whole --sigmas 25               # Set9's whole images
     python benchmarks/quality.py --smoke                           # a tiny run of the whole script
 
 The acceptance set, 18 images as 256² centre crops (``--crop``), chosen by fixed rules:
@@ -80,6 +80,9 @@ SET9 = ("image_Baboon512rgb", "image_F16_512rgb", "image_House256rgb", "image_Le
 SET12 = ("Set12_01", "Set12_05", "Set12_09")
 BASELINES = ("bm3d", "nlmeans")
 DEFAULT = "default"  # `dip denoise` with no --preset: the CPU default
+# --whole: Set9's images of 512² and more (tiled by the defaults), and House (256², fitted whole).
+WHOLE = ("image_F16_512rgb", "image_Baboon512rgb", "image_House256rgb", "image_Lena512rgb",
+         "image_Peppers512rgb", "kodim01", "kodim02", "kodim03", "kodim12")
 # Each DIP fit's measures and images, so that a preset sharing a fit with another (one fit cut
 # at a shorter budget: ``fit_once``) reuses it. Not committed (.gitignore); --smoke runs without it.
 FITS = RESULTS / "quality-fits"
@@ -329,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--log", type=Path, default=RESULTS / "quality.jsonl")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--table-only", action="store_true")
-    ap.add_argument("--whole", action="store_true", help="the whole F16, Baboon and House (not crops), each "
+    ap.add_argument("--whole", action="store_true", help="Set9's whole images (not crops: WHOLE), each "
                     "denoised as `dip denoise` runs it; results quality-whole.*")
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap, argv)
@@ -345,8 +348,7 @@ def main(argv: list[str] | None = None) -> None:
         args.methods, args.sigmas, args.crop, args.iters = ["bm3d", "nlmeans", "fast"], [25], 32, 10
         args.log = folder / f"{stem}.jsonl"
     elif args.whole:
-        images = {image: DATA / "set9" / f"{image}.png" for image in
-                  ("image_F16_512rgb", "image_Baboon512rgb", "image_House256rgb")}
+        images = {image: DATA / "set9" / f"{image}.png" for image in WHOLE}
     else:
         images = acceptance_set()
     if args.only and not smoke:
