@@ -150,6 +150,9 @@ TileOpt = Annotated[str, typer.Option("--tile", help="Fit overlapping tiles of a
                     "auto: ~256 px tiles for the default net on images of 384 px and more, and "
                     "tiles for any net that would not fit in memory; 0: never.",
                     metavar="T|auto")]
+StripOpt = Annotated[bool, typer.Option("--strip-metadata", help="Write outputs without the "
+                     "input's metadata (EXIF, ICC colour profile, DPI, PNG text), which they keep by "
+                     "default (less the EXIF orientation, already applied, and thumbnail).")]
 RawOpt = Annotated[bool, typer.Option("--raw", help="Write the last raw output instead of the "
                    "running average (the average is ~2 dB better).")]
 
@@ -184,7 +187,8 @@ SHARED_OPTIONS: dict[str, tuple[object, object]] = {
     "gif": (GifOpt, None), "plot": (PlotOpt, None), "report": (ReportOpt, None), "html": (HtmlOpt, None),
     "json_out": (JsonOpt, False), "jobs": (JobsOpt, 1), "group": (GroupOpt, "auto"),
     "quiet": (QuietOpt, False), "max_pixels": (MaxPixelsOpt, None), "force": (ForceOpt, False),
-    "raw": (RawOpt, False), "cluster": (ClusterOpt, None), "shared_fs": (SharedFsOpt, False),
+    "raw": (RawOpt, False), "strip_metadata": (StripOpt, False), "cluster": (ClusterOpt, None),
+    "shared_fs": (SharedFsOpt, False),
 }
 
 

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from dipcli.batch.inputs import check_type
@@ -22,8 +23,10 @@ from dipcli.batch.results import failed, make_record, skipped
 from dipcli.batch.settings import Item, Outcome, Task
 from dipcli.errors import FAILURE, INTERRUPTED, OK, USAGE, Fail
 from dipcli.fit import SHARED
+from dipcli.formats import scale_of
 from dipcli.io import Image, ImageError, output_plan, read_image, write_image
 from dipcli.job import group_capacity
+from dipcli.metadata import NONE
 from dipcli.planning import PLANNERS, Plan, TaskInput, run_plan, run_plans
 from dipcli.plots import needs_matplotlib, plot_curves, write_curves_csv, write_gif
 from dipcli.progress import Display, Sink, Snapshots
@@ -44,6 +47,8 @@ def load_input(task: Task, item: Item) -> TaskInput:
     """An input's image, and its reference and mask when it has them, read from their files."""
     limit = task.settings.max_pixels
     image = load(item.input, max_pixels=limit)
+    if task.settings.strip_metadata:
+        image = replace(image, meta=NONE)
     clean = load(item.clean, "--clean", limit) if item.clean is not None else None
     mask = None
     if item.mask is not None:
@@ -143,7 +148,7 @@ def view(task: Task, plan: Plan, result, record: dict):
 
     alpha = plan.image.alpha
     if alpha is not None:
-        alpha = alpha.astype("float32") / (65535 if alpha.dtype.itemsize == 2 else 255)
+        alpha = alpha.astype("float32") / scale_of(alpha.dtype)
     return Entry(record, plan.image.pixels, result.image.pixels, plan.reference, plan.problem.known_mask(),
                  alpha, result.fit.history)
 

@@ -32,6 +32,7 @@ class Settings:
     cluster: str | None = None  # --cluster: a Dask scheduler's address, a scheduler file, or local[:N]
     shared_fs: bool = False  # --shared-fs: the cluster's workers read and write the paths themselves
     max_pixels: int | None = None  # refuse larger images before decoding (None: io's default)
+    strip_metadata: bool = False  # --strip-metadata: outputs without the inputs' EXIF, ICC, DPI, text
     snapshots: Path | None = None
     plot: str | None = None
     gif: str | None = None
