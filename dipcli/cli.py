@@ -330,6 +330,7 @@ def select_width(
 ) -> None:
     """Measure texture and pick the decoder width: `dip select-width noisy.png --sigma 25`."""
     from rich.table import Table
+    from rich.text import Text
 
     from dipcli.tasks import select_width as measure
 
@@ -359,7 +360,7 @@ def select_width(
                        "sigma": score.sigma, "margin": score.margin, "size": [w, h],
                        "probabilities": {str(k): v for k, v in score.probabilities.items()}})
         else:
-            table.add_row(str(path), f"{w}×{h}", f"{score.sigma:.1f}" + ("" if sigma else " (est.)"),
+            table.add_row(Text(str(path)), f"{w}×{h}", f"{score.sigma:.1f}" + ("" if sigma else " (est.)"),
                           f"{score.score:.2f}", f"{score.features['textured_l1']:.1%}", str(score.width),
                           f"{score.margin:.1%}")
     if not json_out and table.row_count:

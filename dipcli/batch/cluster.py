@@ -40,15 +40,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import logging
 import queue
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 
+from dipcli.batch.address import connect
 from dipcli.batch.inputs import check_type
 from dipcli.batch.results import failed, make_record, skipped
 from dipcli.batch.runners import (
@@ -60,21 +59,17 @@ from dipcli.batch.runners import (
     load_input,
     plan_input,
     run_grouped,
-    sigint_ignored,
-    usable_cpus,
     view,
 )
 from dipcli.batch.settings import Item, Outcome, Task
-from dipcli.errors import FAILURE, INTERRUPTED, OK, Fail
+from dipcli.errors import FAILURE, INTERRUPTED, OK
 from dipcli.io import Image, write_image
 from dipcli.job import group_capacity
 from dipcli.planning import Plan, TaskInput, resolve, run_plan, run_plans
 from dipcli.progress import Display, Sink, err
 
 MISSING_DISTRIBUTED = "--cluster needs Dask's distributed package: pip install 'dipcli[cluster]'"
-ALLOWED_FAILURES = 3  # --cluster local: worker deaths one task may see before it counts as failed
 RETRIES = 2  # reruns of a task that raised (an input's own failure is its record, not a raise)
-CONNECT_TIMEOUT = 20  # seconds to reach a scheduler before giving up with a message
 TOPIC = "dipcli-progress"  # one topic for every batch: the scheduler keeps one bounded log of it
 POLL = 0.1  # seconds between looks at the finished tasks and the workers' progress
 PROGRESS_EVERY = 1.0  # seconds between a remote fit's progress updates (each crosses the network)
@@ -87,29 +82,6 @@ def have_distributed() -> bool:
     except ImportError:
         return False
     return True
-
-
-def local_workers(address: str) -> int | None:
-    """``local`` → a worker per usable core, ``local:N`` → N; None for a real scheduler's address."""
-    if address == "local":
-        return usable_cpus()
-    if address.startswith("local:"):
-        count = address.removeprefix("local:")
-        return int(count) if count.isdigit() else 0
-    return None
-
-
-def check_address(address: str) -> None:
-    """Refuse what cannot be a cluster before any work: ``local:0``, ``local:x``, an empty address."""
-    if not address.strip():
-        raise Fail("--cluster: give a scheduler address (tcp://HOST:8786), a scheduler file "
-                   "(scheduler.json) or local[:N]")
-    n = local_workers(address)
-    if n is not None and n < 1:
-        raise Fail(f"--cluster {address}: give local (a worker per core) or local:N with N ≥ 1 workers")
-    if address.endswith(".json") and not Path(address).is_file():
-        raise Fail(f"--cluster {address}: no such scheduler file; give the file the scheduler wrote "
-                   "(dask scheduler --scheduler-file FILE) or its address")
 
 
 # ---- on a worker ------------------------------------------------------------------------------------
@@ -351,41 +323,6 @@ def fit_shared(task: Task, items: list[Item], batch_id: str, gpu: bool) -> list[
 
 
 # ---- on the client ----------------------------------------------------------------------------------
-
-@contextmanager
-def connect(address: str, display: Display) -> Iterator:
-    """A Dask client for ``--cluster``: of a scheduler's address or file, or of a local cluster."""
-    import dask
-    from distributed import Client, LocalCluster
-
-    count = local_workers(address)
-    cluster = None
-    try:
-        if count is not None:
-            settings = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}
-            # Ctrl-C reaches every process of the terminal: the workers ignore it (they start with
-            # it ignored) and this process cancels their tasks and closes them.
-            with dask.config.set(settings), sigint_ignored():
-                cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                       silence_logs=logging.ERROR)
-            client = Client(cluster)
-        elif address.endswith(".json") and Path(address).is_file():
-            client = Client(scheduler_file=address, timeout=CONNECT_TIMEOUT)
-        else:
-            client = Client(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError) as exc:
-        if cluster is not None:
-            cluster.close()
-        raise Fail(f"--cluster {address}: cannot reach a Dask scheduler there ({exc}); start one "
-                   "(dask scheduler) or check the address", FAILURE) from None
-    try:
-        yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
 
 def workers_of(client) -> dict[str, dict]:
     """Every worker the scheduler knows, with its threads and resources."""

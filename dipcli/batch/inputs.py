@@ -157,7 +157,8 @@ def check_settings(task: Task, batch: bool) -> None:
     if s.jobs > 1 and not fit.group.auto and fit.group.size > 1:
         raise Fail("--jobs runs fits in separate processes, --group batches them in one; choose one")
     if s.cluster is not None:
-        from dipcli.batch.cluster import MISSING_DISTRIBUTED, check_address, have_distributed
+        from dipcli.batch.address import check_address
+        from dipcli.batch.cluster import MISSING_DISTRIBUTED, have_distributed
 
         if not have_distributed():
             raise Fail(MISSING_DISTRIBUTED)
