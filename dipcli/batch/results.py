@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from dipcli.batch.settings import Item, Outcome, Settings, Task
@@ -114,6 +114,36 @@ def write_report(path: Path, records: Sequence[dict]) -> None:
                              for k, v in rec.items()})
         text = buf.getvalue()
     write_text_atomic(path, text)
+
+
+class Extras:
+    """The files a batch writes about itself (--report, --html), as inputs finish.
+
+    Writing one can fail (a full disk, a quota) where the images are written elsewhere, or
+    when the next write would have room again. So a failure costs no image: it is said once,
+    in one line, the batch goes on (and tries again at each input), and it ends with exit 1 if
+    the file is still not whole.
+    """
+
+    NAMES = {"--report": "the report", "--html": "the page"}
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.broken: set[str] = set()  # the options whose file's last write failed
+        self.told: set[str] = set()
+
+    def write(self, option: str, path: Path, action: Callable[[], None]) -> None:
+        """Run ``action`` (which writes ``path``, the file of ``option``); a failure is noted."""
+        try:
+            action()
+        except OSError as exc:
+            self.broken.add(option)
+            if option not in self.told:
+                self.told.add(option)
+                self.say(f"{option} {path}: cannot write ({exc.strerror or exc.__class__.__name__}); "
+                         f"the images are still written, {self.NAMES[option]} is not")
+        else:
+            self.broken.discard(option)
 
 
 def summary(outcomes: Sequence[Outcome]):
