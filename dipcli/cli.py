@@ -75,13 +75,18 @@ def _root(
 
 InputsArg = Annotated[list[str], typer.Argument(
     help="Images to restore (PNG, JPEG, TIFF, BMP), folders of them, or quoted globs "
-         "(\"imgs/*.png\").", show_default=False, metavar="INPUT")]
+         "(\"imgs/*.png\"); - reads one image from stdin.", show_default=False, metavar="INPUT")]
 OutputOpt = Annotated[Path | None, typer.Option("-o", "--output",
-                      help="Where to write (one input only); default <stem>_<task>.<ext> beside it.")]
+                      help="Where to write (one input only); default <stem>_<task>.<ext> beside it. "
+                      "- : stdout (the default for the input -, stdin).")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="The type of the image written to "
+                      "stdout (-o -): png, tif, jpg or bmp. Default: the input's.", metavar="TYPE",
+                      show_default=False)]
 OutputDirOpt = Annotated[Path | None, typer.Option("--output-dir", help="Write the outputs here "
                          "(created if needed; subfolders mirror --recursive inputs).")]
 NameOpt = Annotated[str | None, typer.Option("--name", help="Output name template with the fields "
-                    "{stem}, {task}, {ext}.", show_default="{stem}_{task}.{ext}")]
+                    "{stem}, {task}, {ext} and {parent} (the input's folder).",
+                    show_default="{stem}_{task}.{ext}")]
 RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", help="Find images in subfolders "
                          "of folder inputs too.")]
 SkipOpt = Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose output exists "
@@ -177,7 +182,8 @@ class Common:
 
 # Every fitting subcommand takes these (and --help lists them after the subcommand's own).
 SHARED_OPTIONS: dict[str, tuple[object, object]] = {
-    "output": (OutputOpt, None), "output_dir": (OutputDirOpt, None), "name": (NameOpt, None),
+    "output": (OutputOpt, None), "format": (FormatOpt, None), "output_dir": (OutputDirOpt, None),
+    "name": (NameOpt, None),
     "recursive": (RecursiveOpt, False), "skip_existing": (SkipOpt, False), "iters": (IterOpt, None),
     "arch": (ArchOpt, None), "width": (WidthOpt, None), "scales": (ScalesOpt, None),
     "upsample": (UpsampleOpt, None), "stop": (StopOpt, "auto"),

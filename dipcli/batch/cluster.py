@@ -60,10 +60,11 @@ from dipcli.batch.runners import (
     plan_input,
     run_grouped,
     view,
+    write_output,
 )
 from dipcli.batch.settings import Item, Outcome, Task
 from dipcli.errors import FAILURE, INTERRUPTED, OK
-from dipcli.io import Image, write_image
+from dipcli.io import Image
 from dipcli.job import group_capacity
 from dipcli.planning import Plan, TaskInput, resolve, run_plan, run_plans
 from dipcli.progress import Display, Sink, err
@@ -401,7 +402,8 @@ def chunks(task: Task, todo: list[Item], size: int, shared: bool) -> Iterator[Ou
 def read(task: Task, item: Item) -> TaskInput:
     """An input's files, read and checked here so that a worker never needs this file system."""
     src = load_input(task, item)
-    check_type(item.output, batch=False)  # an output named after a readable but unwritable input
+    if not item.to_stdout:
+        check_type(item.output, batch=False)  # an output named after a readable but unwritable input
     return src
 
 
@@ -413,7 +415,7 @@ def finish(task: Task, item: Item, shipped: Shipped, sink: Sink) -> Outcome:
 
     def work() -> list[Outcome]:
         item.output.parent.mkdir(parents=True, exist_ok=True)  # --output-dir and its mirrored folders
-        write_image(item.output, shipped.image)
+        write_output(item, shipped.image)
         draw(task, item, outcome.record, shipped.history or [], None, sink)
         return [outcome]
 

@@ -63,7 +63,8 @@ def emit_json(record: dict) -> None:
 
 def describe(record: dict) -> str:
     """The line a user reads after a fit: what was written and how it went."""
-    msg = (f"wrote {record['output']} ({record['iterations']} iterations, kept {record['best_iteration']}, "
+    where = "stdout" if record["output"] == "-" else record["output"]
+    msg = (f"wrote {where} ({record['iterations']} iterations, kept {record['best_iteration']}, "
            f"stopped by {record['stop_reason']}, {record['seconds']:.1f} s")
     if record.get("psnr") is not None:
         msg += f", PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.4f}"
@@ -86,7 +87,8 @@ def announce(outcome: Outcome, display: Display, s: Settings, batch: bool) -> No
     elif outcome.status == "skipped" and not s.quiet:
         display.say(f"skipped {rec['input']}: {rec['output']} exists")
     if outcome.status == "interrupted" and "iterations" in rec:
-        err.print(f"interrupted: wrote the result so far to {rec['output']}", markup=False)
+        where = "stdout" if rec["output"] == "-" else rec["output"]
+        err.print(f"interrupted: wrote the result so far to {where}", markup=False)
     display.advance(failed=outcome.status == "failed")
 
 
