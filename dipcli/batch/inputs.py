@@ -300,6 +300,15 @@ def tell_apart(a: Path, b: Path, option: str) -> str:
     return "give the inputs different names"
 
 
+def instead_of_folder(path: Path, option: str, item: Item, s: Settings) -> str:
+    """What to give instead of an output path that is a folder (found before the fit, not after)."""
+    if option != "--name":
+        return f"name a file in it ({option} {path / 'NAME'}.png)"
+    if s.output is None:
+        return "choose another --name"
+    return f"name a file in it (-o {path / item.input.stem}.png) or give --output-dir {path}"
+
+
 def check_outputs(items: list[Item], batch: bool, s: Settings) -> list[Item]:
     """Refuse outputs that would overwrite an input or each other, or that are folders; decide
     about existing ones; and check their folders take files, all before any fit."""
@@ -323,10 +332,7 @@ def check_outputs(items: list[Item], batch: bool, s: Settings) -> list[Item]:
             if path is None:
                 continue
             if option and path.is_dir():
-                raise Fail(f"{path}: is a folder, not a file; " + (
-                    f"name a file in it ({option} {path / 'NAME'}.png)" if option != "--name"
-                    else "choose another --name" if s.output is None
-                    else f"name a file in it (-o {path / item.input.stem}.png) or give --output-dir {path}"))
+                raise Fail(f"{path}: is a folder, not a file; {instead_of_folder(path, option, item, s)}")
             other = written.setdefault(path.resolve(), item)
             if other is not item:
                 raise Fail(f"{path}: both {other.input} and {item.input} would write here; "
