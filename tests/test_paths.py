@@ -70,6 +70,17 @@ def test_15_a_refused_input_leaves_nothing_behind(tmp_path, monkeypatch, arg, co
         assert sorted(os.listdir(tmp_path)) == before  # no imgnoext_denoised. folder, no outs/
 
 
+def test_15_folders_are_made_when_the_first_output_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    iio.imwrite(tmp_path / "a.png", noisy())
+    args = [*FAST, "--output-dir", "out/deep", "--plot", "curves/{stem}.csv"]
+    res = invoke("denoise", "nosuch.png", *args)
+    assert res.exit_code == 2 and sorted(os.listdir(tmp_path)) == ["a.png"]
+    res = invoke("denoise", "a.png", *args)
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "out/deep/a_denoised.png").is_file() and (tmp_path / "curves/a.csv").is_file()
+
+
 def test_16_an_output_that_is_a_folder_is_refused_before_the_fit(tmp_path):
     iio.imwrite(tmp_path / "a.png", noisy())
     (tmp_path / "odir2.png").mkdir()
