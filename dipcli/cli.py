@@ -77,13 +77,18 @@ def _root(
 
 InputsArg = Annotated[list[str], typer.Argument(
     help="Images to restore (PNG, JPEG, TIFF, BMP), folders of them, or quoted globs "
-         "(\"imgs/*.png\").", show_default=False, metavar="INPUT")]
+         "(\"imgs/*.png\"); - reads one image from stdin.", show_default=False, metavar="INPUT")]
 OutputOpt = Annotated[Path | None, typer.Option("-o", "--output",
-                      help="Where to write (one input only); default <stem>_<task>.<ext> beside it.")]
+                      help="Where to write (one input only); default <stem>_<task>.<ext> beside it. "
+                      "- : stdout (the default for the input -, stdin).")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="The type of the image written to "
+                      "stdout (-o -): png, tif, jpg or bmp. Default: the input's.", metavar="TYPE",
+                      show_default=False)]
 OutputDirOpt = Annotated[Path | None, typer.Option("--output-dir", help="Write the outputs here "
                          "(created if needed; subfolders mirror --recursive inputs).")]
 NameOpt = Annotated[str | None, typer.Option("--name", help="Output name template with the fields "
-                    "{stem}, {task}, {ext}.", show_default="{stem}_{task}.{ext}")]
+                    "{stem}, {task}, {ext} and {parent} (the input's folder).",
+                    show_default="{stem}_{task}.{ext}")]
 RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", help="Find images in subfolders "
                          "of folder inputs too.")]
 SkipOpt = Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose output exists "
@@ -154,6 +159,9 @@ TileOpt = Annotated[str, typer.Option("--tile", help="Fit overlapping tiles of a
                     "auto: ~256 px tiles for the default net on images of 384 px and more, and "
                     "tiles for any net that would not fit in memory; 0: never.",
                     metavar="T|auto")]
+StripOpt = Annotated[bool, typer.Option("--strip-metadata", help="Write outputs without the "
+                     "input's metadata (EXIF, ICC colour profile, DPI, PNG text), which they keep by "
+                     "default (less the EXIF orientation, already applied, and thumbnail).")]
 RawOpt = Annotated[bool, typer.Option("--raw", help="Write the last raw output instead of the "
                    "running average (the average is ~2 dB better).")]
 
@@ -178,7 +186,8 @@ class Common:
 
 # Every fitting subcommand takes these (and --help lists them after the subcommand's own).
 SHARED_OPTIONS: dict[str, tuple[object, object]] = {
-    "output": (OutputOpt, None), "output_dir": (OutputDirOpt, None), "name": (NameOpt, None),
+    "output": (OutputOpt, None), "format": (FormatOpt, None), "output_dir": (OutputDirOpt, None),
+    "name": (NameOpt, None),
     "recursive": (RecursiveOpt, False), "skip_existing": (SkipOpt, False), "iters": (IterOpt, None),
     "arch": (ArchOpt, None), "width": (WidthOpt, None), "scales": (ScalesOpt, None),
     "upsample": (UpsampleOpt, None), "stop": (StopOpt, None),
@@ -188,7 +197,8 @@ SHARED_OPTIONS: dict[str, tuple[object, object]] = {
     "gif": (GifOpt, None), "plot": (PlotOpt, None), "report": (ReportOpt, None), "html": (HtmlOpt, None),
     "json_out": (JsonOpt, False), "jobs": (JobsOpt, 1), "group": (GroupOpt, "auto"),
     "quiet": (QuietOpt, False), "max_pixels": (MaxPixelsOpt, None), "force": (ForceOpt, False),
-    "raw": (RawOpt, False), "cluster": (ClusterOpt, None), "shared_fs": (SharedFsOpt, False),
+    "raw": (RawOpt, False), "strip_metadata": (StripOpt, False), "cluster": (ClusterOpt, None),
+    "shared_fs": (SharedFsOpt, False),
 }
 
 
@@ -330,6 +340,7 @@ def select_width(
 ) -> None:
     """Measure texture and pick the decoder width: `dip select-width noisy.png --sigma 25`."""
     from rich.table import Table
+    from rich.text import Text
 
     from dipcli.tasks import select_width as measure
 
@@ -361,7 +372,7 @@ def select_width(
                        "sigma": score.sigma, "margin": score.margin, "size": [w, h],
                        "probabilities": {str(k): v for k, v in score.probabilities.items()}})
         else:
-            table.add_row(str(path), f"{w}×{h}", f"{score.sigma:.1f}" + ("" if sigma else " (est.)"),
+            table.add_row(Text(str(path)), f"{w}×{h}", f"{score.sigma:.1f}" + ("" if sigma else " (est.)"),
                           f"{score.score:.2f}", f"{score.features['textured_l1']:.1%}", str(score.width),
                           f"{score.margin:.1%}")
     if not json_out and table.row_count:

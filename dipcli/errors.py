@@ -16,3 +16,7 @@ class Fail(Exception):
     def __init__(self, message: str, code: int = USAGE) -> None:
         super().__init__(message)
         self.code = code
+
+
+class ImageError(Exception):
+    """An image could not be read or written; the message says why and what to do."""

@@ -30,6 +30,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -81,7 +82,12 @@ class HtmlReport:
     def add(self, entry: Entry) -> None:
         """Render one input (writing its image files first), then rewrite the page."""
         index = len(self._sections) + 1
-        pictures = self._write_pictures(index, entry)
+        try:
+            pictures = self._write_pictures(index, entry)
+        except OSError:  # a full disk: no empty folder of pictures stays behind
+            with suppress(OSError):
+                self.files_dir.rmdir()  # only if it is empty
+            raise
         self._rows.append(_summary_row(index, entry))
         self._sections.append(_section(index, entry, pictures))
         self._statuses.append(str(entry.record.get("status", "")))

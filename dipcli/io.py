@@ -5,7 +5,9 @@ needed to give the user back what they gave us — dtype, greyscale-ness, an alp
 along in :class:`Image` and is restored by :func:`write_image`.
 
 Pixels are read as a viewer shows them: an EXIF/TIFF orientation tag is applied on reading, so
-outputs are written upright and without the tag. CMYK/YCCK JPEGs are converted to RGB, and PNG
+outputs are written upright and without the tag. The photo's other metadata (EXIF, ICC profile,
+DPI, PNG text) is read with the pixels and written with them (:mod:`dipcli.metadata`). Float
+TIFFs (values in [0, 1]) stay float. CMYK/YCCK JPEGs are converted to RGB, and PNG
 transparency (a palette's or a colour key's tRNS) becomes an alpha channel. Every reader checks
 the pixel count the file declares against :data:`MAX_PIXELS` before decoding anything.
 """
@@ -21,17 +23,20 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 import png
 import tifffile
 from PIL import ExifTags
 from PIL import Image as PILImage
 
-WRITABLE = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+from dipcli.errors import ImageError
+from dipcli.formats import TIFF, WRITABLE, encode, fit_to_format, output_plan, scale_of, writable_suffix
+from dipcli.metadata import NONE, Metadata, from_pillow, from_tiff
 
-# JPEG and BMP hold 8-bit grey or RGB only: 16-bit depth and alpha must go (see output_plan).
-_EIGHT_BIT_NO_ALPHA = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
+__all__ = ["MAX_PIXELS", "WRITABLE", "Image", "ImageError", "atomic_write", "crop_to", "default_max_pixels",
+           "from_array", "output_plan", "pad_to_multiple", "read_image", "to_array", "write_image",
+           "write_text_atomic"]
+
 
 MAX_PIXELS = 2**27
 """Default ceiling on the pixels an input may declare: 134 Mpx (e.g. 11585 x 11585).
@@ -66,10 +71,6 @@ _UPRIGHT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
 _PILLOW_LIMIT_LOCK = threading.Lock()
 
 
-class ImageError(Exception):
-    """An image could not be read or written; the message says why and what to do."""
-
-
 class OutputAppeared(ImageError):
     """The output was created by someone else while this result was being made (two runs, one name).
 
@@ -90,6 +91,8 @@ class Image:
     dtype: np.dtype = np.dtype(np.uint8)
     grey: bool = False
     alpha: np.ndarray | None = None  # carried through untouched, in the original dtype
+    meta: Metadata = NONE  # EXIF, ICC profile, DPI, PNG text: written again with the pixels
+    source_type: str | None = None  # the file type it was read from (".png"): -o -'s default
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -97,14 +100,6 @@ class Image:
 
     def with_pixels(self, pixels: np.ndarray) -> Image:
         return replace(self, pixels=np.asarray(pixels, dtype=np.float32))
-
-
-def _scale(dtype: np.dtype) -> float:
-    if dtype == np.uint8:
-        return 255.0
-    if dtype == np.uint16:
-        return 65535.0
-    raise ImageError(f"unsupported pixel type {dtype}; use 8- or 16-bit images")
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -143,10 +138,10 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> Ima
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not an image")
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            data, orientation = _read_tiff(path, limit)
+        if path.suffix.lower() in TIFF:
+            data, orientation, meta = _read_tiff(path, limit)
         else:
-            data, orientation = _read_with_pillow(path, limit)
+            data, orientation, meta = _read_with_pillow(path, limit)
     except ImageError:
         raise
     except Exception as exc:  # the decoders raise many types; all mean "not an image we can read"
@@ -155,11 +150,10 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> Ima
     data = np.asarray(data)
     if data.dtype == bool:
         data = data.astype(np.uint8) * 255
-    if data.dtype not in (np.uint8, np.uint16):
-        if np.issubdtype(data.dtype, np.floating) and data.size and 0 <= data.min() and data.max() <= 1:
-            data = np.round(data * 65535).astype(np.uint16)
-        else:
-            raise ImageError(f"{path}: unsupported pixel type {data.dtype}; use 8- or 16-bit images")
+    if np.issubdtype(data.dtype, np.floating):
+        _check_float(path, data)
+    elif data.dtype not in (np.uint8, np.uint16):
+        raise ImageError(f"{path}: unsupported pixel type {data.dtype}; use 8- or 16-bit images")
     if data.ndim == 3 and data.shape[0] in (1, 3, 4) and data.shape[2] > 4:
         raise ImageError(f"{path}: looks like a multi-page or planar image; save a single RGB page")
     if data.ndim == 2:
@@ -168,7 +162,18 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> Ima
         raise ImageError(f"{path}: unsupported layout {data.shape}; use a greyscale or colour image")
     if orientation in _UPRIGHT:
         data = np.ascontiguousarray(_UPRIGHT[orientation](data))
-    return from_array(data)
+    return replace(from_array(data), meta=meta, source_type=path.suffix.lower())
+
+
+def _check_float(path: Path, data: np.ndarray) -> None:
+    """Refuse float pixels outside [0, 1] (docs/limits.md): an offset and scale are the user's
+    to choose (HDR, linear light, data), and --sigma is a fraction of the range [0, 1]."""
+    if not np.isfinite(data).all():
+        raise ImageError(f"{path}: {data.dtype} pixels include NaN or infinity; dip reads float "
+                         "images with values in [0, 1]")
+    if data.size and (data.min() < 0 or data.max() > 1):
+        raise ImageError(f"{path}: {data.dtype} pixels run from {data.min():.4g} to {data.max():.4g}; dip "
+                         "reads float images with values in [0, 1]: scale them into [0, 1] and save again")
 
 
 def _check_pixels(path: Path, width: int, height: int, limit: int, pages: int = 1) -> None:
@@ -205,8 +210,9 @@ def _png_ihdr(path: Path) -> tuple[int, int] | None:
     return head[24], head[25]
 
 
-def _read_with_pillow(path: Path, limit: int) -> tuple[np.ndarray, int]:
-    """Pixels and EXIF orientation of anything but TIFF; 16-bit colour PNG pixels come from pypng."""
+def _read_with_pillow(path: Path, limit: int) -> tuple[np.ndarray, int, Metadata]:
+    """Pixels, EXIF orientation and metadata of anything but TIFF; 16-bit colour PNG pixels come
+    from pypng."""
     ihdr = _png_ihdr(path)
     with _open_lazily(path) as im:
         _check_pixels(path, im.width, im.height, limit)
@@ -217,9 +223,9 @@ def _read_with_pillow(path: Path, limit: int) -> tuple[np.ndarray, int]:
             # Pillow reads 16-bit colour PNGs as 8-bit. Its eXIf chunk precedes the pixels, so
             # asking only when it is there keeps Pillow from decoding them.
             orientation = im.getexif().get(_ORIENTATION, 1) if "exif" in im.info else 1
-            return _read_png16(path), orientation
+            return _read_png16(path), orientation, from_pillow(im, decoded=False)
         orientation = im.getexif().get(_ORIENTATION, 1)
-        return _pillow_pixels(im, ihdr), orientation
+        return _pillow_pixels(im, ihdr), orientation, from_pillow(im, decoded=True)
 
 
 def _pillow_pixels(im: PILImage.Image, ihdr: tuple[int, int] | None) -> np.ndarray:
@@ -258,15 +264,22 @@ def _read_png16(path: Path) -> np.ndarray:
     return np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(height, width, planes)
 
 
-def _read_tiff(path: Path, limit: int) -> tuple[np.ndarray, int]:
-    """The first series of a TIFF (what imageio's tifffile plugin reads), and its orientation tag."""
+def _read_tiff(path: Path, limit: int) -> tuple[np.ndarray, int, Metadata]:
+    """The first series of a TIFF (what imageio's tifffile plugin reads), its orientation tag and
+    the metadata of its first page."""
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         page = series.keyframe
         width, height = page.imagewidth, page.imagelength
         pages = max(1, series.size // max(1, width * height * page.samplesperpixel))
         _check_pixels(path, width, height, limit, pages)
-        return series.asarray(), page.tags.valueof(_ORIENTATION, 1)
+        data, orientation = series.asarray(), page.tags.valueof(_ORIENTATION, 1)
+    try:
+        with open(path, "rb") as fp:
+            meta = from_tiff(fp)
+    except Exception:  # tags Pillow cannot parse (a BigTIFF): the pixels are still good
+        meta = NONE
+    return data, orientation, meta
 
 
 # --- conversions --------------------------------------------------------------------------------
@@ -274,7 +287,7 @@ def _read_tiff(path: Path, limit: int) -> tuple[np.ndarray, int]:
 
 def from_array(data: np.ndarray) -> Image:
     """Build an :class:`Image` from an ``(H, W, C)`` integer array (C in 1..4)."""
-    scale = _scale(data.dtype)
+    scale = scale_of(data.dtype)
     alpha = None
     channels = data.shape[2]
     if channels in (2, 4):
@@ -286,8 +299,9 @@ def from_array(data: np.ndarray) -> Image:
 
 def to_array(image: Image) -> np.ndarray:
     """The integer array to write: the input's dtype, channel count and alpha restored."""
-    scale = _scale(image.dtype)
-    data = np.round(np.clip(image.pixels, 0.0, 1.0) * scale).astype(image.dtype)
+    scale = scale_of(image.dtype)
+    data = np.clip(image.pixels, 0.0, 1.0) * scale
+    data = (data if np.issubdtype(image.dtype, np.floating) else np.round(data)).astype(image.dtype)
     if image.alpha is not None:
         if image.alpha.shape != data.shape[:2]:
             raise ImageError("alpha channel no longer matches the image size")
@@ -295,44 +309,6 @@ def to_array(image: Image) -> np.ndarray:
     if data.shape[2] == 1:
         data = data[:, :, 0]
     return data
-
-
-def _writable_suffix(suffix: str, where: str) -> str:
-    """``suffix`` in lower case, or an ImageError (prefixed by ``where``) when we cannot write it."""
-    ext = suffix.lower()
-    if ext not in WRITABLE:
-        raise ImageError(f"{where}unknown image type {ext or '(none)'}; use one of {', '.join(WRITABLE)}")
-    return ext
-
-
-def _fit_to_format(image: Image, ext: str) -> tuple[Image, list[str]]:
-    """``image`` as the format ``ext`` can hold it, and what that loses (nothing: an empty list)."""
-    losses = []
-    if ext in _EIGHT_BIT_NO_ALPHA:
-        if image.alpha is not None:
-            image = replace(image, alpha=None)
-            losses.append("the alpha channel (transparency) will be dropped")
-        if image.dtype == np.uint16:
-            image = replace(image, dtype=np.dtype(np.uint8))  # rounds from the float pixels
-            losses.append("16-bit depth will be reduced to 8 bits")
-    return image, losses
-
-
-def output_plan(image: Image, suffix: str) -> str | None:
-    """Decide before any fitting what writing ``image`` as ``suffix`` (e.g. ``".jpg"``) will do.
-
-    Returns None when the output keeps everything, or a one-line note of what it will lose (16-bit
-    depth, alpha: JPEG and BMP hold neither), which :func:`write_image` then does exactly.
-    Raises :class:`ImageError` when the image cannot be written as ``suffix`` at all, so that a
-    long fit never ends in a failed write.
-    """
-    ext = _writable_suffix(suffix, "output: ")
-    _scale(image.dtype)
-    _, losses = _fit_to_format(image, ext)
-    if not losses:
-        return None
-    return (f"{ext} output: {' and '.join(losses)} ({_EIGHT_BIT_NO_ALPHA[ext]} cannot hold them); "
-            "use .png or .tif to keep them")
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -456,32 +432,18 @@ def write_image(path: str | os.PathLike, image: Image, overwrite: bool = True) -
     beside it (:class:`OutputAppeared`).
     """
     path = Path(path)
-    ext = _writable_suffix(path.suffix, f"{path}: ")
-    image, _ = _fit_to_format(image, ext)
+    ext = writable_suffix(path.suffix, f"{path}: ")
+    image, _ = fit_to_format(image, ext)
     data = to_array(image)
     if not path.parent.exists():
         raise ImageError(f"{path.parent}: output folder does not exist; create it first")
     try:
         with atomic_write(path, overwrite) as tmp:
-            if ext == ".png" and data.dtype == np.uint16 and data.ndim == 3:
-                _write_png16(tmp, data)
-            elif ext in (".jpg", ".jpeg"):
-                iio.imwrite(tmp, data, extension=ext, quality=95)
-            else:
-                iio.imwrite(tmp, data, extension=ext)
+            encode(tmp, data, ext, image.meta)
     except OutputAppeared:
         raise
     except Exception as exc:
         raise ImageError(f"{path}: cannot write ({exc.__class__.__name__}: {exc})") from None
-
-
-def _write_png16(path: str | os.PathLike, data: np.ndarray) -> None:
-    """16-bit grey+alpha, RGB or RGBA PNG through pypng (Pillow cannot write them)."""
-    h, w = data.shape[:2]
-    planes = 1 if data.ndim == 2 else data.shape[2]
-    writer = png.Writer(w, h, bitdepth=16, greyscale=planes in (1, 2), alpha=planes in (2, 4))
-    with open(path, "wb") as f:
-        writer.write(f, data.reshape(h, w * planes))
 
 
 # --- padding ------------------------------------------------------------------------------------

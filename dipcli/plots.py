@@ -35,6 +35,7 @@ def write_curves_csv(path: Path, history: Sequence[dict]) -> None:
     import csv
 
     columns = list(dict.fromkeys(k for h in history for k in h))
+    path.parent.mkdir(parents=True, exist_ok=True)  # made only now: a refused call leaves no folder
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -30,13 +29,18 @@ from rich.text import Text
 from dipcli.fit import Event
 from dipcli.tensors import to_hwc
 
-# Colour is left to Rich: it honours NO_COLOR and plain (non-terminal) streams on its own.
-err = Console(stderr=True, highlight=False)
+# Colour is left to Rich: it honours NO_COLOR and plain (non-terminal) streams on its own. Rich
+# would also turn ":abc:" in a message into an emoji (a path, `--cluster local:abc`): never here.
+err = Console(stderr=True, highlight=False, emoji=False)
 
 
 def print_error(message: str, console: Console | None = None) -> None:
-    """The one-line error format every failure uses: ``dip: error: <what and what to do>``."""
-    (console or err).print(f"[bold red]dip: error:[/] {escape(message)}", soft_wrap=True)
+    """The one-line error format every failure uses: ``dip: error: <what and what to do>``.
+
+    The message is user text (paths, option values): a :class:`~rich.text.Text`, so that Rich
+    reads neither markup (``[red]``) nor emoji codes (``:abc:``) in it, whatever the console.
+    """
+    (console or err).print(Text.assemble(("dip: error:", "bold red"), " ", message), soft_wrap=True)
 
 
 def metrics_text(e: Event) -> str:

@@ -38,12 +38,13 @@ from dipcli.presets import TWO_STAGE_DEFAULTS
 class Result:
     """What a task function returns.
 
-    ``image``: the restored image in the input's dtype and layout (a path's image as uint8 or
-    uint16, ``(H, W)`` for grey and ``(H, W, C)`` with alpha carried through); ``fit``: the raw
-    fit (its ``history`` holds the curves: loss and, with a reference, PSNR of the raw and
-    averaged output at every check); ``settings``: everything the fit used and measured, as
-    the command line's ``--json`` prints it; ``notes``: what the command line would have told;
-    ``interrupted``: True only on the result a KeyboardInterrupt carries (see :func:`interrupted`).
+    ``image``: the restored image in the input's dtype and layout (a path's image as uint8,
+    uint16 or, from a float TIFF, float32; ``(H, W)`` for grey and ``(H, W, C)`` with alpha
+    carried through); ``fit``: the raw fit (its ``history`` holds the curves: loss and, with a
+    reference, PSNR of the raw and averaged output at every check); ``settings``: everything the
+    fit used and measured, as the command line's ``--json`` prints it; ``notes``: what the
+    command line would have told; ``interrupted``: True only on the result a KeyboardInterrupt
+    carries (see :func:`interrupted`).
     """
 
     image: np.ndarray

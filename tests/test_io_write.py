@@ -70,8 +70,12 @@ def test_output_plan_refuses_what_cannot_be_written_before_any_fit():
     with pytest.raises(ImageError, match=r"unknown image type \(none\)"):
         output_plan(image, "")
     assert output_plan(image, ".JPG") is None  # suffixes are case-blind, as in write_image
-    with pytest.raises(ImageError, match="unsupported pixel type float32"):
-        output_plan(dio.Image(pixels=image.pixels, dtype=np.dtype(np.float32)), ".png")
+    floating = dio.Image(pixels=image.pixels, dtype=np.dtype(np.float32))  # issue 33: a float TIFF's
+    assert output_plan(floating, ".tif") is None
+    assert output_plan(floating, ".png") == (".png output: float32 pixels will be stored as 16-bit integers "
+                                             "(PNG cannot hold them); use .tif to keep them")
+    with pytest.raises(ImageError, match="unsupported pixel type int32"):
+        output_plan(dio.Image(pixels=image.pixels, dtype=np.dtype(np.int32)), ".png")
 
 
 # --- 5. file modes -------------------------------------------------------------------------------
@@ -152,12 +156,12 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 def test_a_failed_image_write_leaves_no_temporary(tmp_path, monkeypatch):
     (tmp_path / "out.png").write_bytes(b"old")
 
-    def broken_imwrite(path, *args, **kwargs):
+    def broken_encode(path, *args, **kwargs):
         with open(path, "wb") as f:
             f.write(b"\x89PNG half")
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(dio.iio, "imwrite", broken_imwrite)
+    monkeypatch.setattr(dio, "encode", broken_encode)
     with pytest.raises(ImageError) as exc:
         write_image(tmp_path / "out.png", from_array(np.zeros((4, 4, 3), np.uint8)))
     assert "cannot write (OSError: No space left on device)" in str(exc.value)

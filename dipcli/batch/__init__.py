@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import partial
 
 from dipcli.batch.inputs import Source, expand_inputs, glob_base, plan
 from dipcli.batch.parallel import run_parallel
-from dipcli.batch.results import announce, emit_json, exit_code, summary, write_report
+from dipcli.batch.results import Extras, announce, emit_json, exit_code, summary, write_report
 from dipcli.batch.runners import run_grouped, run_sequential
 from dipcli.batch.settings import Item, Outcome, Settings, Task
-from dipcli.progress import err, make_display
+from dipcli.errors import FAILURE
+from dipcli.progress import err, make_display, print_error
 
 __all__ = ["Item", "Outcome", "Settings", "Source", "Task", "emit_json", "expand_inputs", "glob_base",
            "run_batch"]
 
 
 def run_batch(task: Task, args: Sequence[str | os.PathLike]) -> int:
-    """Expand, plan and run every input; report; return the exit code (0, 1, 2 or 130)."""
+    """Expand, plan and run every input; report; return the exit code (0, 1, 2 or 130).
+
+    The report and the page (--report, --html) are written as inputs finish; one that cannot be
+    written (a full disk) costs no image (:class:`~dipcli.batch.results.Extras`).
+    """
     s = task.settings
     sources, batch = expand_inputs(args, s.recursive)
     items = plan(task, sources, batch)
@@ -33,12 +39,14 @@ def run_batch(task: Task, args: Sequence[str | os.PathLike]) -> int:
     outcomes: list[Outcome] = []
     interrupted = False
     page = None
+    extras = Extras(print_error)
     if s.html is not None:  # an empty page now: even a batch stopped before its first result has one
         from dipcli.htmlreport import Entry, HtmlReport
 
         page = HtmlReport(s.html, command=s.command, title=f"dip {task.name}")
-        page.write()
+        extras.write("--html", s.html, page.write)
     with make_display(len(items), batch, s.quiet) as display:
+        extras.say = display.error
         if s.cluster is not None and todo:  # --cluster: each input a task on a Dask cluster
             from dipcli.batch.cluster import run_cluster
 
@@ -54,18 +62,22 @@ def run_batch(task: Task, args: Sequence[str | os.PathLike]) -> int:
                 outcomes.append(outcome)
                 announce(outcome, display, s, batch)
                 if s.report is not None:  # after each input: a killed batch still leaves its report
-                    write_report(s.report, [o.record for o in sorted(outcomes, key=lambda o: o.index)])
+                    records = [o.record for o in sorted(outcomes, key=lambda o: o.index)]
+                    extras.write("--report", s.report, partial(write_report, s.report, records))
                 if page is not None:
-                    page.add(outcome.view or Entry(outcome.record, None, None))
+                    entry = outcome.view or Entry(outcome.record, None, None)
+                    extras.write("--html", s.html, partial(page.add, entry))
                     outcome.view = None  # the page has its pictures; free the arrays
         except KeyboardInterrupt:
             interrupted = True
     outcomes.sort(key=lambda o: o.index)
+    extras.say = print_error
     if s.report is not None:
-        write_report(s.report, [o.record for o in outcomes])
+        extras.write("--report", s.report, partial(write_report, s.report, [o.record for o in outcomes]))
     if interrupted:
         err.print(f"interrupted: {len(outcomes)} of {len(items)} inputs done"
                   + (f"; the report {s.report} has them" if s.report else ""), markup=False)
     if len(items) > 1 and outcomes and not s.quiet:
         err.print(summary(outcomes))
-    return exit_code(outcomes, batch, interrupted)
+    code = exit_code(outcomes, batch, interrupted)
+    return FAILURE if code == 0 and extras.broken else code

@@ -40,15 +40,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import logging
 import queue
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 
+from dipcli.batch.address import connect
 from dipcli.batch.inputs import check_type
 from dipcli.batch.results import failed, make_record, skipped
 from dipcli.batch.runners import (
@@ -60,21 +59,19 @@ from dipcli.batch.runners import (
     load_input,
     plan_input,
     run_grouped,
-    sigint_ignored,
-    usable_cpus,
     view,
+    write_output,
 )
 from dipcli.batch.settings import Item, Outcome, Task
-from dipcli.errors import FAILURE, INTERRUPTED, OK, Fail
+from dipcli.errors import FAILURE, INTERRUPTED, OK
 from dipcli.extras import have, needs
-from dipcli.io import Image, write_image
+from dipcli.io import Image
 from dipcli.job import group_capacity
 from dipcli.planning import Plan, TaskInput, resolve, run_plan, run_plans
 from dipcli.progress import Display, Sink, err
 
 ALLOWED_FAILURES = 3  # --cluster local: worker deaths one task may see before it counts as failed
 RETRIES = 2  # reruns of a task that raised (an input's own failure is its record, not a raise)
-CONNECT_TIMEOUT = 20  # seconds to reach a scheduler before giving up with a message
 TOPIC = "dipcli-progress"  # one topic for every batch: the scheduler keeps one bounded log of it
 POLL = 0.1  # seconds between looks at the finished tasks and the workers' progress
 PROGRESS_EVERY = 1.0  # seconds between a remote fit's progress updates (each crosses the network)
@@ -88,29 +85,6 @@ def have_distributed() -> bool:
 def missing_distributed() -> str:
     """The one line that refuses ``--cluster`` without distributed, naming the extra that installs it."""
     return needs("distributed", "--cluster")
-
-
-def local_workers(address: str) -> int | None:
-    """``local`` → a worker per usable core, ``local:N`` → N; None for a real scheduler's address."""
-    if address == "local":
-        return usable_cpus()
-    if address.startswith("local:"):
-        count = address.removeprefix("local:")
-        return int(count) if count.isdigit() else 0
-    return None
-
-
-def check_address(address: str) -> None:
-    """Refuse what cannot be a cluster before any work: ``local:0``, ``local:x``, an empty address."""
-    if not address.strip():
-        raise Fail("--cluster: give a scheduler address (tcp://HOST:8786), a scheduler file "
-                   "(scheduler.json) or local[:N]")
-    n = local_workers(address)
-    if n is not None and n < 1:
-        raise Fail(f"--cluster {address}: give local (a worker per core) or local:N with N ≥ 1 workers")
-    if address.endswith(".json") and not Path(address).is_file():
-        raise Fail(f"--cluster {address}: no such scheduler file; give the file the scheduler wrote "
-                   "(dask scheduler --scheduler-file FILE) or its address")
 
 
 # ---- on a worker ------------------------------------------------------------------------------------
@@ -353,41 +327,6 @@ def fit_shared(task: Task, items: list[Item], batch_id: str, gpu: bool) -> list[
 
 # ---- on the client ----------------------------------------------------------------------------------
 
-@contextmanager
-def connect(address: str, display: Display) -> Iterator:
-    """A Dask client for ``--cluster``: of a scheduler's address or file, or of a local cluster."""
-    import dask
-    from distributed import Client, LocalCluster
-
-    count = local_workers(address)
-    cluster = None
-    try:
-        if count is not None:
-            settings = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}
-            # Ctrl-C reaches every process of the terminal: the workers ignore it (they start with
-            # it ignored) and this process cancels their tasks and closes them.
-            with dask.config.set(settings), sigint_ignored():
-                cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                       silence_logs=logging.ERROR)
-            client = Client(cluster)
-        elif address.endswith(".json") and Path(address).is_file():
-            client = Client(scheduler_file=address, timeout=CONNECT_TIMEOUT)
-        else:
-            client = Client(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError) as exc:
-        if cluster is not None:
-            cluster.close()
-        raise Fail(f"--cluster {address}: cannot reach a Dask scheduler there ({exc}); start one "
-                   "(dask scheduler) or check the address", FAILURE) from None
-    try:
-        yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
 def workers_of(client) -> dict[str, dict]:
     """Every worker the scheduler knows, with its threads and resources."""
     try:
@@ -465,7 +404,8 @@ def chunks(task: Task, todo: list[Item], size: int, shared: bool) -> Iterator[Ou
 def read(task: Task, item: Item) -> TaskInput:
     """An input's files, read and checked here so that a worker never needs this file system."""
     src = load_input(task, item)
-    check_type(item.output, batch=False)  # an output named after a readable but unwritable input
+    if not item.to_stdout:
+        check_type(item.output, batch=False)  # an output named after a readable but unwritable input
     return src
 
 
@@ -477,7 +417,7 @@ def finish(task: Task, item: Item, shipped: Shipped, sink: Sink) -> Outcome:
 
     def work() -> list[Outcome]:
         item.output.parent.mkdir(parents=True, exist_ok=True)  # --output-dir and its mirrored folders
-        write_image(item.output, shipped.image, overwrite=task.settings.force)
+        write_output(item, shipped.image, overwrite=task.settings.force)
         draw(task, item, outcome.record, shipped.history or [], None, sink)
         return [outcome]
 

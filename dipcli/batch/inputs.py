@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Formatter
 
-from dipcli.batch.settings import Item, Settings, Task
+from dipcli.batch.settings import STDIO, Item, Settings, Task
 from dipcli.errors import Fail
 from dipcli.io import WRITABLE
 from dipcli.plots import PLOT_TYPES, have_matplotlib, missing_matplotlib, needs_matplotlib
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 GLOB_CHARS = frozenset("*?[")
-FIELDS = ("stem", "task", "ext")
+FIELDS = ("stem", "task", "ext", "parent")
 DEFAULT_NAME = "{stem}_{task}.{ext}"
 REPORT_TYPES = (".csv", ".json")
 
@@ -103,18 +104,21 @@ def template_fields(template: str, what: str) -> set[str]:
     try:
         names = {f for _, f, _, _ in Formatter().parse(template) if f is not None}
     except ValueError as exc:
-        raise Fail(f"{what} {template!r}: {exc}; write fields as {{stem}}, {{task}}, {{ext}}") from None
+        raise Fail(f"{what} {template!r}: {exc}; write fields as {{stem}}, {{task}}, {{ext}}, {{parent}}") \
+            from None
     unknown = names - set(FIELDS)
     if unknown:
         raise Fail(f"{what} {template!r}: unknown field {{{sorted(unknown)[0]}}}; "
-                   "the fields are {stem}, {task} and {ext}")
+                   "the fields are {stem}, {task}, {ext} and {parent}")
     return names
 
 
 def fill(template: str, path: Path, task: str) -> str:
-    """``{stem}_{task}.{ext}`` for ``photos/cat.png`` and task ``denoised``: ``cat_denoised.png``."""
+    """``{stem}_{task}.{ext}`` for ``photos/cat.png`` and task ``denoised``: ``cat_denoised.png``;
+    ``{parent}`` is the name of the folder the input is in (``photos``)."""
     try:
-        return template.format(stem=path.stem, task=task, ext=path.suffix.lstrip("."))
+        return template.format(stem=path.stem, task=task, ext=path.suffix.lstrip("."),
+                               parent=path.absolute().parent.name)
     except ValueError as exc:  # a format spec that does not suit a name, e.g. {stem:d}
         raise Fail(f"{template!r}: {exc}") from None
 
@@ -131,6 +135,8 @@ def plan_item(index: int, source: Source, task: Task, batch: bool) -> Item:
     s, path = task.settings, source.path
     if s.output is not None:
         output = s.output
+    elif path == STDIO:  # a filter: stdin to stdout
+        output = STDIO
     else:
         name = fill(s.name or DEFAULT_NAME, path, task.suffix)
         folder = path.parent if s.output_dir is None else s.output_dir / relative_folder(source)
@@ -143,7 +149,7 @@ def plan_item(index: int, source: Source, task: Task, batch: bool) -> Item:
         snapshots = snapshots / relative_folder(source) / path.stem
     return Item(index, path, output, mask, clean, snapshots,
                 Path(fill(s.plot, path, task.suffix)) if s.plot else None,
-                Path(fill(s.gif, path, task.suffix)) if s.gif else None)
+                Path(fill(s.gif, path, task.suffix)) if s.gif else None, kind=format_type(s.format))
 
 
 def check_settings(task: Task, batch: bool) -> None:
@@ -157,7 +163,8 @@ def check_settings(task: Task, batch: bool) -> None:
     if s.jobs > 1 and not fit.group.auto and fit.group.size > 1:
         raise Fail("--jobs runs fits in separate processes, --group batches them in one; choose one")
     if s.cluster is not None:
-        from dipcli.batch.cluster import check_address, have_distributed, missing_distributed
+        from dipcli.batch.address import check_address
+        from dipcli.batch.cluster import have_distributed, missing_distributed
 
         if not have_distributed():
             raise Fail(missing_distributed())
@@ -223,12 +230,18 @@ def check_writable(folder: Path, what: str) -> None:
 
     Tried for real, with a temporary file that is removed at once: permission bits do not tell
     (root ignores them; a read-only mount or a pseudo-filesystem refuses anyway). A folder that
-    does not exist yet is created here (``--output-dir``), so that one that cannot be is refused
-    now rather than after hours of fitting.
+    does not exist yet (``--output-dir``) is not created here, since a call refused later (a
+    missing input) must leave nothing behind: the nearest folder that exists takes the test,
+    and the folder is made when the first output is written.
     """
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise Fail(f"{what}: cannot write in {folder} ({existing} is a file); choose a folder you can "
+                   "write to")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
         reason = exc.strerror or exc.__class__.__name__
@@ -241,12 +254,69 @@ def check_type(output: Path, batch: bool) -> None:
                    f"of {', '.join(WRITABLE)}" + (" (--name)" if batch else " (-o or --name)"))
 
 
+def format_type(value: str | None) -> str | None:
+    """``--format png`` (or ``.PNG``) as the file type ``.png``; None when not given."""
+    if value is None:
+        return None
+    kind = "." + value.lower().lstrip(".")
+    if kind not in WRITABLE:
+        raise Fail(f"--format {value}: give one of {', '.join(t.lstrip('.') for t in WRITABLE)}")
+    return kind
+
+
+def check_streams(s: Settings, sources: list[Source], batch: bool) -> None:
+    """``-`` as the input (stdin) or the output (stdout): refuse what cannot work with them."""
+    stdin = any(src.path == STDIO for src in sources)
+    stdout = s.output == STDIO or (stdin and s.output is None)
+    if stdin and batch:
+        raise Fail("- reads one image from stdin; give it as the only input")
+    if stdin and sys.stdin is not None and sys.stdin.isatty():
+        raise Fail("-: stdin is a terminal; pipe an image in, e.g. dip denoise - < photo.png > out.png")
+    if stdin and s.output is None and (s.output_dir is not None or s.name is not None):
+        raise Fail("- (stdin) has no file name to name an output after; give -o FILE, or -o - for stdout")
+    if (stdin or stdout) and s.shared_fs:
+        raise Fail("- (stdin or stdout) is this process's own; with --shared-fs the workers read and "
+                   "write files: name files instead")
+    if stdout and s.json_out:
+        raise Fail("-o - writes the image to stdout, where --json writes its lines; drop one (--report "
+                   "FILE keeps the numbers)")
+    if stdout and sys.stdout.isatty():
+        raise Fail("-o -: stdout is a terminal; redirect it to a file (> out.png) or a pipe, or give -o FILE")
+    format_type(s.format)
+    if s.format is not None and not stdout:
+        raise Fail(f"--format {s.format} names the type of an image written to stdout (-o -); a file's "
+                   "suffix names its own")
+
+
+def tell_apart(a: Path, b: Path, option: str) -> str:
+    """How a name template can give two inputs' outputs different names: the field that differs."""
+    field = "{parent}" if a.name == b.name else "{ext}" if a.stem == b.stem else "{stem}"
+    if option == "--name":
+        example = {"{parent}": "{parent}_{stem}_{task}.{ext}", "{ext}": "{stem}_{task}.{ext}",
+                   "{stem}": "{stem}_{task}.{ext}"}[field]
+        return f"put {field} in the name, e.g. --name '{example}'"
+    if option:
+        return f"put {field} in the {option} template"
+    return "give the inputs different names"
+
+
+def instead_of_folder(path: Path, option: str, item: Item, s: Settings) -> str:
+    """What to give instead of an output path that is a folder (found before the fit, not after)."""
+    if option != "--name":
+        return f"name a file in it ({option} {path / 'NAME'}.png)"
+    if s.output is None:
+        return "choose another --name"
+    return f"name a file in it (-o {path / item.input.stem}.png) or give --output-dir {path}"
+
+
 def check_outputs(items: list[Item], batch: bool, s: Settings) -> list[Item]:
-    """Refuse outputs that would overwrite an input or each other; decide about existing ones."""
+    """Refuse outputs that would overwrite an input or each other, or that are folders; decide
+    about existing ones; and check their folders take files, all before any fit."""
     inputs = {i.input.resolve() for i in items}
     written: dict[Path, Item] = {}
     typed_by_input = s.output is None and "{ext}" in (s.name or DEFAULT_NAME)  # checked per input
-    for item in items:
+    files = [i for i in items if not i.to_stdout]
+    for item in files:
         out = item.output
         if not typed_by_input:
             check_type(out, batch)
@@ -255,14 +325,19 @@ def check_outputs(items: list[Item], batch: bool, s: Settings) -> list[Item]:
                        + ("--name" if batch else "-o"))
         if s.output is not None and not out.parent.is_dir():
             raise Fail(f"{out.parent}: output folder does not exist; create it first")
-        for path in (out, item.plot, item.gif, item.snapshots):
+    for item in items:
+        named = (("--name", None if item.to_stdout else item.output), ("--plot", item.plot),
+                 ("--gif", item.gif), ("", item.snapshots))
+        for option, path in named:
             if path is None:
                 continue
+            if option and path.is_dir():
+                raise Fail(f"{path}: is a folder, not a file; {instead_of_folder(path, option, item, s)}")
             other = written.setdefault(path.resolve(), item)
             if other is not item:
                 raise Fail(f"{path}: both {other.input} and {item.input} would write here; "
-                           "use a name template that tells them apart (e.g. with {ext})")
-    existing = [i for i in items if i.output.exists()]
+                           + tell_apart(other.input, item.input, option))
+    existing = [i for i in files if i.output.exists()]
     if existing and not (s.force or s.skip_existing):
         if not batch:
             raise Fail(f"{existing[0].output} exists; pass --force to overwrite it or -o to choose "
@@ -270,9 +345,10 @@ def check_outputs(items: list[Item], batch: bool, s: Settings) -> list[Item]:
         raise Fail(f"{len(existing)} of {len(items)} outputs exist already (e.g. {existing[0].output}); "
                    "pass --skip-existing to resume the batch or --force to overwrite them")
     if s.skip_existing:
-        items = [replace(i, skip=i.output.exists()) for i in items]
-    folders = dict.fromkeys(p.parent if p.suffix else p for i in items if not i.skip
-                            for p in (i.output, i.plot, i.gif, i.snapshots) if p is not None)
+        items = [replace(i, skip=not i.to_stdout and i.output.exists()) for i in items]
+    folders = dict.fromkeys(folder for i in items if not i.skip for folder in (
+        *(p.parent for p in (i.output, i.plot, i.gif) if p is not None and p != STDIO),
+        *([i.snapshots] if i.snapshots is not None else [])))
     what = "--output-dir" if s.output_dir is not None else "-o" if s.output is not None else "the outputs"
     for folder in folders:
         check_writable(folder, what)
@@ -282,6 +358,7 @@ def check_outputs(items: list[Item], batch: bool, s: Settings) -> list[Item]:
 def plan(task: Task, sources: list[Source], batch: bool) -> list[Item]:
     """Every input's paths, checked; files the batch itself uses for other inputs are dropped."""
     check_settings(task, batch)
+    check_streams(task.settings, sources, batch)
     items = [plan_item(n, src, task, batch) for n, src in enumerate(sources)]
     users: dict[Path, set[int]] = {}  # file → the inputs that write or read it besides themselves
     for i in items:

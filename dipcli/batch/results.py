@@ -8,7 +8,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -94,7 +94,8 @@ def stdout_closed() -> None:
 
 def describe(record: dict) -> str:
     """The line a user reads after a fit: what was written and how it went."""
-    msg = (f"wrote {record['output']} ({record['iterations']} iterations, kept {record['best_iteration']}, "
+    where = "stdout" if record["output"] == "-" else record["output"]
+    msg = (f"wrote {where} ({record['iterations']} iterations, kept {record['best_iteration']}, "
            f"stopped by {record['stop_reason']}, {record['seconds']:.1f} s")
     if record.get("psnr") is not None:
         msg += f", PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.4f}"
@@ -117,7 +118,8 @@ def announce(outcome: Outcome, display: Display, s: Settings, batch: bool) -> No
     elif outcome.status == "skipped" and not s.quiet:
         display.say(f"skipped {rec['input']}: {rec['output']} exists")
     if outcome.status == "interrupted" and "iterations" in rec:
-        err.print(f"interrupted: wrote the result so far to {rec['output']}", markup=False)
+        where = "stdout" if rec["output"] == "-" else rec["output"]
+        err.print(f"interrupted: wrote the result so far to {where}", markup=False)
     display.advance(failed=outcome.status == "failed")
 
 
@@ -145,6 +147,36 @@ def write_report(path: Path, records: Sequence[dict]) -> None:
                              for k, v in rec.items()})
         text = buf.getvalue()
     write_text_atomic(path, text)
+
+
+class Extras:
+    """The files a batch writes about itself (--report, --html), as inputs finish.
+
+    Writing one can fail (a full disk, a quota) where the images are written elsewhere, or
+    when the next write would have room again. So a failure costs no image: it is said once,
+    in one line, the batch goes on (and tries again at each input), and it ends with exit 1 if
+    the file is still not whole.
+    """
+
+    NAMES = {"--report": "the report", "--html": "the page"}
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.broken: set[str] = set()  # the options whose file's last write failed
+        self.told: set[str] = set()
+
+    def write(self, option: str, path: Path, action: Callable[[], None]) -> None:
+        """Run ``action`` (which writes ``path``, the file of ``option``); a failure is noted."""
+        try:
+            action()
+        except OSError as exc:
+            self.broken.add(option)
+            if option not in self.told:
+                self.told.add(option)
+                self.say(f"{option} {path}: cannot write ({exc.strerror or exc.__class__.__name__}); "
+                         f"the images are still written, {self.NAMES[option]} is not")
+        else:
+            self.broken.discard(option)
 
 
 def summary(outcomes: Sequence[Outcome]):

@@ -14,15 +14,18 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from dipcli.batch.inputs import check_type
 from dipcli.batch.results import failed, make_record, skipped
-from dipcli.batch.settings import Item, Outcome, Task
+from dipcli.batch.settings import STDIO, Item, Outcome, Task
 from dipcli.errors import FAILURE, INTERRUPTED, OK, USAGE, Fail
 from dipcli.fit import SHARED
+from dipcli.formats import WRITABLE, scale_of
 from dipcli.io import Image, ImageError, output_plan, read_image, write_image
 from dipcli.job import group_capacity
+from dipcli.metadata import NONE
 from dipcli.planning import PLANNERS, Plan, TaskInput, run_plan, run_plans
 from dipcli.plots import needs_matplotlib, plot_curves, write_curves_csv, write_gif
 from dipcli.progress import Display, Sink, Snapshots
@@ -30,7 +33,15 @@ from dipcli.progress import Display, Sink, Snapshots
 # ---- one input -------------------------------------------------------------------------------------
 
 def load(path: Path, what: str = "input", max_pixels: int | None = None) -> Image:
-    """Read one of an input's files: a missing file is a usage error, an unreadable one a failure."""
+    """Read one of an input's files (``-``: stdin): a missing file is a usage error, an unreadable
+    one a failure."""
+    if path == STDIO and what == "input":
+        from dipcli.streams import read_stdin
+
+        try:
+            return read_stdin(max_pixels)
+        except ImageError as exc:
+            raise Fail(str(exc), FAILURE) from None
     if not path.exists():
         raise Fail(f"{path}: no such file; check the {what} path", USAGE)
     try:
@@ -43,6 +54,8 @@ def load_input(task: Task, item: Item) -> TaskInput:
     """An input's image, and its reference and mask when it has them, read from their files."""
     limit = task.settings.max_pixels
     image = load(item.input, max_pixels=limit)
+    if task.settings.strip_metadata:
+        image = replace(image, meta=NONE)
     clean = load(item.clean, "--clean", limit) if item.clean is not None else None
     mask = None
     if item.mask is not None:
@@ -62,9 +75,14 @@ def prepare_one(task: Task, item: Item, sink: Sink) -> Plan:
 def plan_input(task: Task, item: Item, src: TaskInput, sink: Sink) -> Plan:
     """Plan an input whose files are read; tell the user the notes (``--cluster``'s client too)."""
     plan = PLANNERS[task.name](src, task.fit, setup=task.setup, **task.options)
-    check_type(item.output, batch=False)  # an output named after a readable but unwritable input
+    kind = item.output_type(plan.image)
+    if item.to_stdout and kind not in WRITABLE:
+        raise Fail(f"-o -: the input is a {kind} file, a type dip does not write; name one with --format "
+                   f"({', '.join(t.lstrip('.') for t in WRITABLE)})")
+    if not item.to_stdout:
+        check_type(item.output, batch=False)  # an output named after a readable but unwritable input
     try:  # a format that cannot hold the image (16-bit or alpha into JPEG/BMP): say so before the fit
-        conversion = output_plan(plan.image, item.output.suffix)
+        conversion = output_plan(plan.image, kind)
     except ImageError as exc:
         raise Fail(str(exc)) from None
     if not task.settings.json_out:
@@ -107,11 +125,22 @@ def run_prepared(task: Task, item: Item, plan: Plan, sink: Sink) -> Outcome:
             result = run_plan(plan, [sink, *([snaps] if snaps else [])], announcer(task, item, plan, sink))
         finally:
             sink.end()
-        write_image(item.output, result.image, overwrite=task.settings.force)
+        write_output(item, result.image, overwrite=task.settings.force)
         record = make_record(task, item, plan, result)
         draw(task, item, record, result.fit.history, snaps, sink)
     return Outcome(item.index, record, INTERRUPTED if result.fit.interrupted else OK,
                    view(task, plan, result, record))
+
+
+def write_output(item: Item, image: Image, overwrite: bool) -> None:
+    """Write an input's restored image to its output file (never over one that appeared during
+    the fit unless ``overwrite``: :class:`dipcli.io.OutputAppeared`), or to stdout (``-o -``)."""
+    if item.to_stdout:
+        from dipcli.streams import write_stdout
+
+        write_stdout(image, item.output_type(image))
+    else:
+        write_image(item.output, image, overwrite=overwrite)
 
 
 def run_together(task: Task, members: list[tuple[Item, Plan, Sink]]) -> list[Outcome]:
@@ -126,7 +155,7 @@ def run_together(task: Task, members: list[tuple[Item, Plan, Sink]]) -> list[Out
             sink.end()
     outcomes = []
     for (item, plan, _), result in zip(members, results, strict=True):
-        write_image(item.output, result.image, overwrite=task.settings.force)
+        write_output(item, result.image, overwrite=task.settings.force)
         record = make_record(task, item, plan, result)
         record["group"] = len(members)
         outcomes.append(Outcome(item.index, record, INTERRUPTED if result.fit.interrupted else OK,
@@ -142,7 +171,7 @@ def view(task: Task, plan: Plan, result, record: dict):
 
     alpha = plan.image.alpha
     if alpha is not None:
-        alpha = alpha.astype("float32") / (65535 if alpha.dtype.itemsize == 2 else 255)
+        alpha = alpha.astype("float32") / scale_of(alpha.dtype)
     return Entry(record, plan.image.pixels, result.image.pixels, plan.reference, plan.problem.known_mask(),
                  alpha, result.fit.history)
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from dipcli.errors import OK
 from dipcli.planning import FitOptions, Setup
 
+STDIO = Path("-")  # as an input: the image on stdin; as the output: write the image to stdout
+
 
 @dataclass
 class Settings:
@@ -32,6 +34,8 @@ class Settings:
     cluster: str | None = None  # --cluster: a Dask scheduler's address, a scheduler file, or local[:N]
     shared_fs: bool = False  # --shared-fs: the cluster's workers read and write the paths themselves
     max_pixels: int | None = None  # refuse larger images before decoding (None: io's default)
+    format: str | None = None  # --format: the type of an image written to stdout (-o -), e.g. ".png"
+    strip_metadata: bool = False  # --strip-metadata: outputs without the inputs' EXIF, ICC, DPI, text
     snapshots: Path | None = None
     plot: str | None = None
     gif: str | None = None
@@ -68,6 +72,18 @@ class Item:
     plot: Path | None = None
     gif: Path | None = None
     skip: bool = False  # --skip-existing and the output is there
+    kind: str | None = None  # written to stdout: the type --format named (None: the input's)
+
+    @property
+    def to_stdout(self) -> bool:
+        return self.output == STDIO
+
+    def output_type(self, image) -> str:
+        """The type (".png") the output is written as: its suffix, or on stdout the type --format
+        named, else the type of the input (an :class:`~dipcli.io.Image` read from a file)."""
+        if not self.to_stdout:
+            return self.output.suffix.lower()
+        return self.kind or getattr(image, "source_type", None) or ".png"
 
     @property
     def pictures(self) -> bool:
