@@ -1,11 +1,13 @@
 """A fixed list of `dip` commands whose written files must not change when the code is restructured.
 
 ``python tests/golden.py --record`` runs every command on tiny images it makes itself and writes
-the SHA-256 of each file they write to ``tests/golden.json``, with the machine facts that the
-bits depend on (torch version, CPU ISA). ``tests/test_golden.py`` runs the same commands and
-compares. Every option that a default could decide is given explicitly (net, width, budget,
-stop rule, precision fp32), so that a deliberate change of a default does not count as a
-change of behaviour: these commands pin what the code computes, not what the defaults are.
+the SHA-256 of each file they write to ``tests/golden.json``, under the machine facts that the
+bits depend on (torch version, CPU ISA): one record per kind of machine, so that a record made on
+another CPU is kept beside this one's. ``tests/test_golden.py`` runs the same commands and
+compares with the record of the machine it runs on. Every option that a default could decide is
+given explicitly (net, width, budget, stop rule, precision fp32), so that a deliberate change of
+a default does not count as a change of behaviour: these commands pin what the code computes,
+not what the defaults are.
 
 Run in one thread (as the test suite is): the order of floating-point sums, and so the bits,
 depend on the number of threads.
@@ -93,6 +95,14 @@ def machine() -> dict:
     return {"torch": torch.__version__, "machine": platform.machine(), "isa": flags}
 
 
+def load_records() -> list[dict]:
+    """Every machine's record (``{"machine": ..., "hashes": ...}``) in :data:`RECORD`."""
+    if not RECORD.exists():
+        return []
+    data = json.loads(RECORD.read_text())
+    return data["records"] if "records" in data else [data]
+
+
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -144,5 +154,7 @@ if __name__ == "__main__":
         sys.exit("usage: python tests/golden.py --record   (writes tests/golden.json)")
     with tempfile.TemporaryDirectory() as tmp:
         hashes = run_all(Path(tmp), cli_invoke)
-    RECORD.write_text(json.dumps({"machine": machine(), "hashes": hashes}, indent=1) + "\n")
-    print(f"recorded {len(hashes)} hashes in {RECORD}")
+    records = [r for r in load_records() if r["machine"] != machine()]
+    records.append({"machine": machine(), "hashes": hashes})
+    RECORD.write_text(json.dumps({"records": records}, indent=1) + "\n")
+    print(f"recorded {len(hashes)} hashes for this machine in {RECORD} ({len(records)} machines)")
