@@ -76,7 +76,7 @@ def crop_file(path: Path, window: tuple[slice, slice], folder: Path) -> Path:
     """Write ``path``'s pixels inside ``window`` (its own bit depth and channels) into ``folder``.
 
     The benchmarks that go through `dip`'s own reading code (the CLI, or ``read_image`` before
-    ``dipcli.planning.plan_*``) need files, not arrays, so a crop is written out as a PNG of the
+    ``dipcli.api.plan.plan_*``) need files, not arrays, so a crop is written out as a PNG of the
     same name.
     """
     out = folder / f"{path.stem}.png"
@@ -228,7 +228,7 @@ def add_study_arguments(ap) -> None:
     """The options of the studies that fit `dip`'s own task configurations (stopping, two-stage).
 
     Net options default to None, i.e. to what `dip` itself would run for the task
-    (``dipcli.presets.TASK_DEFAULTS`` and the architecture's own width), so that the study measures
+    (``dipcli.api.presets.TASK_DEFAULTS`` and the architecture's own width), so that the study measures
     what `dip` runs.
     """
     ap.add_argument("--iters", type=int, default=None,

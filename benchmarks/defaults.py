@@ -32,10 +32,10 @@ from common import (
     write_results,
 )
 
-from dipcli.fit import FitConfig, fit
 from dipcli.io import read_image
 from dipcli.nets import NetSpec, build_net, count_params
-from dipcli.problems import Denoise
+from dipcli.optim.loop import FitConfig, fit
+from dipcli.physics.problems import Denoise
 
 # name: (spec, iteration budget). Budgets are roughly equal in time on a 2-core CPU.
 CONFIGS = {

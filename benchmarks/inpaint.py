@@ -9,7 +9,7 @@ Images: kate, library, vase and DSC_4081 with their masks (white = known), and F
 50 % Bernoulli mask. The observation is the clean image with its holes set to 0, so PSNR against
 the clean image is measured over the whole image (``psnr``) and over the holes alone
 (``psnr_holes``, the part the methods differ on). Crops (``--size``) are centred on the holes so
-that they contain them. DIP is `dip inpaint` (``dipcli.tasks.inpaint``) with a fixed budget
+that they contain them. DIP is `dip inpaint` (``dipcli.api.tasks.inpaint``) with a fixed budget
 (``--stop fixed``), the image fitted whole, and the net of ``--arch``/``--width``/``--upsample``
 (the architecture's own upsampler unless given). Writes benchmarks/results/inpaint[-<tag>].json
 and .md.
@@ -40,11 +40,11 @@ from common import (
 from skimage.metrics import peak_signal_noise_ratio
 from skimage.restoration import inpaint_biharmonic
 
+from dipcli.api.tasks import inpaint
 from dipcli.io import read_image
-from dipcli.masks import load_mask
 from dipcli.nets import NetSpec
-from dipcli.problems import Inpaint, bernoulli_mask
-from dipcli.tasks import inpaint
+from dipcli.physics.masks import load_mask
+from dipcli.physics.problems import Inpaint, bernoulli_mask
 
 MASKED = ("kate", "vase", "library", "DSC_4081")
 BERNOULLI = {"F16": (DATA / "denoising" / "F16_GT.png", 0.5)}  # name: (image, share dropped)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, add_smoke_argument, parse_smoke, results_folder  # noqa: E402
 from inpaint_quality import CLASSICAL, load, run_classical, scores, written  # noqa: E402
 
-from dipcli.problems import Inpaint  # noqa: E402
+from dipcli.physics.problems import Inpaint  # noqa: E402
 
 HELD_SHARE = 0.2  # at most this share of the known pixels is held out
 
@@ -68,8 +68,8 @@ def mse(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
 
 
 def run_case(kind: str, name: str, size: int, smoke: bool, iters: int | None) -> dict:
+    from dipcli.api.plan import FitOptions, TaskInput, plan_inpaint, resolve, run_plan
     from dipcli.io import Image
-    from dipcli.planning import FitOptions, TaskInput, plan_inpaint, resolve, run_plan
 
     clean, known = load(kind, name, size, smoke)
     held = held_out(known)

@@ -74,7 +74,7 @@ from common import (  # noqa: E402
 from stopping import as_written  # noqa: E402
 
 from dipcli.io import read_image  # noqa: E402
-from dipcli.problems import Inpaint, bernoulli_mask  # noqa: E402
+from dipcli.physics.problems import Inpaint, bernoulli_mask  # noqa: E402
 
 SIZE = 256
 IMAGES = ("image_House256rgb", "image_F16_512rgb", "kodim03", "kodim01")
@@ -161,7 +161,7 @@ def cases(kinds: list[str], images: int, size: int, smoke: bool) -> list[tuple[s
 def load(kind: str, name: str, size: int, smoke: bool) -> tuple[np.ndarray, np.ndarray]:
     """The clean crop and its mask (True = known) for one case."""
     if kind == "repo":
-        from dipcli.masks import load_mask
+        from dipcli.physics.masks import load_mask
 
         clean = read_image(DATA / "inpainting" / f"{name}.png").pixels
         mask, _ = load_mask(read_image(DATA / "inpainting" / f"{name}_mask.png"), clean.shape, "auto")
@@ -217,8 +217,8 @@ def run_dip(method: str, clean: np.ndarray, known: np.ndarray, iters: int | None
     the automatic stop shadowed: the measures, and the result at the stop."""
     from stopping import watch
 
+    from dipcli.api.plan import FitOptions, TaskInput, plan_inpaint, resolve
     from dipcli.io import Image
-    from dipcli.planning import FitOptions, TaskInput, plan_inpaint, resolve
 
     change = dict(VARIANTS[method])
     if iters is not None:

@@ -8,7 +8,7 @@ A fit keeps every activation of the net for the backward pass, so the default ne
 about 64 GB for a 4096² image in one piece. With `--tile auto` (the default), `dip` cuts an image
 that large into tiles: for the default net, tiles of ~256² (the size it reaches good quality
 soonest on); for any other net (`scaled` is the same net under another name), the largest tiles
-whose estimated memory (`dipcli.memory`) fits in what the machine has free. This measures memory
+whose estimated memory (`dipcli.engine.memory`) fits in what the machine has free. This measures memory
 and whether the run completes, not quality: each tile gets only `--iters` iterations (a
 full-quality run of a 4096² image takes about 64 times as long as a 512² one).
 
@@ -39,9 +39,9 @@ from common import (
     write_results,
 )
 
-from dipcli.fit import resolve_device, resolve_precision
-from dipcli.memory import available_bytes, fit_bytes, gib
+from dipcli.engine.memory import available_bytes, fit_bytes, gib
 from dipcli.nets import NetSpec
+from dipcli.optim.loop import resolve_device, resolve_precision
 
 
 def main() -> None:

@@ -44,11 +44,11 @@ from common import (
     write_results,
 )
 
-from dipcli.fit import FitConfig, fit
+from dipcli.api.plan import reg_noise
 from dipcli.nets import NetSpec, build_net
-from dipcli.planning import reg_noise
-from dipcli.problems import Denoise
-from dipcli.stopping import make_stop
+from dipcli.optim.loop import FitConfig, fit
+from dipcli.optim.stopping import make_stop
+from dipcli.physics.problems import Denoise
 
 SIGMA = 25
 SIDE = 272
@@ -62,7 +62,7 @@ STEPS = {  # name: (net, jitter, EMA warm-up)
     "+ warm average": (COMPACT, 1 / 30, 9.0),
     "+ half jitter": (COMPACT, 1 / 60, 9.0),
     "+ zero padding": (replace(COMPACT, padding="zeros"), 1 / 60, 9.0),
-    # as dipcli.planning.fit_config sets up the lean net for `dip denoise --sigma 25`
+    # as dipcli.api.plan.fit_config sets up the lean net for `dip denoise --sigma 25`
     "lean": (LEAN, reg_noise(SIGMA / 255) * LEAN.preset.jitter, LEAN.preset.ema_warmup),
 }
 # The last step is the lean preset itself: the compact net with both knobs turned.

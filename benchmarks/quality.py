@@ -72,8 +72,8 @@ from common import (  # noqa: E402
 from dipcli.io import read_image  # noqa: E402
 
 if TYPE_CHECKING:
-    from dipcli.planning import Plan
-    from dipcli.presets import Recipe
+    from dipcli.api.plan import Plan
+    from dipcli.api.presets import Recipe
 
 SET9 = ("image_Baboon512rgb", "image_F16_512rgb", "image_House256rgb", "image_Lena512rgb",
         "image_Peppers512rgb", "kodim01", "kodim02", "kodim03", "kodim12")
@@ -138,9 +138,9 @@ def plan_fits(preset: str | None, noisy: np.ndarray, clean: np.ndarray, sigma: f
               iters: int | None) -> tuple[list[Plan], list[Recipe | None], Plan]:
     """The fits `dip denoise --preset P` makes of one image, each alone, with its recipe, and the
     plan (planned through the Python API as the CLI plans them)."""
+    from dipcli.api.options import Tile
+    from dipcli.api.plan import FitOptions, TaskInput, denoise_fits, plan_denoise, resolve
     from dipcli.io import Image
-    from dipcli.options import Tile
-    from dipcli.planning import FitOptions, TaskInput, denoise_fits, plan_denoise, resolve
 
     o = FitOptions(preset=preset, iters=iters, tile=Tile.parse("auto"))
     setup = resolve("denoise", o)
@@ -180,7 +180,7 @@ def shorter_budgets(recipe: Recipe | None, iters: int, sigma: float, extra: Sequ
     """The budgets under ``iters`` at ``sigma`` of the presets whose fit is ``recipe`` but for its
     budget, and ``extra`` ones (``--snapshots``): the fit snapshots itself there, so that those
     presets (and budgets) are scored from it without a fit."""
-    from dipcli.presets import PRESETS, budget
+    from dipcli.api.presets import PRESETS, budget
 
     if recipe is None:
         return []

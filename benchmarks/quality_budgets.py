@@ -13,7 +13,7 @@ width-64 fit of the presets before (σ = 25, and σ = 50 from the fits run befor
 first N iterations do not depend on its budget, so the PSNR at iteration N of that trace is what a
 budget of N gives (as a float: the written 8-bit image differs by a few hundredths of a dB). For
 each σ and budget this writes the mean, median and worst gap to BM3D on the acceptance set, and
-per image where the fit peaked: the numbers behind ``dipcli.presets.budget`` and the presets'
+per image where the fit peaked: the numbers behind ``dipcli.api.presets.budget`` and the presets'
 budgets. No fitting: seconds.
 """
 

@@ -14,7 +14,7 @@ the whole rewritten as speed[-<tag>].md:
 * ``iters``: for each architecture at its default width and each size, seconds per iteration
   (the median over windows of ``--window`` iterations, the first window left out as warm-up)
   and peak memory (the process's peak RSS on a CPU, peak allocated memory on CUDA), each
-  configuration in its own process. Beside "ours" (dipcli.fit with the settings `dip denoise`
+  configuration in its own process. Beside "ours" (dipcli.optim.loop with the settings `dip denoise`
   uses: precision auto, the auto stop rule, metrics on the device every window) stands "naive":
   the same net, weights and input in the loop of the public DIP code (fp32, and every iteration
   the output is copied to the host and scored with skimage's PSNR, raw and averaged). Where
@@ -60,13 +60,13 @@ from common import (
     tempdir,
 )
 
-from dipcli.fit import Event, FitConfig, fit, resolve_device, resolve_precision
+from dipcli.api.plan import reg_noise
+from dipcli.api.presets import TASK_DEFAULTS
 from dipcli.io import read_image
 from dipcli.nets import ARCHS, NetSpec, build_net, count_params
-from dipcli.planning import reg_noise
-from dipcli.presets import TASK_DEFAULTS
-from dipcli.problems import Denoise
-from dipcli.stopping import make_stop
+from dipcli.optim.loop import Event, FitConfig, fit, resolve_device, resolve_precision
+from dipcli.optim.stopping import make_stop
+from dipcli.physics.problems import Denoise
 
 F16 = DATA / "denoising" / "F16_GT.png"
 SIGMA = 25

@@ -14,7 +14,7 @@ Cases, one fit each (``--tasks`` picks; ``--jobs N`` runs N at once):
 * ``superres``: zebra ×4 in make-LR mode (Lanczos-2 downsampling), scored as the SR literature
   does: Y channel (BT.601), a 4-pixel border left out.
 
-Every case is planned by the task's own ``dipcli.planning.plan_*`` and fitted by ``run_plan``,
+Every case is planned by the task's own ``dipcli.api.plan.plan_*`` and fitted by ``run_plan``,
 with the task's defaults (net from TASK_DEFAULTS, reg-noise, learning rate, precision, the stop
 rule that ``--stop auto`` builds), so what is measured is what `dip` runs, the image fitted whole
 (``--tile 0``). ``--arch``/``--width`` override.
@@ -74,11 +74,8 @@ from common import (
     write_results,
 )
 
-from dipcli.fit import Check, Event, StopRule
-from dipcli.io import read_image
-from dipcli.masks import load_mask
-from dipcli.options import Tile
-from dipcli.planning import (
+from dipcli.api.options import Tile
+from dipcli.api.plan import (
     TASK_DEFAULTS,
     TWO_STAGE_DEFAULTS,
     FitOptions,
@@ -92,8 +89,11 @@ from dipcli.planning import (
     resolve,
     run_plan,
 )
-from dipcli.problems import psnr_y
-from dipcli.stopping import WMVStop, clipped_noise_variance, make_stop
+from dipcli.io import read_image
+from dipcli.optim.loop import Check, Event, StopRule
+from dipcli.optim.stopping import WMVStop, clipped_noise_variance, make_stop
+from dipcli.physics.masks import load_mask
+from dipcli.physics.problems import psnr_y
 
 RULES = ("auto", "discrepancy", "wmv")  # auto and each of its parts alone
 TASKS = ("denoise", "two-stage", "inpaint", "superres")

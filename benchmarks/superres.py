@@ -10,7 +10,7 @@ own operator (Lanczos-2 by default, as in the DIP paper); DIP and bicubic (Keys 
 paper's baseline) bring it back up. Scored as the SR literature does: PSNR of the Y channel
 (BT.601) with a border of F pixels left out; RGB PSNR too. Iterations default to the DIP
 paper's: 2000 at ×4, 4000 at ×8 (otherwise 2000 × F / 4). DIP is `dip superres --make-lr`
-(``dipcli.tasks.superres``) with that fixed budget (``--stop fixed``), in fp32, with the net of
+(``dipcli.api.tasks.superres``) with that fixed budget (``--stop fixed``), in fp32, with the net of
 ``--arch``/``--width``/``--upsample``. Writes benchmarks/results/superres[-<tag>].json and .md.
 """
 
@@ -35,9 +35,9 @@ from common import (
     write_results,
 )
 
+from dipcli.api.tasks import superres
 from dipcli.io import read_image
-from dipcli.problems import SR_KERNELS, SuperRes
-from dipcli.tasks import superres
+from dipcli.physics.problems import SR_KERNELS, SuperRes
 
 IMAGES = {
     "zebra": DATA / "sr" / "zebra_GT.png",

@@ -14,7 +14,7 @@ and a much higher PSNR at the end of the budget (on F16, σ = 25: peak 32.28 →
 Images: F16 (denoising/F16_GT.png) and the other eight Set9 images (``--images N``: the first
 N, F16 first), centre crops of ``--size`` or whole with ``--full``; σ of ``--sigmas`` (25, 50),
 the noise added with the seed as ``dip two-stage --add-noise`` does. Variants, each planned by
-the task's own ``dipcli.planning.plan_two_stage`` (so the same net, seed, learning rate, reg-noise,
+the task's own ``dipcli.api.plan.plan_two_stage`` (so the same net, seed, learning rate, reg-noise,
 precision and budget as `dip two-stage` with these options):
 
 * ``dip``: λ = 0, i.e. plain DIP (bit for bit `dip denoise`, a test checks that);
@@ -57,8 +57,8 @@ from common import (
 )
 from stopping import FULL_BUDGET, plan_case, rescore_budget_stops, task_settings, watch
 
+from dipcli.api.presets import TASK_DEFAULTS, TWO_STAGE_DEFAULTS
 from dipcli.extras import needs
-from dipcli.presets import TASK_DEFAULTS, TWO_STAGE_DEFAULTS
 
 TASK = "two-stage"
 # name: options of `dip two-stage` that differ from its defaults

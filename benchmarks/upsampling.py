@@ -45,11 +45,11 @@ from common import (
     write_results,
 )
 
-from dipcli.fit import Event, FitConfig, fit, resolve_device
+from dipcli.api.plan import reg_noise
 from dipcli.io import pad_to_multiple, read_image
 from dipcli.nets import UPSAMPLERS, NetSpec, build_net, count_params
-from dipcli.planning import reg_noise
-from dipcli.problems import Denoise
+from dipcli.optim.loop import Event, FitConfig, fit, resolve_device
+from dipcli.physics.problems import Denoise
 
 IMAGES = [DATA / "denoising" / "F16_GT.png", DATA / "set9" / "image_House256rgb.png",
           DATA / "set9" / "image_Baboon512rgb.png"]

@@ -4,7 +4,7 @@
     result = denoise(noisy, sigma=25)     # result.image: same dtype and layout as ``noisy``
 
 The task functions (:func:`denoise`, :func:`two_stage`, :func:`inpaint`, :func:`superres`,
-:func:`select_width`) live in :mod:`dipcli.tasks`; they are imported on first use, so that
+:func:`select_width`) live in :mod:`dipcli.api.tasks`; they are imported on first use, so that
 ``dip --help`` does not wait for torch.
 """
 
@@ -22,7 +22,7 @@ def __getattr__(name: str):
 
         return Fail
     if name in _API:
-        from dipcli import tasks
+        from dipcli.api import tasks
 
         return getattr(tasks, name)
     raise AttributeError(f"module 'dipcli' has no attribute {name!r}")

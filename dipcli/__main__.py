@@ -1,3 +1,3 @@
-from dipcli.entry import run
+from dipcli.cli.entry import run
 
 run()

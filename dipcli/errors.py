@@ -1,7 +1,7 @@
 """The one error every layer raises for the user, and the exit codes it maps to.
 
 A :class:`Fail` carries a one-line message that says what is wrong and what to do, and the exit
-code the CLI gives it. The task functions (:mod:`dipcli.tasks`) raise it too, so a script using
+code the CLI gives it. The task functions (:mod:`dipcli.api.tasks`) raise it too, so a script using
 the Python API gets the same message the command line prints.
 """
 

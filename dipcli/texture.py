@@ -45,7 +45,7 @@ import numpy as np
 import pywt
 from skimage.filters import gaussian
 
-from dipcli.noise import as_float_image, clipped_mean_and_variance, estimate_noise
+from dipcli.physics.noise import as_float_image, clipped_mean_and_variance, estimate_noise
 
 WIDTHS = (32, 64, 128)
 LUMA = np.array([0.2125, 0.7154, 0.0721])  # the weights of skimage.color.rgb2gray

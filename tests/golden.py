@@ -138,7 +138,7 @@ def run_all(folder: Path, invoke) -> dict[str, str]:
 def cli_invoke(args: list[str]) -> tuple[int, str]:
     from typer.testing import CliRunner
 
-    from dipcli.cli import app
+    from dipcli.cli.app import app
 
     res = CliRunner().invoke(app, args)
     return res.exit_code, res.stdout

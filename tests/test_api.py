@@ -98,8 +98,9 @@ def test_readme_python_example_runs_as_written(tmp_path, monkeypatch):
 
 def test_presets_and_ensembles(noisy):
     """A preset is one fit or several averaged; --arch picks one net instead; unknown names fail."""
-    from dipcli import planning, presets
-    from dipcli.presets import PRESETS, Preset, Recipe
+    from dipcli.api import plan as planning
+    from dipcli.api import presets
+    from dipcli.api.presets import PRESETS, Preset, Recipe
 
     clean, y = noisy
     sure = Recipe("compact", width=8, iters=20, input="observation", sure_eps=0.02, jitter=0.0,
@@ -127,7 +128,8 @@ def test_presets_and_ensembles(noisy):
 def test_inpaint_presets(noisy):
     """Inpainting's presets: the default preset's fits are the paper's hourglass; `best` fits two
     seeds and averages them, keeping the known pixels; --arch picks one net; unknown names fail."""
-    from dipcli import planning, presets
+    from dipcli.api import plan as planning
+    from dipcli.api import presets
 
     clean, _ = noisy
     img = (clean * 255).round().astype(np.uint8)
@@ -156,7 +158,7 @@ def test_best_preset_averages_two_recorrupted_fits_of_the_observation_and_denois
     """The presets' loop: the noisy image as input, Recorrupted-to-Recorrupted as the loss, the
     whole budget; fast is balanced's fit with a shorter budget, best is balanced's fit and one from
     the next seed, averaged (the result says it ran both)."""
-    from dipcli.presets import PRESETS
+    from dipcli.api.presets import PRESETS
 
     fast, balanced, best = (PRESETS[name].recipes for name in ("fast", "balanced", "best"))
     assert all(r.recorrupt and r.input == "observation" for r in (*fast, *balanced, *best))

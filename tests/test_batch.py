@@ -11,10 +11,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from dipcli import job
 from dipcli.batch import Source, expand_inputs, glob_base
-from dipcli.cli import app
-from dipcli.progress import RichDisplay
+from dipcli.cli.app import app
+from dipcli.engine import run as job
+from dipcli.report.progress import RichDisplay
 
 runner = CliRunner()
 FAST = ["--iters", "10", "--width", "8", "--sigma", "25"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dipcli.cli import app
+from dipcli.cli.app import app
 
 runner = CliRunner()
 FAST = ["--iters", "20", "--width", "8", "--quiet"]
@@ -186,9 +186,9 @@ def test_denoise_defaults_the_balanced_preset_on_a_cpu_and_compact_auto_width_on
     """On a CPU: the `balanced` preset, the compact net fed the noisy image with a recorrupted loss
     (jitter σ, a warm average, its whole budget); a net named with --arch keeps the paper's
     jitter and the stop rule. On CUDA: the compact net at --width auto. Either way, 256² tiles."""
-    from dipcli.planning import FitOptions, fit_config, resolve
-    from dipcli.presets import CPU_PRESET, PRESETS
-    from dipcli.problems import Denoise
+    from dipcli.api.plan import FitOptions, fit_config, resolve
+    from dipcli.api.presets import CPU_PRESET, PRESETS
+    from dipcli.physics.problems import Denoise
 
     cpu = FitOptions(device="cpu")
     setup = resolve("denoise", cpu)
@@ -212,10 +212,10 @@ def test_cpu_default_gives_each_tile_the_fast_budget_and_an_image_fitted_whole_b
     """A 400² image is tiled by --tile auto: the CPU default then fits each tile with `fast`'s
     budget (so a 512² image stays under five minutes) and says so; a 256² image is fitted whole
     with `balanced`'s. Naming the preset or the budget keeps what was named. Planning only."""
+    from dipcli.api.options import Tile
+    from dipcli.api.plan import FitOptions, Plan, TaskInput, plan_denoise
+    from dipcli.api.presets import PRESETS
     from dipcli.io import Image
-    from dipcli.options import Tile
-    from dipcli.planning import FitOptions, Plan, TaskInput, plan_denoise
-    from dipcli.presets import PRESETS
 
     def plan(side: int, **options) -> Plan:
         pixels = np.random.default_rng(0).random((side, side, 3), dtype=np.float32)
@@ -245,9 +245,9 @@ def test_capped_presets_spend_the_time_the_cap_frees_on_more_seeds():
     add up to the preset's ``fill_iters``: `best` two fits of 2,000 at σ ≤ 25, five of 1,000 at
     σ = 50; `balanced` one, and two at σ = 50; `fast` never more. Each added fit is the last
     recipe from the next seed; --iters keeps the preset's own fits. Planning only."""
+    from dipcli.api.plan import FitOptions, TaskInput, plan_denoise
+    from dipcli.api.presets import PRESETS, budget, members
     from dipcli.io import Image
-    from dipcli.planning import FitOptions, TaskInput, plan_denoise
-    from dipcli.presets import PRESETS, budget, members
 
     best, balanced, fast = PRESETS["best"], PRESETS["balanced"], PRESETS["fast"]
     assert members(best, 15) == members(best, 25) == best.recipes
@@ -280,8 +280,8 @@ def test_capped_presets_spend_the_time_the_cap_frees_on_more_seeds():
     (dict(device="cuda", fits=2), "--preset best"),  # the GPU default is one net, no preset
 ])
 def test_fits_is_refused_where_there_is_no_preset_to_repeat(options, words, monkeypatch):
+    from dipcli.api.plan import FitOptions, resolve
     from dipcli.errors import Fail
-    from dipcli.planning import FitOptions, resolve
 
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     with pytest.raises(Fail, match=words):
@@ -294,10 +294,10 @@ def test_preset_budget_is_capped_above_sigma_25_where_the_fit_peaks():
     """A recorrupted fit overfits sooner at higher σ: `best`'s 2,000 iterations fall to 1,000 at
     σ = 50 (where its fits peaked), and so do `fast`'s 1,400, never above the recipe's own; σ ≤ 25
     and a net named without a preset keep their budget, and --iters wins."""
+    from dipcli.api.options import Tile
+    from dipcli.api.plan import FitOptions, TaskInput, plan_denoise
+    from dipcli.api.presets import PRESETS, budget
     from dipcli.io import Image
-    from dipcli.options import Tile
-    from dipcli.planning import FitOptions, TaskInput, plan_denoise
-    from dipcli.presets import PRESETS, budget
 
     best, fast = PRESETS["best"].recipes[0], PRESETS["fast"].recipes[0]
     assert budget(best, 15) == budget(best, 25) == 2000 and budget(best, 50) == 1000

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dipcli.cli import app
+from dipcli.cli.app import app
 
 runner = CliRunner()
 FAST = ["--iters", "20", "--width", "8", "--quiet"]

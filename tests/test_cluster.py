@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dipcli.cli import app
+from dipcli.cli.app import app
 
 needs_dask = pytest.mark.needs("distributed")
 

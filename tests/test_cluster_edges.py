@@ -20,8 +20,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from dipcli.batch.cluster import have_distributed
-from dipcli.cli import app
-from dipcli.progress import err, print_error
+from dipcli.cli.app import app
+from dipcli.report.progress import err, print_error
 
 needs_dask = pytest.mark.skipif(not have_distributed(), reason="needs pip install 'dipcli[cluster]'")
 FAST = ["--iters", "5", "--arch", "compact", "--width", "8", "--precision", "fp32", "--sigma", "25", "-q"]

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from dipcli.fit import FitConfig, fit, jitter, resolve_device
 from dipcli.nets import NetSpec, build_net
-from dipcli.problems import Denoise
+from dipcli.optim.loop import FitConfig, fit, jitter, resolve_device
+from dipcli.physics.problems import Denoise
 
 
 def run(smooth, iters=60, seed=0, **kw):
@@ -103,7 +103,7 @@ def test_bf16_and_fp32_agree_within_half_a_db(smooth):
 
 
 def test_auto_precision_resolves_to_a_known_one():
-    from dipcli.fit import resolve_precision
+    from dipcli.optim.loop import resolve_precision
 
     assert resolve_precision("auto", resolve_device("cpu")) in ("fp32", "bf16")
     with pytest.raises(ValueError):

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parent))
 from test_io_read import bombs, set_png_size  # noqa: E402
 
-from dipcli.cli import app, main  # noqa: E402
+from dipcli.cli.app import app, main  # noqa: E402
 from dipcli.io import from_array, write_image  # noqa: E402
 
 FAST = ["--iters", "10", "--arch", "compact", "--width", "8", "--precision", "fp32", "-q"]
@@ -272,7 +272,7 @@ def test_14_decompression_bombs_are_refused_from_the_header(tmp_path):
 
 
 def test_15_a_fit_stopped_before_its_first_loss_gives_null_not_nan(tmp_path, monkeypatch):
-    from dipcli import fit
+    from dipcli.optim import loop as fit
 
     iio.imwrite(tmp_path / "a.png", noisy(32, 32))
     real, calls = fit.jitter, []
@@ -301,7 +301,7 @@ def test_15_a_fit_stopped_before_its_first_loss_gives_null_not_nan(tmp_path, mon
 def test_16_progress_stays_legible_at_80_columns():
     from rich.console import Console
 
-    from dipcli.progress import RichDisplay
+    from dipcli.report.progress import RichDisplay
 
     buf = io.StringIO()
     console = Console(file=buf, width=80, force_terminal=True, color_system=None)

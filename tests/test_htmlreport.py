@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from browser import Browser, Page, find_chromium  # noqa: E402
 
-from dipcli.htmlreport import Entry, HtmlReport, curves_svg, removed_part  # noqa: E402
+from dipcli.report.html import Entry, HtmlReport, curves_svg, removed_part  # noqa: E402
 
 COMMAND = "dip denoise 'a/*.png' 'b/*.png' --sigma 25 --html report.html"
 ERROR = "b/broken.png: cannot read <b>not</b> an image & no fallback"
@@ -330,7 +330,7 @@ def make_batch_folder(tmp_path: Path) -> tuple[Path, Path]:
 def run_dip(*args: object):
     from typer.testing import CliRunner
 
-    from dipcli.cli import app
+    from dipcli.cli.app import app
 
     return CliRunner().invoke(app, [str(a) for a in args])
 
@@ -362,7 +362,7 @@ def test_cli_html_report_of_a_real_batch_in_browser(tmp_path: Path, page: Page) 
 
 def test_cli_html_page_written_mid_batch_opens(tmp_path: Path, page: Page, monkeypatch) -> None:
     """Ctrl-C during the second input: the page holds the first result and the interrupted one."""
-    from dipcli import job
+    from dipcli.engine import run as job
 
     folder, _ = make_batch_folder(tmp_path)
     (folder / "c.png").unlink()

@@ -17,7 +17,7 @@ from PIL import ExifTags, ImageCms, PngImagePlugin
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
-from dipcli.cli import app
+from dipcli.cli.app import app
 
 FAST = ["--iters", "8", "--arch", "compact", "--width", "8", "--precision", "fp32", "--stop", "fixed"]
 ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

@@ -4,7 +4,6 @@ import torch
 import torch.nn.functional as F
 from scipy.signal import freqz
 
-from dipcli.fit import FitConfig, fit
 from dipcli.io import crop_to, pad_to_multiple
 from dipcli.nets import (
     ARCHS,
@@ -18,7 +17,8 @@ from dipcli.nets import (
     make_upsampler,
 )
 from dipcli.nets.upsample import stopband_edge
-from dipcli.problems import Denoise
+from dipcli.optim.loop import FitConfig, fit
+from dipcli.physics.problems import Denoise
 
 FIXED = [u for u in UPSAMPLERS if u != "transposed"]
 LOWPASS = [f"lpf:{f}" for f in FILTERS]

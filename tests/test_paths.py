@@ -20,7 +20,7 @@ from PIL import Image as PILImage
 from PIL import ImageCms
 from typer.testing import CliRunner
 
-from dipcli.cli import app
+from dipcli.cli.app import app
 
 FAST = ["--iters", "5", "--arch", "compact", "--width", "8", "--precision", "fp32", "--sigma", "25",
         "--stop", "fixed", "-q"]

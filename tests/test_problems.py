@@ -6,11 +6,11 @@ import pytest
 import torch
 from skimage.color import rgb2ycbcr
 
-from dipcli.fit import FitConfig, fit
 from dipcli.io import ImageError, pad_to_multiple
-from dipcli.masks import load_mask
 from dipcli.nets import NetSpec, build_net
-from dipcli.problems import (
+from dipcli.optim.loop import FitConfig, fit
+from dipcli.physics.masks import load_mask
+from dipcli.physics.problems import (
     SR_FACTORS,
     SR_KERNELS,
     Denoise,

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dipcli.cli import app
+from dipcli.cli.app import app
 from dipcli.io import OutputAppeared, atomic_write, from_array, write_image
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,16 +5,16 @@ import numpy as np
 import pytest
 import torch
 
-from dipcli.fit import Check, FitConfig, FixedStop, fit
 from dipcli.nets import NetSpec, build_net
-from dipcli.problems import Denoise, GaussianNoise, Inpaint, SuperRes
-from dipcli.stopping import (
+from dipcli.optim.loop import Check, FitConfig, FixedStop, fit
+from dipcli.optim.stopping import (
     AnyStop,
     DiscrepancyStop,
     WMVStop,
     clipped_noise_variance,
     make_stop,
 )
+from dipcli.physics.problems import Denoise, GaussianNoise, Inpaint, SuperRes
 
 BASE = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
 

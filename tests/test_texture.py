@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from skimage.filters import gaussian
 
-from dipcli import noise, texture
+from dipcli import texture
 from dipcli.io import Image, read_image, write_image
+from dipcli.physics import noise
 
 
 def busy(h: int, w: int, channels: int = 1, seed: int = 0) -> np.ndarray:

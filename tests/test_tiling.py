@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import dipcli.job
-from dipcli.cli import app
-from dipcli.memory import USABLE, fit_bytes, footprint
+import dipcli.engine.run
+from dipcli.cli.app import app
+from dipcli.engine.memory import USABLE, fit_bytes, footprint
+from dipcli.engine.tiles import blend, blend_weights, default_overlap, plan_tiles, tile_for, window_slices
 from dipcli.nets import NetSpec
-from dipcli.problems import Inpaint, SuperRes
-from dipcli.tiling import blend, blend_weights, default_overlap, plan_tiles, tile_for, window_slices
+from dipcli.physics.problems import Inpaint, SuperRes
 
 runner = CliRunner()
 
@@ -181,7 +181,7 @@ def test_tile_auto_fits_whole_when_memory_allows(big_png):
 def test_tile_auto_tiles_when_the_image_would_not_fit(big_png, monkeypatch):
     spec = NetSpec("lean", width=8).resolved()  # denoise's default net on a CPU
     # room for a 64×64 fit (in float32, which needs more than bf16) but not for 96×80
-    monkeypatch.setattr(dipcli.job, "available_bytes",
+    monkeypatch.setattr(dipcli.engine.run, "available_bytes",
                         lambda device: fit_bytes(spec, 64, 64, 3, "fp32") / USABLE)
     res = invoke("denoise", big_png, "--sigma", 25, "--iters", 10, "--width", 8, "--device", "cpu")
     assert res.exit_code == 0, res.output
@@ -191,7 +191,7 @@ def test_tile_auto_tiles_when_the_image_would_not_fit(big_png, monkeypatch):
 
 
 def test_tile_auto_refuses_superres_that_would_not_fit(big_png, monkeypatch):
-    monkeypatch.setattr(dipcli.job, "available_bytes", lambda device: 2**20)
+    monkeypatch.setattr(dipcli.engine.run, "available_bytes", lambda device: 2**20)
     res = invoke("superres", big_png, "--factor", 2, "--iters", 10, "--width", 8)
     assert res.exit_code == 1 and "needs about" in res.output
     assert len(res.output.strip().splitlines()) == 1
@@ -254,9 +254,9 @@ class _Steps:
 def test_warm_tiles_start_from_the_first_tiles_weights_and_run_their_own_budget(smooth):
     from dataclasses import replace
 
-    from dipcli.fit import FitConfig
     from dipcli.io import Image
-    from dipcli.problems import Denoise
+    from dipcli.optim.loop import FitConfig
+    from dipcli.physics.problems import Denoise
 
     clean = smooth(64, 64)
     noisy = np.clip(clean + np.random.default_rng(0).normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
@@ -265,9 +265,9 @@ def test_warm_tiles_start_from_the_first_tiles_weights_and_run_their_own_budget(
     runs = {}
     for name, warm in (("cold", None), ("warm", replace(config, iters=20))):
         steps = _Steps()
-        job = dipcli.job.Job(Denoise(0.1), Image(noisy, np.dtype(np.uint8), False, None), spec, config,
+        job = dipcli.engine.run.Job(Denoise(0.1), Image(noisy, np.dtype(np.uint8), False, None), spec, config,
                              "cpu", subscribers=[steps], tile=40, warm=warm)
-        result = dipcli.job.run_job(job)
+        result = dipcli.engine.run.run_job(job)
         assert result.tiles == 4 and result.image.pixels.shape == noisy.shape
         runs[name] = steps.fits
     cold, warm = runs["cold"], runs["warm"]

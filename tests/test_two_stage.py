@@ -7,8 +7,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from dipcli.cli import app
-from dipcli.regularisers import schedule, total_variation
+from dipcli.cli.app import app
+from dipcli.optim.regularisers import schedule, total_variation
 
 runner = CliRunner()
 
@@ -87,7 +87,7 @@ def test_prefilter_variant_runs_and_differs_from_tv(noisy, tmp_path):
 def test_prefilter_target_is_the_tv_denoised_observation():
     from skimage.restoration import denoise_tv_chambolle
 
-    from dipcli.regularisers import PrefilterTarget
+    from dipcli.optim.regularisers import PrefilterTarget
 
     y = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     target = denoise_tv_chambolle(y[0].permute(1, 2, 0).numpy(), weight=0.1, channel_axis=2)

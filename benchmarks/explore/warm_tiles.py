@@ -27,10 +27,10 @@ from common import RESULTS, centre_crop  # noqa: E402
 from crop_denoiser import image_files  # noqa: E402
 from quality import noisy_copy  # noqa: E402
 
-from dipcli.fit import FitConfig, fit  # noqa: E402
 from dipcli.io import read_image  # noqa: E402
 from dipcli.nets import NetSpec, build_net  # noqa: E402
-from dipcli.problems import Denoise  # noqa: E402
+from dipcli.optim.loop import FitConfig, fit  # noqa: E402
+from dipcli.physics.problems import Denoise  # noqa: E402
 
 LOG = RESULTS / "explore" / "warm_tiles.jsonl"
 

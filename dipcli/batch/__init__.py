@@ -20,7 +20,7 @@ from dipcli.batch.results import Extras, announce, emit_json, exit_code, summary
 from dipcli.batch.runners import run_grouped, run_sequential
 from dipcli.batch.settings import Item, Outcome, Settings, Task
 from dipcli.errors import FAILURE
-from dipcli.progress import err, make_display, print_error
+from dipcli.report.progress import err, make_display, print_error
 
 __all__ = ["Item", "Outcome", "Settings", "Source", "Task", "emit_json", "expand_inputs", "glob_base",
            "run_batch"]
@@ -41,7 +41,7 @@ def run_batch(task: Task, args: Sequence[str | os.PathLike]) -> int:
     page = None
     extras = Extras(print_error)
     if s.html is not None:  # an empty page now: even a batch stopped before its first result has one
-        from dipcli.htmlreport import Entry, HtmlReport
+        from dipcli.report.html import Entry, HtmlReport
 
         page = HtmlReport(s.html, command=s.command, title=f"dip {task.name}")
         extras.write("--html", s.html, page.write)

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from dipcli.batch.runners import sigint_ignored, usable_cpus
 from dipcli.errors import FAILURE, Fail
-from dipcli.progress import Display
+from dipcli.report.progress import Display
 
 ALLOWED_FAILURES = 3  # --cluster local: worker deaths one task may see before it counts as failed
 DASHBOARD_SCHEMES = ("http", "https")  # what a user copies from the dashboard's address bar

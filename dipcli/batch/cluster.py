@@ -6,7 +6,7 @@ What runs where, and why:
   input's files (image, reference, mask) and submits them, decoded, with the task. Workers
   therefore need the package but not the client's file system.
 * A worker plans the input with the task's planner, fits it, and builds its record with the very
-  functions the local runners use (:func:`~dipcli.planning.run_plan`,
+  functions the local runners use (:func:`~dipcli.api.plan.run_plan`,
   :func:`~dipcli.batch.results.make_record`); it returns the record (with a ``worker`` field)
   and the restored image. Planning there, not here, lets the machine that fits decide what
   depends on it (a GPU's net and tiles), exactly as `dip` run on that machine would.
@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
+from dipcli.api.plan import Plan, TaskInput, resolve, run_plan, run_plans
 from dipcli.batch.address import connect
 from dipcli.batch.inputs import check_type
 from dipcli.batch.results import failed, make_record, skipped
@@ -63,12 +64,11 @@ from dipcli.batch.runners import (
     write_output,
 )
 from dipcli.batch.settings import Item, Outcome, Task
+from dipcli.engine.run import group_capacity
 from dipcli.errors import FAILURE, INTERRUPTED, OK
 from dipcli.extras import have, needs
 from dipcli.io import Image
-from dipcli.job import group_capacity
-from dipcli.planning import Plan, TaskInput, resolve, run_plan, run_plans
-from dipcli.progress import Display, Sink, err
+from dipcli.report.progress import Display, Sink, err
 
 ALLOWED_FAILURES = 3  # --cluster local: worker deaths one task may see before it counts as failed
 RETRIES = 2  # reruns of a task that raised (an input's own failure is its record, not a raise)

@@ -27,7 +27,7 @@ from string import Formatter
 from dipcli.batch.settings import STDIO, Item, Settings, Task
 from dipcli.errors import Fail
 from dipcli.io import WRITABLE
-from dipcli.plots import PLOT_TYPES, have_matplotlib, missing_matplotlib, needs_matplotlib
+from dipcli.report.plots import PLOT_TYPES, have_matplotlib, missing_matplotlib, needs_matplotlib
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 GLOB_CHARS = frozenset("*?[")

@@ -31,7 +31,7 @@ from dipcli.batch.results import failed, skipped
 from dipcli.batch.runners import attempt, usable_cpus
 from dipcli.batch.settings import Item, Outcome, Task
 from dipcli.errors import FAILURE, INTERRUPTED
-from dipcli.progress import Display, Sink
+from dipcli.report.progress import Display, Sink
 
 RETRIES = 1  # runs more of an input whose fit was cut short by a worker's death
 

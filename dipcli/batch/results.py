@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 
+from dipcli.api.plan import Plan, settings_of
 from dipcli.batch.settings import Item, Outcome, Settings, Task
 from dipcli.errors import FAILURE, INTERRUPTED, OK
 from dipcli.io import write_text_atomic
-from dipcli.planning import Plan, settings_of
-from dipcli.progress import Display, err
+from dipcli.report.progress import Display, err
 
 
 def make_record(task: Task, item: Item, plan: Plan, result) -> dict:

@@ -1,7 +1,7 @@
 """Running a batch's inputs: one after another, or several as one batched net (``--group``); the
 worker processes of ``--jobs`` (:mod:`dipcli.batch.parallel`) run each input here too. Every
 runner takes each input through the same steps: read its files, plan it with its task's planner
-(:mod:`dipcli.planning`), fit, write, draw, and record; a failure becomes that input's outcome
+(:mod:`dipcli.api.plan`), fit, write, draw, and record; a failure becomes that input's outcome
 and the batch goes on.
 """
 
@@ -17,18 +17,18 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from dipcli.api.plan import PLANNERS, Plan, TaskInput, run_plan, run_plans
 from dipcli.batch.inputs import check_type
 from dipcli.batch.results import failed, make_record, skipped
 from dipcli.batch.settings import STDIO, Item, Outcome, Task
+from dipcli.engine.run import group_capacity
 from dipcli.errors import FAILURE, INTERRUPTED, OK, USAGE, Fail
-from dipcli.fit import SHARED
-from dipcli.formats import WRITABLE, scale_of
 from dipcli.io import Image, ImageError, output_plan, read_image, write_image
-from dipcli.job import group_capacity
-from dipcli.metadata import NONE
-from dipcli.planning import PLANNERS, Plan, TaskInput, run_plan, run_plans
-from dipcli.plots import needs_matplotlib, plot_curves, write_curves_csv, write_gif
-from dipcli.progress import Display, Sink, Snapshots
+from dipcli.io.formats import WRITABLE, scale_of
+from dipcli.io.metadata import NONE
+from dipcli.optim.loop import SHARED
+from dipcli.report.plots import needs_matplotlib, plot_curves, write_curves_csv, write_gif
+from dipcli.report.progress import Display, Sink, Snapshots
 
 # ---- one input -------------------------------------------------------------------------------------
 
@@ -36,7 +36,7 @@ def load(path: Path, what: str = "input", max_pixels: int | None = None) -> Imag
     """Read one of an input's files (``-``: stdin): a missing file is a usage error, an unreadable
     one a failure."""
     if path == STDIO and what == "input":
-        from dipcli.streams import read_stdin
+        from dipcli.io.streams import read_stdin
 
         try:
             return read_stdin(max_pixels)
@@ -136,7 +136,7 @@ def write_output(item: Item, image: Image, overwrite: bool) -> None:
     """Write an input's restored image to its output file (never over one that appeared during
     the fit unless ``overwrite``: :class:`dipcli.io.OutputAppeared`), or to stdout (``-o -``)."""
     if item.to_stdout:
-        from dipcli.streams import write_stdout
+        from dipcli.io.streams import write_stdout
 
         write_stdout(image, item.output_type(image))
     else:
@@ -167,7 +167,7 @@ def view(task: Task, plan: Plan, result, record: dict):
     """What the HTML report shows of a fitted input (``--html``), or None without it."""
     if task.settings.html is None:
         return None
-    from dipcli.htmlreport import Entry
+    from dipcli.report.html import Entry
 
     alpha = plan.image.alpha
     if alpha is not None:

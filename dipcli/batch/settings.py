@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dipcli.api.plan import FitOptions, Setup
 from dipcli.errors import OK
-from dipcli.planning import FitOptions, Setup
 
 STDIO = Path("-")  # as an input: the image on stdin; as the output: write the image to stdout
 
@@ -45,8 +45,8 @@ class Settings:
 class Task:
     """A subcommand's job, described once for all its inputs.
 
-    ``name`` picks the task's planner (:data:`dipcli.planning.PLANNERS`), ``setup`` is what
-    :func:`dipcli.planning.resolve` decided once for the whole batch, and ``options`` are the
+    ``name`` picks the task's planner (:data:`dipcli.api.plan.PLANNERS`), ``setup`` is what
+    :func:`dipcli.api.plan.resolve` decided once for the whole batch, and ``options`` are the
     task's own keyword options. Everything here pickles, which lets ``--jobs`` hand inputs to
     worker processes.
     """

@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from dipcli.fit import jitter
 from dipcli.nets.registry import ARCHS, PRESETS, NetSpec, build_net, count_params
+from dipcli.tensors import jitter
 
 
 def _sync(device: torch.device) -> None:
@@ -28,7 +28,7 @@ def seconds_per_iteration(net: torch.nn.Module, size: tuple[int, int], out_chann
                           seed: int = 0) -> float:
     """Median wall time of one Adam step of an MSE fit at output ``size``, warm-up excluded.
 
-    Runs the net the way :func:`dipcli.fit.fit` does (channels-last, input jitter, Adam lr 0.01)
+    Runs the net the way :func:`dipcli.optim.loop.fit` does (channels-last, input jitter, Adam lr 0.01)
     on a random target, so the number predicts a real run. The net is trained in place.
     """
     device = torch.device(device)

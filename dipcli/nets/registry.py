@@ -2,7 +2,7 @@
 
 Named architectures (presets of three families):
 
-* ``lean`` — the CPU denoising default before the presets (``dipcli.presets``): ``compact``
+* ``lean`` — the CPU denoising default before the presets (``dipcli.api.presets``): ``compact``
   with a 1×1 convolution after the last upsampling (so only the fixed upsampler mixes pixels at
   full resolution) and zero padding,
   fitted with half the paper's input jitter and an average that warms up. On this 2-core CPU it
@@ -40,7 +40,7 @@ class Preset:
     about: str  # one line for listings
     defaults: dict = field(default_factory=dict)
     # How this net is fitted, chosen with it: the input jitter as a multiple of the DIP paper's,
-    # and the EMA warm-up (:attr:`dipcli.fit.FitConfig.ema_warmup`).
+    # and the EMA warm-up (:attr:`dipcli.optim.loop.FitConfig.ema_warmup`).
     jitter: float = 1.0
     ema_warmup: float = 0.0
 
@@ -65,7 +65,7 @@ PRESETS: dict[str, Preset] = {
                                input_depth=None)),
 }
 ARCHS = tuple(PRESETS)
-# Beyond these a net cannot be built even to be costed (dipcli.memory): tensor sizes overflow.
+# Beyond these a net cannot be built even to be costed (dipcli.engine.memory): tensor sizes overflow.
 # The memory check refuses far smaller nets; these bounds only keep its arithmetic finite.
 MAX_SCALES = 16
 MAX_WIDTH = 2**20

@@ -6,7 +6,7 @@ along in :class:`Image` and is restored by :func:`write_image`.
 
 Pixels are read as a viewer shows them: an EXIF/TIFF orientation tag is applied on reading, so
 outputs are written upright and without the tag. The photo's other metadata (EXIF, ICC profile,
-DPI, PNG text) is read with the pixels and written with them (:mod:`dipcli.metadata`). Float
+DPI, PNG text) is read with the pixels and written with them (:mod:`dipcli.io.metadata`). Float
 TIFFs (values in [0, 1]) stay float. CMYK/YCCK JPEGs are converted to RGB, and PNG
 transparency (a palette's or a colour key's tRNS) becomes an alpha channel. Every reader checks
 the pixel count the file declares against :data:`MAX_PIXELS` before decoding anything.
@@ -30,8 +30,8 @@ from PIL import ExifTags
 from PIL import Image as PILImage
 
 from dipcli.errors import ImageError
-from dipcli.formats import TIFF, WRITABLE, encode, fit_to_format, output_plan, scale_of, writable_suffix
-from dipcli.metadata import NONE, Metadata, from_pillow, from_tiff
+from dipcli.io.formats import TIFF, WRITABLE, encode, fit_to_format, output_plan, scale_of, writable_suffix
+from dipcli.io.metadata import NONE, Metadata, from_pillow, from_tiff
 
 __all__ = ["MAX_PIXELS", "WRITABLE", "Image", "ImageError", "atomic_write", "crop_to", "default_max_pixels",
            "from_array", "output_plan", "pad_to_multiple", "read_image", "to_array", "write_image",

@@ -1,12 +1,12 @@
 """Planning a task: one input and the user's options in, a :class:`Plan` out, and the plan run.
 
-The task functions of :mod:`dipcli.tasks` (the Python API), the command line and the batch
+The task functions of :mod:`dipcli.api.tasks` (the Python API), the command line and the batch
 runners all plan through here. A task is two steps, so that a batch can fit several prepared
 inputs together (``--group``):
 
 * ``plan_<task>(source, options, ...)`` turns one input into a :class:`Plan`: the problem
   (forward model and noise model), the generator's spec, the fit configuration with its stop
-  rule, and the tile size; each task's defaults and presets come from :mod:`dipcli.presets`;
+  rule, and the tile size; each task's defaults and presets come from :mod:`dipcli.api.presets`;
 * :func:`run_plan` fits it (whole, in tiles, or with others) and gives the restored image in the
   input's format, scored against a reference when there is one.
 
@@ -32,16 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dipcli.arguments import MAX_FITS, MAX_SEED
-from dipcli.errors import FAILURE, Fail
-from dipcli.fit import PRECISIONS, FitConfig, resolve_device
-from dipcli.io import Image, ImageError, from_array, read_image, to_array
-from dipcli.job import MIN_SIDE, Job, JobResult, check_size, choose_tile, run_ensemble, run_group, run_job
-from dipcli.masks import POLARITIES, load_mask
-from dipcli.memory import OutOfMemory
-from dipcli.nets import NetSpec
-from dipcli.options import Group, Tile
-from dipcli.presets import (
+from dipcli.api.arguments import MAX_FITS, MAX_SEED
+from dipcli.api.options import Group, Tile
+from dipcli.api.presets import (
     CPU_PRESET,
     CPU_TILED_PRESET,
     INPAINT_PRESET,
@@ -55,7 +48,26 @@ from dipcli.presets import (
     members,
     seeds,
 )
-from dipcli.problems import (
+from dipcli.engine.memory import OutOfMemory
+from dipcli.engine.run import (
+    MIN_SIDE,
+    Job,
+    JobResult,
+    check_size,
+    choose_tile,
+    run_ensemble,
+    run_group,
+    run_job,
+)
+from dipcli.engine.tiles import smallest_tile
+from dipcli.errors import FAILURE, Fail
+from dipcli.io import Image, ImageError, from_array, read_image, to_array
+from dipcli.nets import NetSpec
+from dipcli.optim.loop import PRECISIONS, FitConfig, resolve_device
+from dipcli.optim.regularisers import TV, PrefilterTarget, schedule
+from dipcli.optim.stopping import STOP_NAMES, make_stop
+from dipcli.physics.masks import POLARITIES, load_mask
+from dipcli.physics.problems import (
     SR_FACTORS,
     SR_KERNELS,
     Denoise,
@@ -67,9 +79,6 @@ from dipcli.problems import (
     psnr_rgb,
     psnr_y,
 )
-from dipcli.regularisers import TV, PrefilterTarget, schedule
-from dipcli.stopping import STOP_NAMES, make_stop
-from dipcli.tiling import smallest_tile
 
 
 @dataclass
@@ -330,13 +339,13 @@ def noise_model(image: Image, sigma255: float | None, notes: list[str]) -> Denoi
     """The denoising problem for the user's σ (0–255 scale) or, if None, σ estimated from the image.
 
     This is where σ crosses from the user's 0–255 scale to the [0, 1] used everywhere below.
-    The estimate is :func:`dipcli.noise.estimate_noise`, the one estimator every part uses
+    The estimate is :func:`dipcli.physics.noise.estimate_noise`, the one estimator every part uses
     (the texture measure too): wavelet-based, with rounding taken out and clipping allowed for.
     """
     if sigma255 is not None:
         check_sigma(sigma255)
         return Denoise(sigma255 / 255)
-    from dipcli.noise import estimate_noise
+    from dipcli.physics.noise import estimate_noise
 
     estimate = max(estimate_noise(image.pixels), MIN_SIGMA)
     notes.append(f"estimated noise σ ≈ {estimate * 255:.1f} (pass --sigma to set it)")
@@ -520,7 +529,7 @@ def denoise_fits(setup: Setup, o: FitOptions, sigma: float) -> tuple[tuple[Recip
 def tiled_default(setup: Setup, plans: list[Plan], o: FitOptions) -> Setup:
     """The CPU default on an image fitted in tiles: each tile gets the budget of
     :data:`CPU_TILED_PRESET` instead of :data:`CPU_PRESET`'s, so that a 512² image (four tiles)
-    takes under five minutes (:mod:`dipcli.presets`). The plans are changed in place, and those
+    takes under five minutes (:mod:`dipcli.api.presets`). The plans are changed in place, and those
     beyond the tiled preset's fits (the whole image's added seeds: :func:`denoise_fits`) dropped."""
     tiled = with_preset(setup, replace(o, preset=CPU_TILED_PRESET), on_gpu=False)
     del plans[len(tiled.recipes):]

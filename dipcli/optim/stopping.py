@@ -2,7 +2,7 @@
 
 DIP fits the image before the noise, so the restored image is best somewhere in the middle of
 the run and the iteration budget alone is a poor stop. The rules here implement the
-:class:`dipcli.fit.StopRule` protocol; the loop consults one at every check (every
+:class:`dipcli.optim.loop.StopRule` protocol; the loop consults one at every check (every
 ``FitConfig.check_every`` iterations) and still enforces the budget as the upper bound.
 
 * :class:`WMVStop` — ES-WMV (Wang et al., "Early Stopping for Deep Image Prior", TMLR 2023):
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dipcli.fit import Check, FixedStop, StopRule
-from dipcli.noise import clipped_noise_variance
-from dipcli.problems import GaussianNoise
+from dipcli.optim.loop import Check, FixedStop, StopRule
+from dipcli.physics.noise import clipped_noise_variance
+from dipcli.physics.problems import GaussianNoise
 
 STOP_NAMES = ("auto", "wmv", "discrepancy", "fixed")
 

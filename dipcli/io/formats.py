@@ -20,8 +20,8 @@ import tifffile
 from PIL import Image as PILImage
 
 from dipcli.errors import ImageError
-from dipcli.metadata import Metadata, add_png_chunks, pillow_options, tiff_options
-from dipcli.metadata import losses as metadata_losses
+from dipcli.io.metadata import Metadata, add_png_chunks, pillow_options, tiff_options
+from dipcli.io.metadata import losses as metadata_losses
 
 if TYPE_CHECKING:
     from dipcli.io import Image

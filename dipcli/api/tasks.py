@@ -4,8 +4,8 @@
     >>> result = denoise(noisy, sigma=25)          # noisy: (H, W) or (H, W, C), uint8/uint16/float
     >>> restored = result.image                    # same dtype and layout as ``noisy``
 
-Each function plans its task (:mod:`dipcli.planning`, with the defaults and presets of
-:mod:`dipcli.presets`) and runs the plan, as the command line (:mod:`dipcli.cli`) and the batch
+Each function plans its task (:mod:`dipcli.api.plan`, with the defaults and presets of
+:mod:`dipcli.api.presets`) and runs the plan, as the command line (:mod:`dipcli.cli.app`) and the batch
 runners (:mod:`dipcli.batch`) do. σ is given on the 0–255 scale, as users know it.
 """
 
@@ -16,11 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dipcli.arguments import check_arguments
-from dipcli.errors import Fail
-from dipcli.fit import Event, FitResult
-from dipcli.options import Tile
-from dipcli.planning import (
+from dipcli.api.arguments import check_arguments
+from dipcli.api.options import Tile
+from dipcli.api.plan import (
     PLANNERS,
     FitOptions,
     ImageLike,
@@ -31,7 +29,9 @@ from dipcli.planning import (
     run_plan,
     settings_of,
 )
-from dipcli.presets import TWO_STAGE_DEFAULTS
+from dipcli.api.presets import TWO_STAGE_DEFAULTS
+from dipcli.errors import Fail
+from dipcli.optim.loop import Event, FitResult
 
 
 @dataclass
@@ -125,7 +125,7 @@ _COMMON_DOC = """
     raw : bool
         Return the last raw output instead of the running average.
     progress : callable, optional
-        Called with a :class:`dipcli.fit.Event` at every check (every 10 iterations).
+        Called with a :class:`dipcli.optim.loop.Event` at every check (every 10 iterations).
 
     Returns
     -------
@@ -164,13 +164,14 @@ def denoise(image: ImageLike, sigma: float | None = None, *, clean: ImageLike | 
     add_noise : bool
         Experiment: ``image`` is clean; add seeded N(0, σ²) noise, restore, score against it.
     preset : str, optional
-        How to denoise (:data:`dipcli.presets.PRESETS`: ``fast``, ``balanced``, ``best``); default on a CPU
+        How to denoise (:data:`dipcli.api.presets.PRESETS`: ``fast``, ``balanced``, ``best``); default on
+        a CPU
         :data:`CPU_PRESET`, or :data:`CPU_TILED_PRESET` for each tile of an image fitted in tiles,
         unless ``arch`` names one net.
     fits : int, optional
-        Average this many fits (1 to :data:`dipcli.arguments.MAX_FITS`) of the preset, from seeds
+        Average this many fits (1 to :data:`dipcli.api.arguments.MAX_FITS`) of the preset, from seeds
         ``seed``, ``seed`` + 1, … (default: the preset's own: ``best`` two, more where σ caps
-        each fit's budget; :func:`dipcli.presets.members`).
+        each fit's budget; :func:`dipcli.api.presets.members`).
     """
     check_arguments(locals())
     o = _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, device, tile, raw)
@@ -234,10 +235,10 @@ def inpaint(image: ImageLike, mask: ImageLike | None = None, *, mask_known: str 
     composite : bool
         Keep the known pixels exactly (False: the raw network output).
     preset : str, optional
-        How to inpaint (:data:`dipcli.presets.INPAINT_PRESETS`: ``fast``, ``best``); default
+        How to inpaint (:data:`dipcli.api.presets.INPAINT_PRESETS`: ``fast``, ``best``); default
         :data:`INPAINT_PRESET` unless ``arch`` names one net.
     fits : int, optional
-        Average this many fits (1 to :data:`dipcli.arguments.MAX_FITS`) of the preset, from seeds
+        Average this many fits (1 to :data:`dipcli.api.arguments.MAX_FITS`) of the preset, from seeds
         ``seed``, ``seed`` + 1, … (default: the preset's own; ``best`` two).
     """
     check_arguments(locals())

@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dipcli.engine.tiles import smallest_tile
 from dipcli.nets import NetSpec, build_net
-from dipcli.tiling import smallest_tile
 
 # Backward needs room beside what autograd kept (gradients of the activations, temporaries):
 # peak/kept was 1.0–1.1 on a GPU and, less the interpreter, ~1.5 on this CPU (benchmarks/speed.py);

@@ -1,4 +1,4 @@
-"""The Python API's arguments, checked at the door of each task function (:mod:`dipcli.tasks`).
+"""The Python API's arguments, checked at the door of each task function (:mod:`dipcli.api.tasks`).
 
 The command line's parser refuses ``--iters 5.5`` before anything runs; a script calling
 ``denoise(img, iters=5.5)`` deserves the same: one line that names the argument and says what to
@@ -6,7 +6,7 @@ give, as a :class:`dipcli.Fail` (usage, code 2), instead of a ``TypeError`` from
 fit, a "failed fit" for ``seed=1.5``, or "4 is not offered" for ``factor='4'``. Only the *kind*
 of each value (and the ranges no later check covers) is checked here; the values' meaning (a
 known architecture, a σ within 0–255) is checked once for the API and the command line alike by
-:mod:`dipcli.planning`. A bool is not taken for a number: ``iters=True`` is a mistake, not 1.
+:mod:`dipcli.api.plan`. A bool is not taken for a number: ``iters=True`` is a mistake, not 1.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from dipcli.errors import Fail
-from dipcli.problems import SR_FACTORS
+from dipcli.physics.problems import SR_FACTORS
 
 # Seeds go to torch (which takes up to 2**64 - 1) and numpy (any non-negative integer), with an
 # offset for each further fit of an ensemble; the common 32-bit range is safe for both.
@@ -25,7 +25,7 @@ MAX_SEED = 2**32 - 1
 
 # --fits: averaging n fits shrinks their disagreement as 1/n, so each more fit gains less while
 # costing a whole fit; at σ = 50 one, two, four and five fits were 0.45, 0.36, 0.30 and 0.29 dB
-# below BM3D (dipcli.presets). Every fit is planned before the first starts, so an unbounded
+# below BM3D (dipcli.api.presets). Every fit is planned before the first starts, so an unbounded
 # count would only plan for minutes and fit for days.
 MAX_FITS = 16
 
@@ -83,7 +83,7 @@ def _factor(name: str, value: object) -> None:
 
 def _callable(name: str, value: object) -> None:
     if not callable(value):
-        raise Fail(f"{name}={value!r}: give a function that takes a dipcli.fit.Event, or None")
+        raise Fail(f"{name}={value!r}: give a function that takes a dipcli.optim.loop.Event, or None")
 
 
 # Each argument of the task functions by name, and how to check it when it is not None (None

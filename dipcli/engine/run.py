@@ -1,11 +1,11 @@
 """One restoration job from start to finish: pad, build, fit, crop, composite and score.
 
 Every task goes through :func:`run_job` (or :func:`run_group` for ``--group``); the task
-planners (:mod:`dipcli.planning`) turn options into a :class:`Job`, and the caller writes the
+planners (:mod:`dipcli.api.plan`) turn options into a :class:`Job`, and the caller writes the
 image it returns.
 A tiled job (``--tile``) repeats the fit step, :func:`fit_images`, once per tile (or per group
-of tiles) and blends the outputs (:mod:`dipcli.tiling`); the loop itself is the same
-:func:`dipcli.fit.fit_group`.
+of tiles) and blends the outputs (:mod:`dipcli.engine.tiles`); the loop itself is the same
+:func:`dipcli.optim.loop.fit_group`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dipcli.fit import FitConfig, FitResult, Member, Subscriber, fit_group, resolve_device, resolve_precision
+from dipcli.engine.memory import USABLE, Footprint, OutOfMemory, available_bytes, footprint, gib
+from dipcli.engine.tiles import Blender, plan_tiles, tile_for, window_slices
 from dipcli.io import Image, pad_to_multiple
-from dipcli.memory import USABLE, Footprint, OutOfMemory, available_bytes, footprint, gib
 from dipcli.nets import NetSpec, build_net, count_params
 from dipcli.nets.stack import Stack
-from dipcli.problems import Problem
-from dipcli.tiling import Blender, plan_tiles, tile_for, window_slices
+from dipcli.optim.loop import (
+    FitConfig,
+    FitResult,
+    Member,
+    Subscriber,
+    fit_group,
+    resolve_device,
+    resolve_precision,
+)
+from dipcli.physics.problems import Problem
 
 if TYPE_CHECKING:
     import torch
@@ -44,7 +52,7 @@ class Job:
     write_raw: bool = False  # write the last raw output instead of the average
     composite: bool = True  # for problems that know pixels exactly (inpainting): keep them
     subscribers: list[Subscriber] = field(default_factory=list)
-    tile: int = 0  # fit tiles of at most this many pixels per side (dipcli.tiling); 0: the whole image
+    tile: int = 0  # fit tiles of at most this many pixels per side (dipcli.engine.tiles); 0: the whole image
     group: int = 1  # fit up to this many tiles at once as one batched net
     # Tiles after the first start from the weights the first one's fit ended with and run this
     # configuration (a shorter budget); None: every tile starts afresh with ``config``.
@@ -128,7 +136,7 @@ def choose_tile(problem: Problem, image: Image, spec: NetSpec, config: FitConfig
     """``--tile auto``: the tile side to fit with (0: the whole image) and a note saying why.
 
     Two reasons to tile. Quality: with ``target``, an image larger than about 1.5 × ``target``
-    per side is cut into tiles of about that size (:func:`dipcli.tiling.tile_for`), for a net
+    per side is cut into tiles of about that size (:func:`dipcli.engine.tiles.tile_for`), for a net
     that reaches a given quality far sooner on pieces of that size than on the whole image.
     Memory: a fit that would need more than :data:`USABLE` of the device's free memory is cut
     into the largest tiles that fit. With ``fixed`` (``--tile N``, or 0: never), the tile is the
@@ -303,7 +311,7 @@ def run_job(job: Job) -> JobResult:
 def run_group(jobs: Sequence[Job]) -> list[JobResult]:
     """Fit several whole images of one size together, as one batched net (``--group``).
 
-    The jobs must share the image size, the net and the fit settings that :data:`dipcli.fit.SHARED`
+    The jobs must share the image size, the net and the fit settings that :data:`dipcli.optim.loop.SHARED`
     names; each keeps its own problem, stop rule, reference and output. Results match fitting
     each alone with the same seed up to floating-point rounding: the batched convolutions add
     in another order, and the fits, being chaotic, drift apart from there.

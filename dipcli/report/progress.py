@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.table import Column
 from rich.text import Text
 
-from dipcli.fit import Event
+from dipcli.optim.loop import Event
 from dipcli.tensors import to_hwc
 
 # Colour is left to Rich: it honours NO_COLOR and plain (non-terminal) streams on its own. Rich
@@ -275,8 +275,8 @@ class Snapshots:
         folder.mkdir(parents=True, exist_ok=True)
 
     def on_event(self, e: Event) -> None:
+        from dipcli.engine.run import resized_like
         from dipcli.io import write_image
-        from dipcli.job import resized_like
 
         if e.iteration % self.every:
             return

@@ -1,9 +1,9 @@
 """The `dip` command line: parsing, messages and exit codes, nothing else.
 
-Each fitting subcommand parses its options into typed values (:class:`dipcli.planning.FitOptions`
+Each fitting subcommand parses its options into typed values (:class:`dipcli.api.plan.FitOptions`
 for the fit, :class:`dipcli.batch.Settings` for inputs and outputs), has the task check them
 once, before any image is read, and hands the inputs to :func:`dipcli.batch.run_batch`, which
-runs the same task functions as the Python API (:mod:`dipcli.tasks`).
+runs the same task functions as the Python API (:mod:`dipcli.api.tasks`).
 
 Exit codes: 0 success, 1 a failure while working (unreadable image, write error; in a batch: any
 input failed), 2 a usage error (bad option, missing file, existing output without --force), 130
@@ -27,14 +27,10 @@ import typer
 from rich.console import Console
 
 from dipcli import __version__, signals
-from dipcli.arguments import MAX_FITS, MAX_SEED
-from dipcli.batch import Settings, Task, emit_json, expand_inputs, run_batch
-from dipcli.errors import FAILURE, INTERRUPTED, USAGE, Fail
-from dipcli.io import ImageError
-from dipcli.nets import ARCHS, UPSAMPLERS
-from dipcli.options import Group, Tile
-from dipcli.planning import CHECKS, FitOptions, check_sigma, resolve
-from dipcli.presets import (
+from dipcli.api.arguments import MAX_FITS, MAX_SEED
+from dipcli.api.options import Group, Tile
+from dipcli.api.plan import CHECKS, FitOptions, check_sigma, resolve
+from dipcli.api.presets import (
     CPU_PRESET,
     CPU_TILED_PRESET,
     INPAINT_PRESET,
@@ -42,7 +38,11 @@ from dipcli.presets import (
     PRESETS,
     TWO_STAGE_DEFAULTS,
 )
-from dipcli.progress import print_error
+from dipcli.batch import Settings, Task, emit_json, expand_inputs, run_batch
+from dipcli.errors import FAILURE, INTERRUPTED, USAGE, Fail
+from dipcli.io import ImageError
+from dipcli.nets import ARCHS, UPSAMPLERS
+from dipcli.report.progress import print_error
 
 __all__ = ["FAILURE", "INTERRUPTED", "USAGE", "Fail", "app", "run"]
 
@@ -342,7 +342,7 @@ def select_width(
     from rich.table import Table
     from rich.text import Text
 
-    from dipcli.tasks import select_width as measure
+    from dipcli.api.tasks import select_width as measure
 
     with user_errors():
         check_sigma(sigma)
@@ -355,7 +355,7 @@ def select_width(
     failed = 0
     for path in files:
         try:
-            from dipcli.planning import as_image
+            from dipcli.api.plan import as_image
 
             image, _ = as_image(path, "input")
             score = measure(image, sigma)
@@ -392,8 +392,8 @@ def nets(
     """List the generators: parameters and measured seconds per iteration on this device."""
     from rich.table import Table
 
-    from dipcli.fit import resolve_device
     from dipcli.nets import describe_archs
+    from dipcli.optim.loop import resolve_device
 
     with user_errors():
         try:
@@ -445,7 +445,7 @@ def main(args: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """Console-script entry point (see :mod:`dipcli.entry`, which sets up signals first)."""
-    from dipcli.entry import run as entry
+    """Console-script entry point (see :mod:`dipcli.cli.entry`, which sets up signals first)."""
+    from dipcli.cli.entry import run as entry
 
     entry()

@@ -8,7 +8,7 @@ with its neighbour, and every pixel is divided by the summed weights, so the wei
 partition of unity: where the tiles agree (a constant image, or tiles cut from one image) the
 blend is exactly what they agree on, and where they differ it fades from one to the other.
 
-Pure numpy: no torch, so the geometry is testable on its own (:mod:`dipcli.job` does the fits).
+Pure numpy: no torch, so the geometry is testable on its own (:mod:`dipcli.engine.run` does the fits).
 """
 
 from __future__ import annotations

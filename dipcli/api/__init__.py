@@ -1,0 +1,1 @@
+"""The one public library layer: task specifications, presets, planning, the task functions."""

@@ -1,0 +1,1 @@
+"""The one optimisation loop and its parts: configuration, stop rules, regularisers."""

@@ -1,0 +1,1 @@
+"""What was done to the image: forward models and noise models (deepinv's "physics")."""
