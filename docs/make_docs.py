@@ -6,7 +6,8 @@ the results table in README.md.
     python docs/make_docs.py --check    # write nothing; exit 1 naming each page that differs
 
 * docs/benchmarks.md: the index of benchmarks/results/ (its README.md), then every study's
-  headline tables, the .md files its script wrote, copied as they are. The index is checked
+  headline tables, the .md files its script wrote, copied as they are (their headings nested
+  under the study's). The index is checked
   against the folder first: a study folder it does not list, a stray file at the top, a headline
   file or an archived file that is missing, or an archived file it does not list, stops the
   script with one line each.
@@ -127,16 +128,27 @@ def relative(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
 
 
-def demote(text: str, levels: int) -> str:
-    """``text`` with each Markdown heading (outside code fences) ``levels`` levels deeper."""
-    out, fenced = [], False
-    for line in text.splitlines():
+def headings(text: str) -> list[tuple[int, int]]:
+    """(line number, level) of each Markdown heading of ``text`` outside code fences."""
+    found, fenced = [], False
+    for number, line in enumerate(text.splitlines()):
         if line.startswith("```"):
             fenced = not fenced
         elif not fenced and re.match(r"#+ ", line):
-            line = "#" * levels + line
-        out.append(line)
-    return "\n".join(out)
+            found.append((number, len(line) - len(line.lstrip("#"))))
+    return found
+
+
+def nest(text: str, top: int) -> str:
+    """``text`` with its headings moved so that its highest one is at level ``top`` (at most 6)."""
+    found = headings(text)
+    if not found:
+        return text
+    shift = top - min(level for _, level in found)
+    lines = text.splitlines()
+    for number, level in found:
+        lines[number] = "#" * min(6, level + shift) + lines[number][level:]
+    return "\n".join(lines)
 
 
 def study_section(results: Path, study: Study, page: Path) -> list[str]:
@@ -151,7 +163,7 @@ def study_section(results: Path, study: Study, page: Path) -> list[str]:
     for name in study.headline if folder.is_dir() else ():
         source = folder / name
         lines += ["", f"### {study.folder}/{name}", "",
-                  demote(rebase_links(source.read_text(encoding="utf-8").strip(), source, page), 3)]
+                  nest(rebase_links(source.read_text(encoding="utf-8").strip(), source, page), 4)]
     return lines + [""]
 
 
@@ -169,7 +181,7 @@ def benchmarks_page(results: Path = RESULTS, page: Path = DOCS / "benchmarks.md"
              "`benchmarks/results/`, copied here as it is. First the index of that folder, then each "
              "study's current tables, in the index's order.", "",
              "## The index (benchmarks/results/README.md)", "",
-             demote(rebase_links(text, index, page), 2), ""]
+             nest(rebase_links(text, index, page), 3), ""]
     for study in studies:
         if study.folder != "archive":
             lines += study_section(results, study, page)

@@ -57,7 +57,7 @@ def test_the_readme_is_a_guide_of_at_most_300_lines():
 
 def test_the_benchmarks_page_copies_each_headline_table(results, tmp_path):
     page = make_docs.benchmarks_page(results, tmp_path / "docs" / "benchmarks.md")
-    assert "#### Alpha" in page and "| 1 |" in page  # the table, its heading demoted under the study's
+    assert "#### Alpha" in page and "| 1 |" in page  # the table, its heading nested under the study's
     assert "[alpha/README.md](../results/alpha/README.md)" in page
     assert "*Not run yet: no results committed.*" in page.split("## later", 1)[1]
 
