@@ -21,7 +21,7 @@ time less the fits, per image). It includes the fixed start-up, which more image
 Each run's outputs are compared byte for byte with ``--jobs 1``'s: each fit is seeded by --seed
 alone, so they must be identical.
 
-Writes benchmarks/results/cluster[-<tag>].json and .md.
+Writes benchmarks/results/cluster/cluster[-<tag>].json and .md.
 """
 
 from __future__ import annotations
@@ -100,14 +100,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--width", type=int, default=None, help="net width (default: dip's for this device)")
     ap.add_argument("--synthetic", action="store_true", help="synthetic cards instead of the data's crops")
     ap.add_argument("--tag", default="")
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default benchmarks/results/cluster)")
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap, argv)
     command = shlex.join(["python", "benchmarks/cluster.py", *(sys.argv[1:] if argv is None else argv)])
     if smoke:  # two tiny images, --jobs 1 and --cluster local:2 (where Dask is installed)
         args.count, args.size, args.iters, args.workers = 2, SMOKE_SIZE, SMOKE_ITERS, [2]
         args.synthetic = True
-    args.out = results_folder(args.out, smoke)
+    args.out = results_folder(args.out, smoke, "cluster")
     cluster = have("distributed")
     if not cluster and not smoke:
         ap.exit(2, f"{needs('distributed', ap.prog)}\n")

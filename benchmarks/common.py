@@ -26,7 +26,17 @@ from dipcli.extras import missing, needs, required_imports
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("DIP_DATA", ROOT.parent / "shared" / "data"))
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = ROOT / "benchmarks" / "results"  # one folder per study: results/README.md is the index
+
+
+def study_folder(study: str) -> Path:
+    """Where the study ``study`` keeps its results: ``benchmarks/results/<study>/``.
+
+    A study is named after the script that writes it (``quality``, ``stopping``, ...), or after
+    the script and its mode (``quality_whole``: ``quality.py --whole``); benchmarks/results/README.md
+    lists them, with the files that are each one's current answer.
+    """
+    return RESULTS / study
 
 
 def device_name() -> str:
@@ -122,9 +132,10 @@ def to_json(payload: dict) -> str:
     return _NUMBER_LIST.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
 
 
-def write_results(name: str, payload: dict, table: str, folder: Path | None = None) -> None:
-    """Write ``<name>.json`` and ``.md`` into ``folder`` (default benchmarks/results) and print the table."""
-    folder = Path(folder) if folder else RESULTS
+def write_results(name: str, payload: dict, table: str, folder: Path) -> None:
+    """Write ``<name>.json`` and ``.md`` into ``folder`` (a study's, :func:`results_folder`) and
+    print the table."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.json").write_text(to_json(payload) + "\n")
     (folder / f"{name}.md").write_text(table + "\n")
@@ -155,7 +166,7 @@ def add_fit_arguments(ap) -> None:
     ap.add_argument("--only", help="run only images whose name contains this")
     ap.add_argument("--tag", default="", help="suffix for the results file names")
     ap.add_argument("--results", "--out", type=Path, default=None,
-                    help="results folder (default benchmarks/results)")
+                    help="results folder (default: the study's, benchmarks/results/<study>)")
     ap.add_argument("--jobs", type=int, default=1, help="fits side by side (for a GPU; their "
                     "seconds then share the device and are not speed figures)")
     add_smoke_argument(ap)
@@ -248,7 +259,8 @@ def add_study_arguments(ap) -> None:
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     ap.add_argument("--jobs", type=int, default=1,
                     help="fits at once, in worker processes (quality only: they share the device)")
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default: the study's, benchmarks/results/<study>)")
     ap.add_argument("--tag", default="", help="suffix for the results file names")
     add_smoke_argument(ap)
 
@@ -257,7 +269,7 @@ def add_study_arguments(ap) -> None:
 #
 # Every benchmark takes ``--smoke``: its whole path (fitting, scoring, tables, results files) on a
 # synthetic image of SMOKE_SIZE² for a few iterations and one setting, in seconds, with no data
-# from DATA. It writes into ``--out`` or a fresh temporary folder, never into benchmarks/results.
+# from DATA. It writes into ``--out`` or a fresh temporary folder, never under benchmarks/results.
 # tests/test_benchmarks.py runs them all, so that a change to the library that breaks a benchmark
 # shows there rather than hours into a study.
 
@@ -297,16 +309,29 @@ def refuse_missing_extras(ap: argparse.ArgumentParser, script: Path) -> None:
         ap.exit(2, f"{needs(absent[0], ap.prog, prefer='bench')}\n")
 
 
-def results_folder(out: Path | None, smoke: bool) -> Path:
-    """Where a run writes: ``out`` if given, else benchmarks/results; a smoke run, without
-    ``out``, a fresh temporary folder, and never benchmarks/results."""
+def results_folder(out: Path | None, smoke: bool, study: str | None = None) -> Path:
+    """Where a run writes: ``out`` if given, else the study's folder (:func:`study_folder`;
+    benchmarks/results itself when no study is named). A smoke run writes, without ``out``, into a
+    fresh temporary folder, and never anywhere under benchmarks/results."""
     if not smoke:
-        return out or RESULTS
-    if out is not None and out.resolve() == RESULTS.resolve():
+        return out or (study_folder(study) if study else RESULTS)
+    if out is not None and out.resolve().is_relative_to(RESULTS.resolve()):
         raise SystemExit("--smoke never writes into benchmarks/results: give another --out")
     folder = out or Path(tempfile.mkdtemp(prefix="dipbench-smoke-"))
     print(f"smoke run: results go to {folder}", flush=True)
     return folder
+
+
+def into_study(folder: Path, study: str) -> Path:
+    """``folder``, or the study's own folder (:func:`study_folder`) where ``folder`` is
+    benchmarks/results itself.
+
+    For the studies whose fits are keyed by their whole namespace (:func:`parallel_map`):
+    stopping, two_stage, upsampling and width_psnr keep ``args.out`` as benchmarks/results, as it
+    was when results/gpu-checkpoints/ was logged (so those logs still match), and write their
+    tables into their own folder through this.
+    """
+    return study_folder(study) if folder.resolve() == RESULTS.resolve() else folder
 
 
 def synthetic_card(size: int, seed: int = 0) -> np.ndarray:

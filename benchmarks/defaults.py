@@ -9,7 +9,7 @@ each net (averaged output, every 25 iterations) depends only on the iteration co
 recorded first; the seconds per iteration are timed separately (median of 10 steps after 3
 warm-up steps of the same loop) so that the two can be measured when the machine is quiet:
 `--timing-only` re-times the nets and rewrites the tables from the stored curves. Writes
-benchmarks/results/defaults.json and .md (or into ``--out``, where the stored curves are then
+benchmarks/results/defaults/defaults.json and .md (or into ``--out``, where the stored curves are then
 read from too).
 """
 
@@ -119,15 +119,16 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="configuration names to run")
     ap.add_argument("--scale-iters", type=float, default=1.0, help="multiply every budget")
     ap.add_argument("--timing-only", action="store_true",
-                    help="re-time the nets and rewrite the tables from results/defaults.json")
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+                    help="re-time the nets and rewrite the tables from results/defaults/defaults.json")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default benchmarks/results/defaults)")
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap)
     check, timed_steps = CHECK_EVERY, 10
     if smoke:  # the first net on a synthetic image, a check every other iteration
         args.size, args.only, args.timing_only = SMOKE_SIZE, list(CONFIGS)[:1], False
         check, timed_steps = 2, 2
-    folder = results_folder(args.out, smoke)
+    folder = results_folder(args.out, smoke, "defaults")
 
     clean, s = crop_f16(args.size, smoke)
     problem = Denoise(25 / 255)

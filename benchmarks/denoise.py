@@ -6,7 +6,7 @@
     python benchmarks/denoise.py --only F16_GT --dip-args="--tile 0" --tag f16-512-whole
     python benchmarks/denoise.py --smoke           # a 32² synthetic image, 10 iterations (seconds)
 
-Writes benchmarks/results/denoise[-<tag>].json and .md: PSNR, SSIM, iterations, wall seconds,
+Writes benchmarks/results/denoise/denoise[-<tag>].json and .md: PSNR, SSIM, iterations, wall seconds,
 parameters and device per image, and seconds per iteration of the default net beside the
 original 5×128 DIP network on the same image (timed for a few iterations only).
 """
@@ -57,13 +57,14 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="suffix for the results file names")
     ap.add_argument("--dip-args", default="", help="more options for `dip denoise`, e.g. "
                     "--dip-args=\"--tile 0\" (fit whole images)")
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default benchmarks/results/denoise)")
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap)
     if smoke:  # a synthetic image, whole, and a few iterations of each net
         args.crop, args.original_iters = 0, 2
         args.dip_args = f"{args.dip_args} --iters {SMOKE_ITERS}"
-    folder = results_folder(args.out, smoke)
+    folder = results_folder(args.out, smoke, "denoise")
 
     work = tempdir()
     rows = []

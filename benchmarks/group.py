@@ -18,7 +18,7 @@ and how far each image's PSNR lies from its N = 1 fit (mean and largest |Δ|). T
 are not bit-identical to lone ones: the batched convolutions add up in another order, and
 DIP's training, chaotic, carries the rounding on.
 
-Writes benchmarks/results/group[-<tag>].json and .md.
+Writes benchmarks/results/group/group[-<tag>].json and .md.
 """
 
 from __future__ import annotations
@@ -98,12 +98,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--width", type=int, default=64,
                     help="net width (default 64: the CPU default, and what the committed GPU run used)")
     ap.add_argument("--tag", default="")
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default benchmarks/results/group)")
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap, argv)
     if smoke:  # two synthetic images, fitted alone and as one group, a few iterations
         args.count, args.size, args.groups, args.iters = 2, SMOKE_SIZE, [1, 2], SMOKE_ITERS
-    args.out = results_folder(args.out, smoke)
+    args.out = results_folder(args.out, smoke, "group")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "in"

@@ -11,7 +11,7 @@ the clean image is measured over the whole image (``psnr``) and over the holes a
 (``psnr_holes``, the part the methods differ on). Crops (``--size``) are centred on the holes so
 that they contain them. DIP is `dip inpaint` (``dipcli.api.tasks.inpaint``) with a fixed budget
 (``--stop fixed``), the image fitted whole, and the net of ``--arch``/``--width``/``--upsample``
-(the architecture's own upsampler unless given). Writes benchmarks/results/inpaint[-<tag>].json
+(the architecture's own upsampler unless given). Writes benchmarks/results/inpaint/inpaint[-<tag>].json
 and .md.
 """
 
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     args, smoke = parse_smoke(ap, argv)
     if smoke:  # one synthetic image with a synthetic mask, a few iterations
         args.size, args.iters, args.full, args.jobs, args.only = SMOKE_SIZE, SMOKE_ITERS, False, 1, None
-    folder = results_folder(args.results, smoke)
+    folder = results_folder(args.results, smoke, "inpaint")
 
     names = [SMOKE] if smoke else [*MASKED, *BERNOULLI]
     if args.only:

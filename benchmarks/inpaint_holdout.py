@@ -18,7 +18,7 @@ check the held-out error and the true PSNR in the holes; then scores the choices
     python benchmarks/inpaint_holdout.py --cases scratches/image_F16_512rgb block64/image_House256rgb
     python benchmarks/inpaint_holdout.py --smoke
 
-Rows go to benchmarks/results/inpaint_holdout.jsonl (resumable) and a table to .md.
+Rows go to benchmarks/results/inpaint_holdout/inpaint_holdout.jsonl (resumable) and a table to .md.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, add_smoke_argument, parse_smoke, results_folder  # noqa: E402
+from common import add_smoke_argument, parse_smoke, results_folder, study_folder  # noqa: E402
 from inpaint_quality import CLASSICAL, load, run_classical, scores, written  # noqa: E402
 
 from dipcli.physics.problems import Inpaint  # noqa: E402
@@ -115,11 +115,11 @@ def main(argv: list[str] | None = None) -> None:
         "scratches/image_F16_512rgb", "text/image_F16_512rgb", "block64/image_House256rgb",
         "quarter/image_House256rgb", "scratches/kodim01", "random50/image_House256rgb"])
     ap.add_argument("--iters", type=int, default=None)
-    ap.add_argument("--log", type=Path, default=RESULTS / "inpaint_holdout.jsonl")
+    ap.add_argument("--log", type=Path, default=study_folder("inpaint_holdout") / "inpaint_holdout.jsonl")
     ap.add_argument("--out", type=Path, default=None)
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap, argv)
-    folder = results_folder(args.out, smoke)
+    folder = results_folder(args.out, smoke, "inpaint_holdout")
     folder.mkdir(parents=True, exist_ok=True)
     size = 256
     if smoke:
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
               f"(it {held['it']}), peak {peak['psnr']:.2f}, budget {end['psnr']:.2f}, "
               f"biharmonic {c['biharmonic']['psnr']:.2f}", flush=True)
     # `dip inpaint --preset fast` (one fit, the default when this ran) on the same case, from the study
-    study = RESULTS / "inpaint_quality.jsonl"
+    study = study_folder("inpaint_quality") / "inpaint_quality.jsonl"
     default = {}
     if study.exists() and not smoke:
         for line in study.read_text().splitlines():

@@ -45,7 +45,7 @@ Methods:
 Every result is scored as written: 8-bit, the known pixels kept. Rows are appended to a JSON
 Lines log (``--log``) as they finish, and a row already there is not run again, so the study
 resumes where it was cut off. Run one heavy process at a time. Tables:
-benchmarks/results/inpaint_quality.md and .json.
+benchmarks/results/inpaint_quality/inpaint_quality.md and .json.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ from common import (  # noqa: E402
     parse_smoke,
     results_folder,
     smoke_image,
+    study_folder,
 )
 from stopping import as_written  # noqa: E402
 
@@ -361,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     ap.add_argument("--images", type=int, default=len(IMAGES), help="the first N images of each kind")
     ap.add_argument("--iters", type=int, default=None, help="override the DIP budget")
-    ap.add_argument("--log", type=Path, default=RESULTS / "inpaint_quality.jsonl")
+    ap.add_argument("--log", type=Path, default=study_folder("inpaint_quality") / "inpaint_quality.jsonl")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--table-only", action="store_true")
     add_smoke_argument(ap)
@@ -370,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [m for m in args.methods if any(p not in names for p in m.split("+"))]
     if unknown:
         ap.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(names)}")
-    folder = results_folder(args.out, smoke)
+    folder = results_folder(args.out, smoke, "inpaint_quality")
     folder.mkdir(parents=True, exist_ok=True)
     size = SIZE
     if smoke:

@@ -12,7 +12,7 @@ whose estimated memory (`dipcli.engine.memory`) fits in what the machine has fre
 and whether the run completes, not quality: each tile gets only `--iters` iterations (a
 full-quality run of a 4096² image takes about 64 times as long as a 512² one).
 
-Adds a row to benchmarks/results/large.json and .md (or to those in ``--out``): the estimate for
+Adds a row to benchmarks/results/large/large.json and .md (or to those in ``--out``): the estimate for
 the whole image, the memory free, the tile `dip` chose and the estimate for it, the number of
 tiles, the seconds, and the peak resident memory of the `dip` process (from the operating system,
 after it exits).
@@ -51,12 +51,13 @@ def main() -> None:
     ap.add_argument("--tile", default="auto", help="passed to dip --tile")
     ap.add_argument("--arch", default="compact", help="passed to dip --arch (scaled: the same net, "
                     "which --tile auto tiles for memory only)")
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default benchmarks/results/large)")
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap)
     if smoke:  # four tiles of the smoke size, one iteration each
         args.size, args.tile, args.iters = 2 * SMOKE_SIZE, str(SMOKE_SIZE), 1
-    folder = results_folder(args.out, smoke)
+    folder = results_folder(args.out, smoke, "large")
 
     work = tempdir()
     src = work / f"card{args.size}.png"

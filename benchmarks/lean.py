@@ -17,7 +17,7 @@ iterations, for five configurations, each adding one change to the one before:
 4. ``+ zero padding``.
 5. ``lean``: + a 1×1 layer after the last upsampling — the lean preset with its fit settings.
 
-Writes benchmarks/results/lean[-<tag>].json and .md: per tile and step, the iteration the stop
+Writes benchmarks/results/lean/lean[-<tag>].json and .md: per tile and step, the iteration the stop
 fired at, the PSNR written, the peak PSNR seen, wall seconds and seconds per iteration.
 ``--smoke``: the last step on a synthetic image, into a temporary folder (or ``--out``).
 """
@@ -123,13 +123,14 @@ def main() -> None:
     ap.add_argument("--tiles", type=int, nargs="+", default=sorted(TILES), choices=sorted(TILES))
     ap.add_argument("--steps", nargs="+", default=list(STEPS), choices=list(STEPS))
     ap.add_argument("--tag", default="")
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default benchmarks/results/lean)")
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap)
     side, budget = SIDE, BUDGET
     if smoke:  # the last step (the lean preset) on one synthetic tile, a few iterations
         args.steps, args.tiles, side, budget = args.steps[-1:], args.tiles[:1], SMOKE_SIZE, SMOKE_ITERS
-    folder = results_folder(args.out, smoke)
+    folder = results_folder(args.out, smoke, "lean")
     rows = [run(step, tile, budget, smoke) for step in args.steps for tile in args.tiles]
     device = device_name()
     name = "lean" + (f"-{args.tag}" if args.tag else "")

@@ -37,7 +37,8 @@ method denoises the same noisy array. Methods:
 
 Rows are appended to a JSON Lines log (``--log``) as they finish, and a row already in the log is
 not run again: the study resumes where it was cut off. Run one heavy process at a time. The
-tables (benchmarks/results/quality.md, .json) give per method and σ the mean PSNR and SSIM, the
+tables (benchmarks/results/quality/quality.md, .json; with ``--whole``
+benchmarks/results/quality_whole/quality-whole.md, .json) give per method and σ the mean PSNR and SSIM, the
 mean, median and worst gap to BM3D, and the mean seconds per image.
 """
 
@@ -67,6 +68,7 @@ from common import (  # noqa: E402
     parse_smoke,
     results_folder,
     smoke_image,
+    study_folder,
 )
 
 from dipcli.io import read_image  # noqa: E402
@@ -329,20 +331,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--iters", type=int, default=None, help="override each preset's budget")
     ap.add_argument("--snapshots", type=int, nargs="+", default=[],
                     help="more budgets at which each fit keeps its image (for quality_budgets.py)")
-    ap.add_argument("--log", type=Path, default=RESULTS / "quality.jsonl")
+    ap.add_argument("--log", type=Path, default=None,
+                    help="the rows (default: the study's, results/quality/quality.jsonl or, with --whole, "
+                    "results/quality_whole/quality-whole.jsonl)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--table-only", action="store_true")
     ap.add_argument("--whole", action="store_true", help="Set9's whole images (not crops: WHOLE), each "
                     "denoised as `dip denoise` runs it; results quality-whole.*")
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap, argv)
-    folder = results_folder(args.out, smoke)
+    study, stem = ("quality_whole", "quality-whole") if args.whole else ("quality", "quality")
+    folder = results_folder(args.out, smoke, study)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = "quality-whole" if args.whole else "quality"
+    args.log = args.log or study_folder(study) / f"{stem}.jsonl"
     if args.whole:
         args.crop = 0
-        if args.log == RESULTS / "quality.jsonl":
-            args.log = RESULTS / "quality-whole.jsonl"
     if smoke:
         images: dict[str, Path | None] = {"card": None}
         args.methods, args.sigmas, args.crop, args.iters = ["bm3d", "nlmeans", "fast"], [25], 32, 10

@@ -2,14 +2,15 @@
 
     python benchmarks/quality.py --methods best --sigmas 25 50 --iters 2000 \
         --log /tmp/best2000.jsonl                                  # fits and keeps the traces
-    python benchmarks/quality_budgets.py --sigmas 25 50            # results/quality_budgets.md
+    python benchmarks/quality_budgets.py --sigmas 25 50       # results/quality_budgets/quality_budgets.md
 
 `best`'s fits in ``benchmarks/quality.py``'s fit cache (``results/quality-fits/``, not committed)
 keep the PSNR of the averaged output every 10 iterations of their whole budget: 2,000 iterations
-(above σ = 25 `best`'s own budget is capped, hence ``--iters 2000``). `results/quality_budgets.md`
-holds the width-32 fit of today's presets at σ = 25; `results/quality_budgets-width64.md` the
-width-64 fit of the presets before (σ = 25, and σ = 50 from the fits run before the cap,
-`results/quality-best2000-sigma50.jsonl`), where the cap comes from. A seeded fit's
+(above σ = 25 `best`'s own budget is capped, hence ``--iters 2000``).
+`results/quality_budgets/quality_budgets.md` holds the width-32 fit of today's presets at σ = 25;
+`results/archive/quality_budgets-width64.md` the width-64 fit of the presets before (σ = 25, and
+σ = 50 from the fits run before the cap, `results/archive/quality-best2000-sigma50.jsonl`), where
+the cap comes from. A seeded fit's
 first N iterations do not depend on its budget, so the PSNR at iteration N of that trace is what a
 budget of N gives (as a float: the written 8-bit image differs by a few hundredths of a dB). For
 each σ and budget this writes the mean, median and worst gap to BM3D on the acceptance set, and
@@ -28,13 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    RESULTS,
     SMOKE_SIZE,
     add_smoke_argument,
     centre_crop,
     parse_smoke,
     results_folder,
     smoke_image,
+    study_folder,
 )
 from quality import (  # noqa: E402
     FITS,
@@ -89,12 +90,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None)
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap, argv)
-    folder = results_folder(args.out, smoke)
+    folder = results_folder(args.out, smoke, "quality_budgets")
     folder.mkdir(parents=True, exist_ok=True)
     if smoke:
         args.sigmas, args.budgets = [25], [10, 20, 30, 40]
     else:
-        rows = [json.loads(line) for line in (RESULTS / "quality.jsonl").read_text().splitlines()]
+        log = study_folder("quality") / "quality.jsonl"
+        rows = [json.loads(line) for line in log.read_text().splitlines()]
         bm3d = {(r["image"], r["sigma"]): r["psnr"] for r in rows if r["method"] == "bm3d"}
     lines = ["PSNR of `best`'s averaged output at iteration N of its 2,000-iteration fit, as the gap to "
              "BM3D (dB) on the acceptance set (256² crops).", ""]

@@ -11,7 +11,7 @@ two processes at once, in two modes: ``before`` (the policy left to OpenMP's def
 ran before the change: ``OMP_WAIT_POLICY`` set to an empty value, which `dip` leaves alone and
 OpenMP ignores) and ``after`` (`dip`'s default). Each figure is the wall time of one process.
 
-    python benchmarks/sharing.py                    # results/sharing.{json,md}
+    python benchmarks/sharing.py                    # results/sharing/sharing.{json,md}
     python benchmarks/sharing.py --smoke            # a few iterations on a tiny image
 """
 
@@ -73,12 +73,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=150)
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default benchmarks/results/sharing)")
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap)
     if smoke:
         args.iters, args.size = 3, SMOKE_SIZE
-    out_dir = results_folder(args.out, smoke)
+    out_dir = results_folder(args.out, smoke, "sharing")
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

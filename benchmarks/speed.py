@@ -8,7 +8,7 @@
     python speed.py --tag gpu                         # on a GPU: the same tables, 1024² included
     python speed.py --smoke                           # every part on a 32² synthetic image, seconds
 
-Three parts, each merged into benchmarks/results/speed[-<tag>].json (so they can run apart) and
+Three parts, each merged into benchmarks/results/speed/speed[-<tag>].json (so they can run apart) and
 the whole rewritten as speed[-<tag>].md:
 
 * ``iters``: for each architecture at its default width and each size, seconds per iteration
@@ -368,7 +368,8 @@ def main() -> None:
     ap.add_argument("--max-iters", type=int, help="cap the time-to-quality runs (smoke tests)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--tag", default="")
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default benchmarks/results/speed)")
     add_smoke_argument(ap)
     ap.add_argument("--one", nargs=3, metavar=("ARCH", "SIZE", "LOOP"), help=argparse.SUPPRESS)
     args, smoke = parse_smoke(ap)
@@ -379,7 +380,7 @@ def main() -> None:
     if smoke:  # the default net only, two windows of two iterations, at 32²
         args.sizes, args.archs = [SMOKE_SIZE], [TASK_DEFAULTS["denoise"]["arch"]]
         args.window, args.windows, args.max_iters, args.default_from = 2, 1, SMOKE_ITERS, None
-    args.out = results_folder(args.out, smoke)
+    args.out = results_folder(args.out, smoke, "speed")
     on_gpu = resolve_device(args.device).type == "cuda"
     args.sizes = args.sizes or ([256, 512, 1024] if on_gpu else [256, 512])
     path = args.out / f"speed{'-' + args.tag if args.tag else ''}.json"

@@ -40,7 +40,7 @@ the rules offline, each row also holds a per-check trace: iteration, PSNR of the
 (live, unquantised), its data loss (``ema_loss``), the clipping-corrected noise floor the
 discrepancy rule compares it with (denoising), and the WMV windowed variance of the raw outputs.
 
-Writes benchmarks/results/stopping[-<tag>].json (top-level ``median_gap_db`` and
+Writes benchmarks/results/stopping/stopping[-<tag>].json (top-level ``median_gap_db`` and
 ``worst_gap_db`` over the denoising runs, denoise and two-stage together; summaries per task and
 per σ; per-case rows) and .md. ``--smoke``: one synthetic 32² case per task, 10 iterations, into
 a temporary folder (or ``--out``).
@@ -65,6 +65,7 @@ from common import (
     crop_file,
     device_name,
     hole_crop,
+    into_study,
     mean,
     parallel_map,
     parse_smoke,
@@ -490,7 +491,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, bool]
     if smoke:  # a few iterations on a tiny synthetic image, a check every other one
         args.size, args.iters, args.other_iters = SMOKE_SIZE, SMOKE_ITERS, SMOKE_ITERS
         args.sigmas, args.check_every, args.jobs = args.sigmas[:1], 2, 1
-    args.out = results_folder(args.out, smoke)
+    args.out = results_folder(args.out, smoke)  # not the study's folder: the namespace keys the fits
     return args, smoke
 
 
@@ -512,7 +513,8 @@ def main(argv: list[str] | None = None) -> dict:
         "check_every": rows[0]["check_every"], "jobs": args.jobs, "device": device, "rows": rows,
     }
     tag = f"-{args.tag}" if args.tag else ""
-    write_results(f"stopping{tag}", payload, table(rows, args, device, summ, by_task), folder=args.out)
+    write_results(f"stopping{tag}", payload, table(rows, args, device, summ, by_task),
+                  folder=into_study(args.out, "stopping"))
     return payload
 
 

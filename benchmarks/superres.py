@@ -11,7 +11,7 @@ paper's baseline) bring it back up. Scored as the SR literature does: PSNR of th
 (BT.601) with a border of F pixels left out; RGB PSNR too. Iterations default to the DIP
 paper's: 2000 at ×4, 4000 at ×8 (otherwise 2000 × F / 4). DIP is `dip superres --make-lr`
 (``dipcli.api.tasks.superres``) with that fixed budget (``--stop fixed``), in fp32, with the net of
-``--arch``/``--width``/``--upsample``. Writes benchmarks/results/superres[-<tag>].json and .md.
+``--arch``/``--width``/``--upsample``. Writes benchmarks/results/superres/superres[-<tag>].json and .md.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     args, smoke = parse_smoke(ap, argv)
     if smoke:  # one synthetic image at ×4 (an 8² low-resolution image), a few iterations
         args.size, args.iters, args.factors, args.full, args.jobs = SMOKE_SIZE, SMOKE_ITERS, [4], False, 1
-    folder = results_folder(args.results, smoke)
+    folder = results_folder(args.results, smoke, "superres")
 
     names = [SMOKE] if smoke else [n for n in IMAGES if not args.only or args.only.lower() in n.lower()]
     cases = [(name, factor, args) for factor in args.factors for name in names]

@@ -320,12 +320,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, help="JSON file to keep features in between runs")
     ap.add_argument("--no-nested", action="store_true", help="skip the nested CV (the slow part)")
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default benchmarks/results/texture_width)")
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap)
     if smoke:  # synthetic images, made-up labels, no cache
         args.cache = None
-    folder = results_folder(args.out, smoke)
+    folder = results_folder(args.out, smoke, "texture_width")
     t0 = time.time()
     labels = smoke_labels() if smoke else load_labels()
     y = np.array([WIDTHS.index(w) for _, w in labels])

@@ -30,7 +30,7 @@ iteration), the PSNR at the end of the budget, the PSNR where ``--stop auto`` wo
 stopped, the PSNR curve (every check), and seconds per iteration (not a timing with ``--jobs``
 > 1: the fits share the device). PSNRs of peak, end and stop are of the images as written (8-bit).
 
-Writes benchmarks/results/two_stage[-<tag>].json (rows with their curves; mean peak, end and
+Writes benchmarks/results/two_stage/two_stage[-<tag>].json (rows with their curves; mean peak, end and
 at-stop PSNR per variant and σ, and the mean paired difference from ``dip``), .md (per-fit
 table and that summary) and .png (PSNR against iteration, a panel per image and σ, like the
 report's Figure 11).
@@ -47,6 +47,7 @@ from common import (
     SMOKE_SIZE,
     add_study_arguments,
     device_name,
+    into_study,
     mean,
     parallel_map,
     parse_smoke,
@@ -242,7 +243,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, bool]
         args.size, args.iters, args.sigmas = SMOKE_SIZE, SMOKE_ITERS, args.sigmas[:1]
         args.check_every, args.jobs = 2, 1
     args.iters = args.iters or (FULL_BUDGET if args.full else TASK_DEFAULTS[TASK]["iters"])
-    args.out = results_folder(args.out, smoke)
+    args.out = results_folder(args.out, smoke)  # not the study's folder: the namespace keys the fits
     return args, smoke
 
 
@@ -263,8 +264,9 @@ def main(argv: list[str] | None = None) -> dict:
         "two_stage_defaults": TWO_STAGE_DEFAULTS, "jobs": args.jobs, "device": device, "rows": rows,
     }
     tag = f"-{args.tag}" if args.tag else ""
-    write_results(f"two_stage{tag}", payload, table(rows, summ, args, device), folder=args.out)
-    plot(rows, names, args.sigmas, args.out / f"two_stage{tag}.png")
+    folder = into_study(args.out, "two_stage")
+    write_results(f"two_stage{tag}", payload, table(rows, summ, args, device), folder=folder)
+    plot(rows, names, args.sigmas, folder / f"two_stage{tag}.png")
     return payload
 
 

@@ -5,7 +5,7 @@
     python benchmarks/upsampling.py --smoke          # two upsamplers on a 32² synthetic image, seconds
 
 Writes upsampling.json, upsampling.md and upsampling.png (PSNR against iteration) into ``--out``
-(default benchmarks/results): per image and upsampler the peak PSNR of the raw and of the averaged
+(default benchmarks/results/upsampling): per image and upsampler the peak PSNR of the raw and of the averaged
 output with its iteration, both at the end, the parameter count and seconds per iteration.
 
 Why these defaults. The net is ``scaled`` (the compact DIP family this tool uses by default: 2
@@ -36,6 +36,7 @@ from common import (
     add_smoke_argument,
     centre_crop_file,
     device_name,
+    into_study,
     mean,
     parallel_map,
     parse_smoke,
@@ -176,7 +177,8 @@ def main() -> None:
                     "on a busy machine 1 avoids threads waiting on each other")
     ap.add_argument("--jobs", type=int, default=1, help="fits side by side (for a GPU; their "
                     "s/iter then share the device and are not speed figures)")
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default benchmarks/results/upsampling)")
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap)
     images = IMAGES[: args.images]
@@ -205,8 +207,9 @@ def main() -> None:
                "spec": {k: v for k, v in vars(spec).items() if k != "upsample"}, "device": dev,
                "jobs": args.jobs,
                "images": names, "runs": runs}
-    write_results("upsampling", payload, tables(runs, header), folder=args.out)
-    plot(runs, names, header.split(". Device")[0], args.out / "upsampling.png")
+    folder = into_study(args.out, "upsampling")
+    write_results("upsampling", payload, tables(runs, header), folder=folder)
+    plot(runs, names, header.split(". Device")[0], folder / "upsampling.png")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ image, noise, seed and net: checked on a CPU smoke run, equal PSNR, loss and out
 `--no-reuse` every width is fitted anyway and the table reports how far the auto run and its
 twin differ (a determinism check on the device at hand).
 
-Writes benchmarks/results/width_psnr[-<tag>].json and .md (or into `--out`).
+Writes benchmarks/results/width_psnr/width_psnr[-<tag>].json and .md (or into `--out`).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ from common import (
     add_smoke_argument,
     centre_crop_file,
     device_name,
+    into_study,
     load_labels,
     mean,
     parallel_map,
@@ -273,12 +274,13 @@ def main() -> None:
                     help="fit auto's width again instead of reusing the auto run (a determinism check)")
     ap.add_argument("--jobs", type=int, default=1, help="fits side by side (worker processes)")
     ap.add_argument("--tag", default="", help="suffix for the results file names")
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default benchmarks/results/width_psnr)")
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap)
     if smoke:  # one synthetic image at each width, a few iterations each
         args.size, args.full, args.iters, args.jobs = SMOKE_SIZE, False, SMOKE_ITERS, 1
-    args.out = results_folder(args.out, smoke)
+    args.out = results_folder(args.out, smoke)  # not the study's folder: the namespace keys the fits
 
     chosen = smoke_pictures() if smoke else pictures(args.per_class, args.only)
     if not chosen:
@@ -315,7 +317,8 @@ def main() -> None:
                "widths": list(WIDTHS), "reuse": not args.no_reuse, "jobs": args.jobs, "device": device,
                "gap_aim_db": GAP_AIM, "totals": totals_, "rows": rows}
     tag = f"-{args.tag}" if args.tag else ""
-    write_results(f"width_psnr{tag}", payload, report(rows, totals_, args, device), args.out)
+    write_results(f"width_psnr{tag}", payload, report(rows, totals_, args, device),
+                  into_study(args.out, "width_psnr"))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The width rule `--width auto` uses, calibrated on denoising PSNR: "128 when textured_l1 ≥ T, else 64".
 
     cd benchmarks
-    python width_rule.py                                  # fit T on results/width_psnr.json (seconds, CPU)
-    python width_rule.py --psnr results/width_psnr-full.json --tag full   # another PSNR study
+    python width_rule.py               # fit T on results/width_psnr/width_psnr.json (seconds, CPU)
+    python width_rule.py --psnr results/width_psnr/width_psnr-full.json --tag full   # another PSNR study
     python width_rule.py --predict 0001,0002              # what texture.py's rule picks for those crops
     python width_rule.py --smoke                          # made-up PSNRs of 3 synthetic images
 
@@ -26,7 +26,7 @@ With a dozen images the rule is coarse: T sits in whatever gap best separates th
 64 beats 128, and the LOO line says how much of the in-sample gain survives. Evidence so far is
 256² crops at σ = 25 with the default compact 2-scale net and budget.
 
-Writes benchmarks/results/width_rule[-<tag>].json and .md, and prints the constant to paste into
+Writes benchmarks/results/width_rule/width_rule[-<tag>].json and .md, and prints the constant to paste into
 dipcli/texture.py (and whether texture.py already holds it). ``--smoke``: the whole study on a
 made-up PSNR file of three synthetic images, into a temporary folder (or ``--out``).
 """
@@ -42,7 +42,6 @@ from pathlib import Path
 import imageio.v3 as iio
 from common import (
     DATA,
-    RESULTS,
     ROOT,
     SMOKE_SIZE,
     add_smoke_argument,
@@ -50,6 +49,7 @@ from common import (
     mean,
     parse_smoke,
     results_folder,
+    study_folder,
     synthetic_card,
     write_results,
 )
@@ -226,8 +226,8 @@ def predict(only: str, sigma: float, seed: int, crop: int, folder: Path) -> None
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--psnr", type=Path, default=RESULTS / "width_psnr.json",
-                    help="a width_psnr.py results file (default results/width_psnr.json)")
+    ap.add_argument("--psnr", type=Path, default=study_folder("width_psnr") / "width_psnr.json",
+                    help="a width_psnr.py results file (default results/width_psnr/width_psnr.json)")
     ap.add_argument("--metric", choices=("psnr", "peak_psnr"), default="psnr",
                     help="written PSNR (default) or the peak along the run")
     ap.add_argument("--predict", metavar="NAMES",
@@ -236,7 +236,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="with --predict")
     ap.add_argument("--size", type=int, default=256, help="with --predict: crop side (0: whole image)")
     ap.add_argument("--tag", default="", help="suffix for the results file names")
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default benchmarks/results/width_rule)")
     add_smoke_argument(ap)
     args, smoke = parse_smoke(ap)
     folder = Path(tempfile.mkdtemp(prefix="dipbench-rule-"))
@@ -246,7 +247,7 @@ def main() -> None:
     if smoke:  # made-up PSNRs of synthetic images, written PSNR only
         args.psnr, args.metric = folder / "width_psnr-smoke.json", "psnr"
         args.psnr.write_text(json.dumps(smoke_study(folder)))
-    args.out = results_folder(args.out, smoke)
+    args.out = results_folder(args.out, smoke, "width_rule")
 
     payload = json.loads(args.psnr.read_text())
     rows, tot = study(payload, folder, args.metric)

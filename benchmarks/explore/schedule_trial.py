@@ -1,8 +1,8 @@
 """Trial: the presets' recorrupted fit (bfloat16, as `dip` runs it on this CPU) at a fixed budget
 with a learning-rate schedule or zero padding, on chosen 256² crops of the acceptance set.
 
-    python benchmarks/results/r2r-trials/schedule_trial.py --images kodim03 CBSD68_0003 Set12_09 \\
-        --lr 0.01 --sched cos --tag cos01                  # appends to schedule_trial.jsonl
+    python benchmarks/explore/schedule_trial.py --images kodim03 CBSD68_0003 Set12_09 \\
+        --lr 0.01 --sched cos --tag cos01   # appends to results/explore/r2r-trials/schedule_trial.jsonl
 
 A stand-alone copy of the loop (input y + e, target y − e, a warm average of the outputs) so that
 the schedule can change without touching `dipcli.fit`; its constant-rate fit is `fast`'s.
@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))  # benchmarks/
+sys.path.insert(0, str(HERE.parent))  # benchmarks/
+LOGS = HERE.parent / "results" / "explore" / "r2r-trials"  # the trials' logs and write-up
 from common import centre_crop  # noqa: E402
 from quality import acceptance_set, noisy_copy, scores  # noqa: E402
 
@@ -41,7 +42,7 @@ def main() -> None:
     ap.add_argument("--padding", default="reflect")
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--tag", default="")
-    ap.add_argument("--log", type=Path, default=HERE / "schedule_trial.jsonl")
+    ap.add_argument("--log", type=Path, default=LOGS / "schedule_trial.jsonl")
     a = ap.parse_args()
     files = acceptance_set()
 

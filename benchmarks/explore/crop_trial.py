@@ -1,8 +1,10 @@
 """Trial: the recorrupted fit trained on random crops of the image (so that a step's cost would not
 grow with the image), scored on the whole image, against the whole image per step.
 
-    python benchmarks/results/r2r-trials/crop_trial.py --images kodim03 --patch 128 --batch 1 \\
-        --iters 400 --tag p128b1          # --patch 256: the whole 256² crop; appends to crop_trial.jsonl
+    python benchmarks/explore/crop_trial.py --images kodim03 --patch 128 --batch 1 \\
+        --iters 400 --tag p128b1    # --patch 256: the whole 256² crop
+
+Appends to results/explore/r2r-trials/crop_trial.jsonl.
 
 A quick look, in float32: the average is of the weights (an exponential moving average, warming
 up as `dip`'s average of outputs does), and the score is that of the mean of ``--k`` outputs for
@@ -20,7 +22,8 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))  # benchmarks/
+sys.path.insert(0, str(HERE.parent))  # benchmarks/
+LOGS = HERE.parent / "results" / "explore" / "r2r-trials"  # the trials' logs and write-up
 from common import centre_crop  # noqa: E402
 from quality import acceptance_set, noisy_copy, scores  # noqa: E402
 
@@ -51,7 +54,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=4, help="jittered passes averaged at a score")
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--tag", default="")
-    ap.add_argument("--log", type=Path, default=HERE / "crop_trial.jsonl")
+    ap.add_argument("--log", type=Path, default=LOGS / "crop_trial.jsonl")
     a = ap.parse_args()
     files = acceptance_set()
     for name in a.images:

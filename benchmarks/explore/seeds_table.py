@@ -1,8 +1,9 @@
 """The table of the seeds trial (``seeds_trial.py``): per σ, the average of 1 to 5 fits from
 successive seeds against BM3D on the acceptance set, from the logs of benchmarks/quality.py
-(``balanced`` is one fit, ``best`` two, at the time of the trial) and of the trial. Writes seeds.md.
+(``balanced`` is one fit, ``best`` two, at the time of the trial) and of the trial. Writes
+results/explore/r2r-trials/seeds.md.
 
-    python benchmarks/results/r2r-trials/seeds_table.py
+    python benchmarks/explore/seeds_table.py
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import json
 import statistics
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-LOGS = (HERE.parents[0] / "quality-two-seed-presets.jsonl", HERE / "seeds.jsonl")
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+TRIALS = RESULTS / "explore" / "r2r-trials"  # the trial's logs, its table and write-up
+LOGS = (RESULTS / "archive" / "quality-two-seed-presets.jsonl", TRIALS / "seeds.jsonl")
 FITS = {"balanced": 1, "best": 2, "best3": 3, "best4": 4, "best5": 5}
 
 
@@ -45,7 +47,7 @@ def main() -> None:
                   "| crop | " + " | ".join(str(n) for n in counts) + " |", "|---|" + "---|" * len(counts)]
         lines += [f"| {image} | " + " | ".join(f"{gaps[n]:+.2f}" if n in gaps else "" for n in counts) + " |"
                   for image, gaps in images.items()]
-    (HERE / "seeds.md").write_text("\n".join(lines) + "\n")
+    (TRIALS / "seeds.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

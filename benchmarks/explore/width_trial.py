@@ -1,8 +1,8 @@
 """Trial: the presets' recorrupted fit at another width of the compact net, run by
 `benchmarks/quality.py` as a preset defined here for the trial (the product's presets unchanged).
 
-    python benchmarks/results/r2r-trials/width_trial.py --methods w128 --sigmas 25 \\
-        --only CBSD68_0003 Set12_09 --log benchmarks/results/r2r-trials/width.jsonl --out /tmp/trial
+    python benchmarks/explore/width_trial.py --methods w128 --sigmas 25 \\
+        --only CBSD68_0003 Set12_09 --log benchmarks/results/explore/r2r-trials/width.jsonl --out /tmp/trial
 
 Trial presets: ``wN``: `best`'s recipe at width N, with the budget of ``TRIAL_ITERS`` (about the
 five minutes of the acceptance bar on a 2-core CPU at that width). ``pair``: `best`'s fit and
@@ -16,7 +16,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/
 
 import dipcli.presets as presets  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Trial: `best` with three fits from three seeds instead of two, run by `benchmarks/quality.py`
 as a preset defined here for the trial (the product's presets unchanged).
 
-    python benchmarks/results/r2r-trials/seeds_trial.py --methods best3 --sigmas 50 25 \\
-        --snapshots 800 1000 --log benchmarks/results/r2r-trials/seeds.jsonl --out /tmp/trial
+    python benchmarks/explore/seeds_trial.py --methods best3 --sigmas 50 25 \\
+        --snapshots 800 1000 --log benchmarks/results/explore/r2r-trials/seeds.jsonl --out /tmp/trial
 
 Trial presets ``best3``, ``best4``, ``best5``: `best`'s two fits (``--seed``, ``--seed`` + 1)
 and more from ``--seed`` + 2, … , averaged. The fits they share with `best` (and each other) are
@@ -16,7 +16,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/
 
 import dipcli.presets as presets  # noqa: E402
 
