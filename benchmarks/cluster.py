@@ -51,7 +51,7 @@ from common import (
     write_results,
 )
 
-from dipcli.extras import have, needs
+from dipcli.extras import have, needs  # internal: names a missing extra as the CLI does
 
 
 def crops(count: int, size: int, folder: Path, synthetic: bool) -> str:

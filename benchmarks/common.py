@@ -22,7 +22,7 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from dipcli.extras import missing, needs, required_imports
+from dipcli.extras import missing, needs, required_imports  # internal: names a missing extra as the CLI does
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("DIP_DATA", ROOT.parent / "shared" / "data"))

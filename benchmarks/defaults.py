@@ -32,10 +32,7 @@ from common import (
     write_results,
 )
 
-from dipcli.io import read_image
-from dipcli.nets import NetSpec, build_net, count_params
-from dipcli.optim.loop import FitConfig, fit
-from dipcli.physics.problems import Denoise
+from dipcli import Denoise, FitConfig, NetSpec, build_net, count_params, fit, read_image
 
 # name: (spec, iteration budget). Budgets are roughly equal in time on a 2-core CPU.
 CONFIGS = {

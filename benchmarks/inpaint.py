@@ -40,11 +40,7 @@ from common import (
 from skimage.metrics import peak_signal_noise_ratio
 from skimage.restoration import inpaint_biharmonic
 
-from dipcli.api.tasks import inpaint
-from dipcli.io import read_image
-from dipcli.nets import NetSpec
-from dipcli.physics.masks import load_mask
-from dipcli.physics.problems import Inpaint, bernoulli_mask
+from dipcli import Inpaint, NetSpec, bernoulli_mask, inpaint, load_mask, read_image
 
 MASKED = ("kate", "vase", "library", "DSC_4081")
 BERNOULLI = {"F16": (DATA / "denoising" / "F16_GT.png", 0.5)}  # name: (image, share dropped)

@@ -25,16 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_smoke_argument, parse_smoke, results_folder, study_folder  # noqa: E402
 from inpaint_quality import CLASSICAL, load, run_classical, scores, written  # noqa: E402
 
-from dipcli.physics.problems import Inpaint  # noqa: E402
+from dipcli import Inpaint  # noqa: E402
 
 HELD_SHARE = 0.2  # at most this share of the known pixels is held out
 
@@ -68,17 +65,21 @@ def mse(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
 
 
 def run_case(kind: str, name: str, size: int, smoke: bool, iters: int | None) -> dict:
-    from dipcli.api.plan import FitOptions, TaskInput, plan_inpaint, resolve, run_plan
-    from dipcli.io import Image
+    # internal: the fit's averaged output at every check, watched through the plan's events
+    from dipcli import Image
+    from dipcli.api.execute import run_plan  # internal: plans as `dip` does, to score what it runs
+    from dipcli.api.inputs import TaskInput  # internal: plans as `dip` does, to score what it runs
+    from dipcli.api.plan import make_plan  # internal: plans as `dip` does, to score what it runs
+    from dipcli.api.spec import Options, make_spec  # internal: plans as `dip` does, to score what it runs
 
     clean, known = load(kind, name, size, smoke)
     held = held_out(known)
     fit_known = known & ~held
-    o = FitOptions(preset="fast", iters=iters, stop="fixed")  # one fit, as the study's `fast`
+    o = Options(preset="fast", iters=iters, stop="fixed")  # one fit, as the study's `fast`
     image = Image(clean, np.dtype(np.uint8), clean.shape[2] == 1)
     mask = Image(fit_known[:, :, None].astype(np.float32), np.dtype(np.uint8), True)
-    plan = plan_inpaint(TaskInput(image, clean=image, mask=mask), o, mask_known="white",
-                        setup=resolve("inpaint", o))
+    spec = make_spec("inpaint", o, has_clean=True, has_mask=True, mask_known="white")
+    plan = make_plan(spec, TaskInput(image, clean=image, mask=mask))
     snaps = Snapshots()
     run_plan(plan, [snaps])
     holes = ~known

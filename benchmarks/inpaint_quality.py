@@ -53,13 +53,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     DATA,
     RESULTS,
@@ -74,8 +71,7 @@ from common import (  # noqa: E402
 )
 from stopping import as_written  # noqa: E402
 
-from dipcli.io import read_image  # noqa: E402
-from dipcli.physics.problems import Inpaint, bernoulli_mask  # noqa: E402
+from dipcli import Inpaint, bernoulli_mask, read_image  # noqa: E402
 
 SIZE = 256
 IMAGES = ("image_House256rgb", "image_F16_512rgb", "kodim03", "kodim01")
@@ -162,7 +158,7 @@ def cases(kinds: list[str], images: int, size: int, smoke: bool) -> list[tuple[s
 def load(kind: str, name: str, size: int, smoke: bool) -> tuple[np.ndarray, np.ndarray]:
     """The clean crop and its mask (True = known) for one case."""
     if kind == "repo":
-        from dipcli.physics.masks import load_mask
+        from dipcli import load_mask
 
         clean = read_image(DATA / "inpainting" / f"{name}.png").pixels
         mask, _ = load_mask(read_image(DATA / "inpainting" / f"{name}_mask.png"), clean.shape, "auto")
@@ -218,17 +214,21 @@ def run_dip(method: str, clean: np.ndarray, known: np.ndarray, iters: int | None
     the automatic stop shadowed: the measures, and the result at the stop."""
     from stopping import watch
 
-    from dipcli.api.plan import FitOptions, TaskInput, plan_inpaint, resolve
-    from dipcli.io import Image
+    from dipcli import Image
+
+    # internal: the stop rule is shadowed through the plan (stopping.watch)
+    from dipcli.api.inputs import TaskInput
+    from dipcli.api.plan import make_plan  # internal: plans as `dip` does, to score what it runs
+    from dipcli.api.spec import Options, make_spec  # internal: plans as `dip` does, to score what it runs
 
     change = dict(VARIANTS[method])
     if iters is not None:
         change["iters"] = iters
-    o = FitOptions(**change)
+    o = Options(**change)
     image = Image(clean, np.dtype(np.uint8), clean.shape[2] == 1)
     mask = Image(known[:, :, None].astype(np.float32), np.dtype(np.uint8), True)
-    plan = plan_inpaint(TaskInput(image, clean=image, mask=mask), o, mask_known="white",
-                        setup=resolve("inpaint", o))
+    spec = make_spec("inpaint", o, has_clean=True, has_mask=True, mask_known="white")
+    plan = make_plan(spec, TaskInput(image, clean=image, mask=mask))
     m = watch("inpaint", plan, ["auto"], keep_images=True)
     auto = m["verdicts"]["auto"]
     peak, got = scores(m["peak_image"], clean, known), scores(auto["image"], clean, known)

@@ -1,13 +1,13 @@
 """Images of any size: denoise a 4096×4096 synthetic image here and report the peak memory.
 
     python benchmarks/large.py                                 # default net, --tile auto
-    python benchmarks/large.py --arch scaled --iters 1         # tiles chosen for memory alone
+    python benchmarks/large.py --arch original --iters 1       # tiles chosen for memory alone
     python benchmarks/large.py --smoke                         # a 64² image in 32² tiles (seconds)
 
 A fit keeps every activation of the net for the backward pass, so the default net would need
 about 64 GB for a 4096² image in one piece. With `--tile auto` (the default), `dip` cuts an image
 that large into tiles: for the default net, tiles of ~256² (the size it reaches good quality
-soonest on); for any other net (`scaled` is the same net under another name), the largest tiles
+soonest on); for any other net, the largest tiles
 whose estimated memory (`dipcli.engine.memory`) fits in what the machine has free. This measures memory
 and whether the run completes, not quality: each tile gets only `--iters` iterations (a
 full-quality run of a 4096² image takes about 64 times as long as a 512² one).
@@ -39,9 +39,10 @@ from common import (
     write_results,
 )
 
+from dipcli import NetSpec, resolve_device, resolve_precision
+
+# internal: the memory model is what this measures
 from dipcli.engine.memory import available_bytes, fit_bytes, gib
-from dipcli.nets import NetSpec
-from dipcli.optim.loop import resolve_device, resolve_precision
 
 
 def main() -> None:
@@ -49,8 +50,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--iters", type=int, default=3, help="iterations per tile")
     ap.add_argument("--tile", default="auto", help="passed to dip --tile")
-    ap.add_argument("--arch", default="compact", help="passed to dip --arch (scaled: the same net, "
-                    "which --tile auto tiles for memory only)")
+    ap.add_argument("--arch", default="compact", help="passed to dip --arch")
     ap.add_argument("--out", type=Path, default=None,
                     help="results folder (default benchmarks/results/large)")
     add_smoke_argument(ap)

@@ -44,11 +44,9 @@ from common import (
     write_results,
 )
 
-from dipcli.api.plan import reg_noise
-from dipcli.nets import NetSpec, build_net
-from dipcli.optim.loop import FitConfig, fit
-from dipcli.optim.stopping import make_stop
-from dipcli.physics.problems import Denoise
+from dipcli import Denoise, FitConfig, NetSpec, build_net, fit
+from dipcli.api.plan import reg_noise  # internal: plans as `dip` does, to score what it runs
+from dipcli.optim.stopping import make_stop  # internal: the stop rules are what this compares
 
 SIGMA = 25
 SIDE = 272
@@ -63,7 +61,7 @@ STEPS = {  # name: (net, jitter, EMA warm-up)
     "+ half jitter": (COMPACT, 1 / 60, 9.0),
     "+ zero padding": (replace(COMPACT, padding="zeros"), 1 / 60, 9.0),
     # as dipcli.api.plan.fit_config sets up the lean net for `dip denoise --sigma 25`
-    "lean": (LEAN, reg_noise(SIGMA / 255) * LEAN.preset.jitter, LEAN.preset.ema_warmup),
+    "lean": (LEAN, reg_noise(SIGMA / 255) * LEAN.architecture.jitter, LEAN.architecture.ema_warmup),
 }
 # The last step is the lean preset itself: the compact net with both knobs turned.
 assert replace(LEAN.resolved(), arch="compact") == replace(

@@ -26,18 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, centre_crop  # noqa: E402
 
-from dipcli.io import read_image  # noqa: E402
-from dipcli.nets import NetSpec, build_net  # noqa: E402
+from dipcli import NetSpec, build_net, read_image  # noqa: E402
 
 IMAGES = {
     "Lena": "set9/image_Lena512rgb.png",

@@ -49,7 +49,6 @@ import hashlib
 import json
 import pickle
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -57,8 +56,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     DATA,
     RESULTS,
@@ -71,11 +68,11 @@ from common import (  # noqa: E402
     study_folder,
 )
 
-from dipcli.io import read_image  # noqa: E402
+from dipcli import read_image  # noqa: E402
 
 if TYPE_CHECKING:
-    from dipcli.api.plan import Plan
-    from dipcli.api.presets import Recipe
+    from dipcli.api.plan import Plan  # internal: plans as `dip` does, to score what it runs
+    from dipcli.api.presets import Recipe  # internal: plans as `dip` does, to score what it runs
 
 SET9 = ("image_Baboon512rgb", "image_F16_512rgb", "image_House256rgb", "image_Lena512rgb",
         "image_Peppers512rgb", "kodim01", "kodim02", "kodim03", "kodim12")
@@ -140,19 +137,23 @@ def plan_fits(preset: str | None, noisy: np.ndarray, clean: np.ndarray, sigma: f
               iters: int | None) -> tuple[list[Plan], list[Recipe | None], Plan]:
     """The fits `dip denoise --preset P` makes of one image, each alone, with its recipe, and the
     plan (planned through the Python API as the CLI plans them)."""
-    from dipcli.api.options import Tile
-    from dipcli.api.plan import FitOptions, TaskInput, denoise_fits, plan_denoise, resolve
-    from dipcli.io import Image
+    # internal: each fit of a preset is planned and watched on its own (its recipe, its cache key)
+    from dipcli import Image
+    from dipcli.api.inputs import TaskInput  # internal: plans as `dip` does, to score what it runs
 
-    o = FitOptions(preset=preset, iters=iters, tile=Tile.parse("auto"))
-    setup = resolve("denoise", o)
+    # internal: plans as `dip` does, to score what it runs
+    from dipcli.api.plan import denoise_fits, make_plan
+    from dipcli.api.spec import Options, make_spec  # internal: plans as `dip` does, to score what it runs
+
+    o = Options(preset=preset, iters=iters)
+    spec = make_spec("denoise", o, sigma=sigma, has_clean=True)
     image = Image(noisy, np.dtype(np.uint8), noisy.shape[2] == 1)
-    plan = plan_denoise(TaskInput(image, clean=Image(clean, np.dtype(np.uint8))), o, sigma=sigma, setup=setup)
-    if plan.extra.get("preset", setup.preset) != setup.preset:  # the CPU default, tiled: `fast`
-        setup = resolve("denoise", replace(o, preset=plan.extra["preset"]))
+    plan = make_plan(spec, TaskInput(image, clean=Image(clean, np.dtype(np.uint8))))
+    if plan.extra.get("preset", spec.preset) != spec.preset:  # the CPU default, tiled: `fast`
+        spec = make_spec("denoise", replace(o, preset=plan.extra["preset"]), sigma=sigma)
     # Each fit alone: watching the first plan with its ensemble attached would fit them all.
     members = [replace(plan, ensemble=[]), *plan.ensemble]
-    recipes = [r for r, _, _ in denoise_fits(setup, o, sigma)]
+    recipes = [fit.recipe for fit in denoise_fits(spec, sigma / 255)]
     return members, recipes, plan
 
 
@@ -182,19 +183,20 @@ def shorter_budgets(recipe: Recipe | None, iters: int, sigma: float, extra: Sequ
     """The budgets under ``iters`` at ``sigma`` of the presets whose fit is ``recipe`` but for its
     budget, and ``extra`` ones (``--snapshots``): the fit snapshots itself there, so that those
     presets (and budgets) are scored from it without a fit."""
-    from dipcli.api.presets import PRESETS, budget
+    from dipcli.api.presets import PRESETS, budget  # internal: plans as `dip` does, to score what it runs
 
     if recipe is None:
         return []
     kind = replace(recipe, iters=0)
-    same = {budget(r, sigma) for p in PRESETS.values() for r in p.recipes if replace(r, iters=0) == kind}
+    same = {budget(r, sigma / 255) for p in PRESETS.values() for r in p.recipes
+            if replace(r, iters=0) == kind}
     return sorted(n for n in same | set(extra) if n < iters)
 
 
 def fit_key(member: Plan, recipe: Recipe | None, case: str, sigma: float) -> str:
     """The cache name of a fit but for its budget: ``{key}-{iters}.pkl`` in :data:`FITS`."""
     kind = replace(recipe, iters=0) if recipe is not None else None  # the budget is not the recipe's
-    base = repr((case, sigma, kind, member.spec, member.config.seed))
+    base = repr((case, sigma, kind, member.net, member.config.seed))
     return hashlib.sha256(base.encode()).hexdigest()[:16]
 
 

@@ -24,10 +24,8 @@ import argparse
 import json
 import pickle
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     SMOKE_SIZE,
     add_smoke_argument,
@@ -48,7 +46,7 @@ from quality import (  # noqa: E402
     scores,
 )
 
-from dipcli.io import read_image  # noqa: E402
+from dipcli import read_image  # noqa: E402
 
 FULL = 2000  # the budget the traces were kept for
 SMOKE_FULL = 40  # a smoke run's one fit: a trace of four checks

@@ -28,8 +28,6 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     DATA,
     SMOKE_SIZE,

@@ -60,13 +60,22 @@ from common import (
     tempdir,
 )
 
-from dipcli.api.plan import reg_noise
-from dipcli.api.presets import TASK_DEFAULTS
-from dipcli.io import read_image
-from dipcli.nets import ARCHS, NetSpec, build_net, count_params
-from dipcli.optim.loop import Event, FitConfig, fit, resolve_device, resolve_precision
-from dipcli.optim.stopping import make_stop
-from dipcli.physics.problems import Denoise
+from dipcli import (
+    ARCHS,
+    Denoise,
+    Event,
+    FitConfig,
+    NetSpec,
+    build_net,
+    count_params,
+    fit,
+    read_image,
+    resolve_device,
+    resolve_precision,
+)
+from dipcli.api.plan import reg_noise  # internal: plans as `dip` does, to score what it runs
+from dipcli.api.presets import TASK_DEFAULTS  # internal: plans as `dip` does, to score what it runs
+from dipcli.optim.stopping import make_stop  # internal: the stop rules are what this compares
 
 F16 = DATA / "denoising" / "F16_GT.png"
 SIGMA = 25

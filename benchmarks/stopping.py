@@ -14,7 +14,7 @@ Cases, one fit each (``--tasks`` picks; ``--jobs N`` runs N at once):
 * ``superres``: zebra ×4 in make-LR mode (Lanczos-2 downsampling), scored as the SR literature
   does: Y channel (BT.601), a 4-pixel border left out.
 
-Every case is planned by the task's own ``dipcli.api.plan.plan_*`` and fitted by ``run_plan``,
+Every case is planned by the task's own planner (``dipcli.api.plan``) and fitted by ``run_plan``,
 with the task's defaults (net from TASK_DEFAULTS, reg-noise, learning rate, precision, the stop
 rule that ``--stop auto`` builds), so what is measured is what `dip` runs, the image fitted whole
 (``--tile 0``). ``--arch``/``--width`` override.
@@ -75,26 +75,19 @@ from common import (
     write_results,
 )
 
-from dipcli.api.options import Tile
-from dipcli.api.plan import (
-    TASK_DEFAULTS,
-    TWO_STAGE_DEFAULTS,
-    FitOptions,
-    Plan,
-    Setup,
-    TaskInput,
-    plan_denoise,
-    plan_inpaint,
-    plan_superres,
-    plan_two_stage,
-    resolve,
-    run_plan,
-)
-from dipcli.io import read_image
-from dipcli.optim.loop import Check, Event, StopRule
+from dipcli import Check, Event, StopRule, load_mask, psnr, read_image
+
+# internal: the study watches each stop rule inside the one loop (plans, events, the rules themselves)
+from dipcli.api.execute import run_plan
+from dipcli.api.inputs import TaskInput  # internal: plans as `dip` does, to score what it runs
+from dipcli.api.plan import Plan, make_plan  # internal: plans as `dip` does, to score what it runs
+
+# internal: plans as `dip` does, to score what it runs
+from dipcli.api.presets import TASK_DEFAULTS, TWO_STAGE_DEFAULTS
+from dipcli.api.spec import Options, make_spec  # internal: plans as `dip` does, to score what it runs
+
+# internal: the stop rules are what this compares
 from dipcli.optim.stopping import WMVStop, clipped_noise_variance, make_stop
-from dipcli.physics.masks import load_mask
-from dipcli.physics.problems import psnr_y
 
 RULES = ("auto", "discrepancy", "wmv")  # auto and each of its parts alone
 TASKS = ("denoise", "two-stage", "inpaint", "superres")
@@ -206,7 +199,7 @@ def scorer(task: str, p: Plan) -> Callable[[np.ndarray], float]:
     dtype = p.image.dtype
     if task == "superres":
         factor = p.extra["factor"]
-        return lambda x: float(psnr_y(as_written(x, dtype), p.reference, border=factor))
+        return lambda x: float(psnr(as_written(x, dtype), p.reference, luma=True, border=factor))
 
     def score(x: np.ndarray) -> float:
         return written_psnr(p.problem.composite(x, p.image.pixels) if p.composite else x, p.reference, dtype)
@@ -218,12 +211,12 @@ PSNR_MEASURE = {"denoise": "RGB", "two-stage": "RGB", "inpaint": "RGB, known pix
                 "superres": f"Y (BT.601), {SR_FACTOR}-pixel border"}
 
 
-def task_settings(args: argparse.Namespace, task: str, iters: int) -> tuple[FitOptions, Setup]:
-    """The options `dip TASK` would hold with these flags (the image fitted whole: ``--tile 0``),
-    and what the task resolves them to (its net and budget)."""
-    o = FitOptions(iters=iters, arch=args.arch, width=args.width, lr=args.lr, seed=args.seed,
-                   device=args.device, precision=args.precision, tile=Tile.parse(0))
-    return o, resolve(task, o)
+def task_options(args: argparse.Namespace, iters: int) -> Options:
+    """The options `dip TASK` would hold with these flags (the image fitted whole: ``--tile 0``)."""
+    from dipcli.api.spec import tile_count  # internal: plans as `dip` does, to score what it runs
+
+    return Options(iters=iters, arch=args.arch, width=args.width, lr=args.lr, seed=args.seed,
+                   device=args.device, precision=args.precision, tile=tile_count(0))
 
 
 def sig4(x: float | None) -> float | None:
@@ -279,7 +272,7 @@ def watch(task: str, p: Plan, rules: Sequence[str], check_every: int | None = No
         "peak_psnr": peak_psnr, "peak_iteration": peak.iteration, "fixed_psnr": score(res.ema),
         "verdicts": {name: verdict(v) for name, v in shadow.verdicts.items()},
         "iterations": res.iterations, "seconds": res.seconds, "sec_per_iter": res.seconds / res.iterations,
-        "net": f"{p.spec.arch} w{p.spec.width} {p.spec.upsample}", "params": done.params,
+        "net": f"{p.net.arch} w{p.net.width} {p.net.upsample}", "params": done.params,
         "precision": res.precision, "device": done.device, "check_every": config.check_every,
         "trace": trace,
     }
@@ -302,7 +295,7 @@ def watch(task: str, p: Plan, rules: Sequence[str], check_every: int | None = No
     return out
 
 
-def plan_case(task: str, path: Path, sigma: float | None, o: FitOptions, setup: Setup, size: int,
+def plan_case(task: str, path: Path, sigma: float | None, o: Options, size: int,
               work: Path, **two_stage: object) -> Plan | None:
     """Crop the case's files into ``work``, read them as `dip` does, and plan the task's fit.
 
@@ -319,14 +312,16 @@ def plan_case(task: str, path: Path, sigma: float | None, o: FitOptions, setup: 
             return None
         image = read_image(crop_file(path, window, work))
         src = TaskInput(image, path.name, clean=image, mask=read_image(crop_file(mask_path, window, work)))
-        return plan_inpaint(src, o, mask_known=polarity, setup=setup)
+        spec = make_spec("inpaint", o, has_clean=True, has_mask=True, mask_known=polarity)
+        return make_plan(spec, src)
     src = TaskInput(read_image(centre_crop_file(path, size, work)), path.name)
     if task == "superres":
-        return plan_superres(src, o, factor=SR_FACTOR, kernel=SR_KERNEL, make_lr=True, setup=setup)
-    if task == "two-stage":
-        return plan_two_stage(src, o, sigma=sigma, add_noise=True, setup=setup,
-                              **{**TWO_STAGE_DEFAULTS, **two_stage})
-    return plan_denoise(src, o, sigma=sigma, add_noise=True, setup=setup)
+        spec = make_spec("superres", o, factor=SR_FACTOR, kernel=SR_KERNEL, make_lr=True)
+    elif task == "two-stage":
+        spec = make_spec("two-stage", o, sigma=sigma, add_noise=True, **{**TWO_STAGE_DEFAULTS, **two_stage})
+    else:
+        spec = make_spec("denoise", o, sigma=sigma, add_noise=True)
+    return make_plan(spec, src)
 
 
 def rescore_budget_stops(row: dict) -> dict:
@@ -363,8 +358,7 @@ def run_case(case: Case) -> dict | None:
     task, path, sigma255, args = case
     work = tempdir()
     iters = budget(task, args)
-    o, setup = task_settings(args, task, iters)
-    p = plan_case(task, path, sigma255, o, setup, args.size, work)
+    p = plan_case(task, path, sigma255, task_options(args, iters), args.size, work)
     if p is None:
         print(f"{task} {path.name}: skipped, the {args.size}-pixel crop has no holes; use a larger --size",
               flush=True)

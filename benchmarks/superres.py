@@ -35,9 +35,8 @@ from common import (
     write_results,
 )
 
-from dipcli.api.tasks import superres
-from dipcli.io import read_image
-from dipcli.physics.problems import SR_KERNELS, SuperRes
+from dipcli import SuperRes, read_image, superres
+from dipcli.physics import SR_KERNELS  # internal: the blur kernels superres offers
 
 IMAGES = {
     "zebra": DATA / "sr" / "zebra_GT.png",

@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 from common import (
     DATA,
-    ROOT,
     SMOKE_SIZE,
     add_smoke_argument,
     load_labels,
@@ -49,9 +48,11 @@ from common import (
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
-sys.path.insert(0, str(ROOT))
-from dipcli import texture  # noqa: E402
-from dipcli.io import read_image  # noqa: E402
+# internal: a module of the package, studied as such
+from dipcli import (
+    read_image,
+    texture,
+)
 
 WIDTHS = texture.WIDTHS
 FOLDS, REPEATS = 5, 5
@@ -80,6 +81,10 @@ def noisy(pixels: np.ndarray, sigma: int, index: int) -> np.ndarray:
         return pixels
     rng = np.random.default_rng([index, sigma])
     return np.clip(pixels + rng.normal(0.0, sigma / 255.0, pixels.shape), 0.0, 1.0).astype(np.float32)
+
+
+# The label model's features: the image's size class and its share of fine texture.
+MODEL_FEATURES = ("small", "textured_l1")
 
 
 def source_hash() -> str:
@@ -256,16 +261,8 @@ def rule_in_words(model: Model) -> str:
     return "Rule: " + "; ".join(parts) + "."
 
 
-def in_code_matches(model: Model) -> bool:
-    def close(a, b):
-        return len(a) == len(b) and np.allclose(a, b, rtol=1e-4, atol=1e-6)
-    return (tuple(texture.MODEL_FEATURES) == tuple(model.keys) and close(texture.MODEL_MEAN, model.mean)
-            and close(texture.MODEL_SCALE, model.scale) and close(texture.MODEL_WEIGHTS, model.w)
-            and close(texture.MODEL_THRESHOLDS, model.t))
-
-
 def table(results: dict, candidates: dict, nested: dict, n: int, counts: dict, final: Model,
-          matches: bool, seconds: float, cached: bool) -> str:
+          seconds: float, cached: bool) -> str:
     def cond_label(c):
         sigma, given = CONDITIONS[c]
         return ("clean" if sigma == 0 else f"σ = {sigma}") + (", σ given" if given else ", σ estimated")
@@ -296,8 +293,8 @@ def table(results: dict, candidates: dict, nested: dict, n: int, counts: dict, f
         lines.append(f"| {name} | " + " | ".join(f"{r[c]['exact']:.1%}" for c in CONDITIONS) + " |")
     lines.append("| *nested selection* | " + " | ".join(f"{nested[c]['exact']:.1%}" for c in CONDITIONS)
                  + " |")
-    lines += ["", "Final model (all images), as in dipcli/texture.py"
-              + ("" if matches else " — **texture.py holds different constants: paste these**") + ":",
+    lines += ["", "Final model (all images; the package no longer carries it: `--width auto` uses the "
+              "PSNR-calibrated rule of width_rule.py):",
               "", "```python", constants_block(final), "```", "", rule_in_words(final), "",
               "Reading these numbers:", "",
               "* Within one class is 100 % for any rule that never says 32 for a 128 image or the reverse; "
@@ -331,7 +328,7 @@ def main() -> None:
     labels = smoke_labels() if smoke else load_labels()
     y = np.array([WIDTHS.index(w) for _, w in labels])
     feats, cached = compute_features(labels, args.cache, read_smoke if smoke else read_labelled)
-    keys = tuple(texture.MODEL_FEATURES)
+    keys = MODEL_FEATURES
 
     def run(keys_, select=None):
         return score(y, [cv_predict(feats, y, keys_, seed, select) for seed in range(REPEATS)])
@@ -342,7 +339,6 @@ def main() -> None:
     skipped = {c: {"exact": float("nan")} for c in CONDITIONS}
     nested = skipped if args.no_nested else run(None, inner_select)
     final = Model(keys, *training_rows(feats, np.arange(len(y)), y))
-    matches = in_code_matches(final)
     seconds = time.time() - t0
     counts = {w: int(np.sum(y == i)) for i, w in enumerate(WIDTHS)}
     payload = {
@@ -351,18 +347,15 @@ def main() -> None:
         "features": list(keys), "lambda": LAMBDA, "results": results, "candidates": candidates,
         "nested_selection": nested,
         "final_model": {"features": list(keys), "mean": final.mean.tolist(), "scale": final.scale.tolist(),
-                        "weights": final.w.tolist(), "thresholds": final.t.tolist(),
-                        "texture_py_matches": matches},
+                        "weights": final.w.tolist(), "thresholds": final.t.tolist()},
         "per_image": [{"file": name, "width": w,
                        **{c: {k: round(v, 5) for k, v in feats[c][i].items()} for c in CONDITIONS}}
                       for i, (name, w) in enumerate(labels)],
         "seconds": round(seconds, 1), "features_from_cache": cached,
     }
     write_results("texture_width", payload, table(results, candidates, nested, len(y), counts, final,
-                                                  matches, seconds, cached), folder)
-    print("\n# constants for dipcli/texture.py\n" + constants_block(final) + "\n# " + rule_in_words(final))
-    if not matches and not smoke:
-        print("texture.py holds different constants: paste the block above.", file=sys.stderr)
+                                                  seconds, cached), folder)
+    print("\n# the label model\n" + constants_block(final) + "\n# " + rule_in_words(final))
 
 
 if __name__ == "__main__":

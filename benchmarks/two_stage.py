@@ -56,17 +56,18 @@ from common import (
     tempdir,
     write_results,
 )
-from stopping import FULL_BUDGET, plan_case, rescore_budget_stops, task_settings, watch
+from stopping import FULL_BUDGET, plan_case, rescore_budget_stops, task_options, watch
 
+# internal: plans as `dip` does, to score what it runs
 from dipcli.api.presets import TASK_DEFAULTS, TWO_STAGE_DEFAULTS
-from dipcli.extras import needs
+from dipcli.extras import needs  # internal: names a missing extra as the CLI does
 
 TASK = "two-stage"
 # name: options of `dip two-stage` that differ from its defaults
 VARIANTS: dict[str, dict] = {
     "dip": {"tv_weight": 0.0},
     "tv-step": {},
-    "tv-cosine": {"schedule_kind": "cosine"},
+    "tv-cosine": {"schedule": "cosine"},
     "prefilter": {"stage1": "prefilter"},
 }
 
@@ -95,8 +96,7 @@ def run_variant(case: tuple[Path, float, str, dict, argparse.Namespace]) -> dict
     """One (image, σ, variant) fit; a plain dict (curves as lists) so that it pickles for --jobs."""
     path, sigma, name, options, args = case
     work = tempdir()
-    o, setup = task_settings(args, TASK, args.iters)
-    p = plan_case(TASK, path, sigma, o, setup, args.size, work, **options)
+    p = plan_case(TASK, path, sigma, task_options(args, args.iters), args.size, work, **options)
     m = watch(TASK, p, ("auto",), args.check_every)
     auto = m["verdicts"]["auto"]
     trace = m["trace"]

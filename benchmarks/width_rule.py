@@ -55,10 +55,12 @@ from common import (
 )
 from width_psnr import GAP_AIM, pictures
 
-sys.path.insert(0, str(ROOT))
-from dipcli import texture  # noqa: E402
-from dipcli.io import read_image  # noqa: E402
-from dipcli.physics.problems import Denoise  # noqa: E402
+# internal: a module of the package, studied as such
+from dipcli import (  # noqa: E402
+    Denoise,
+    read_image,
+    texture,
+)
 
 FEATURE = "textured_l1"
 NARROW, WIDE = 64, 128  # 32 is not a candidate: never the best width in width_psnr.py

@@ -29,10 +29,18 @@ received: list[int] = []  # the termination signals seen, in order
 
 
 def _on_signal(signum: int, frame: object) -> None:
-    received.append(signum)
+    note(signum)
+    raise Terminated()
+
+
+def note(signum: int) -> None:
+    """Record a stopping signal (for :func:`exit_code`) and, after a hangup, leave the terminal.
+
+    For handlers that stop a run without raising (:func:`dipcli.batch.parallel.stop_requests`)."""
+    if signum in STOPPING:
+        received.append(signum)
     if signum == getattr(signal, "SIGHUP", None):
         _leave_terminal()
-    raise Terminated()
 
 
 def _leave_terminal() -> None:

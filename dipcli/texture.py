@@ -1,22 +1,12 @@
-"""How busy is an image? Texture features, a complexity score, and the decoder width to use.
+"""How busy is an image? Texture features, and the decoder width they call for.
 
 "The Devil is in the Upsampling" (Liu et al., ICCV 2023) found that the best width of a shallow
-2-scale DIP decoder follows the image's texture: 32 channels for smooth images, 64 for most, 128
-for busy ones. This module measures texture on the image the user actually has — a noisy one —
-and gives two things from it:
-
-* a continuous **complexity score** on the paper's label scale: a small ordinal-logistic model
-  whose constants are fitted by ``benchmarks/texture_width.py`` to the paper's per-image width
-  labels (and measured there against them by cross-validation);
-* the **width** `--width auto` uses, chosen by a PSNR-calibrated rule on one feature: 128 when
-  ``textured_l1 >= WIDTH_THRESHOLD``, else 64 (``benchmarks/width_rule.py``).
-
-They differ because the labels do not predict PSNR for this package's net. The labels were made
-for a long fixed budget, in which narrow nets overfit less; with the CLI's budget and early
-stopping a wider net simply converges further. Denoising 12 crops (``benchmarks/width_psnr.py``),
-the label model picked 32 for every (256²) crop and lost 1.7 dB to the best width, 32 was never the best,
-and the 128 − 64 gain grew with ``textured_l1``. So the score reads "how complex, by the paper's
-standard", and the width reads "what denoises best here".
+2-scale DIP decoder follows the image's texture: narrow for smooth images, wide for busy ones.
+This module measures texture on the image the user actually has — a noisy one — and gives the
+width `--width auto` uses: 128 when at least ``WIDTH_THRESHOLD`` of the image is textured
+(``textured_l1``), else 64, a rule calibrated on PSNR (results/width_rule, results/width_psnr).
+The paper's own width labels do not predict PSNR for this package's net and budget; a model of
+them is fitted, for the record, by ``benchmarks/texture_width.py``.
 
 How the noise is kept out of the measurement: the image is split into Haar wavelet detail bands.
 The Haar transform is orthonormal, so white noise of variance v adds exactly v to the expected
@@ -25,13 +15,6 @@ block, where v allows for the clipping of noise at 0 and 1 (a bright sky or a bl
 carries far less noise than σ² once clipped). What is left estimates the energy of the clean
 image's detail, and the features are fractions of the picture whose detail energy clears a fixed
 bar: "how much of the image is texture".
-
-The label model uses two features: ``textured_l1``, the share of 32×32 blocks whose finest
-(2-pixel) detail has a clean RMS above about 14 grey levels, and ``small``, which is 1 for images
-of 256² or less and 0 from about 362² up. With the constants below its classes read: an image of
-362² or more is labelled 128 when at least 54 % of it is textured and 64 otherwise; a 256² image
-32 unless at least 77 % of it is textured (then 64). ``benchmarks/texture_width.py`` prints this
-for the constants it fits (results/texture_width.md). The width rule uses ``textured_l1`` alone.
 
 Pure numpy/scikit-image (with the SciPy and PyWavelets they depend on): no torch, so the
 estimator is testable and usable without a network.
@@ -68,15 +51,6 @@ SIZE_CAP = 17.0
 QUANT_VAR = 1.0 / (12 * 255.0**2)
 FLOOR = 1e-5
 
-# ---- the label model: pasted from `python benchmarks/texture_width.py` (see its output) ----------
-# It gives the complexity score and class probabilities on the paper's label scale, not the width.
-MODEL_FEATURES = ("small", "textured_l1")
-MODEL_MEAN = (0.0930233, 0.28694)
-MODEL_SCALE = (0.290465, 0.213078)
-MODEL_WEIGHTS = (-2.06978, 1.46329)
-MODEL_THRESHOLDS = (-3.12549, 2.40253)  # logit-scale cut points between 32|64 and 64|128
-# ------------------------------------------------------------------------------------------------
-
 # ---- the width rule: pasted from `python benchmarks/width_rule.py` (see its output) --------------
 # Evidence (results/width_psnr.md, width_rule.md): 12 images, 256×256 crops, σ = 25, the default
 # compact 2-scale net, budget and stop rule. Width 32 was never the best (mean PSNR 27.80 dB, vs
@@ -96,24 +70,17 @@ RULE_WIDTHS = (64, 128)  # (below, at or above) the threshold
 
 @dataclass(frozen=True)
 class Score:
-    """The texture verdict for one image.
+    """The texture verdict for one image: the share of it that is textured, and the width.
 
-    ``score``: texture complexity on the paper's label scale (the label model), in log2-width units:
-    it rounds to 5, 6 or 7 where the paper would label 32, 64 or 128 (class boundaries at 5.5 and
-    6.5), so 6.4 reads "a 64 image by the paper's standard, close to a 128 one". ``probabilities``
-    are that model's, over the paper's label classes.
-
-    ``width``: the decoder width to use, from the PSNR-calibrated rule: 128 when ``textured_l1 >=
-    WIDTH_THRESHOLD``, else 64. It is *not* read off ``score`` (which can say 32 where the width is
-    128). ``margin``: how far ``textured_l1`` is from ``WIDTH_THRESHOLD`` (a fraction of the image,
-    0-1): the smaller, the nearer the other width.
+    ``width``: 128 when ``textured >= WIDTH_THRESHOLD``, else 64. ``margin``: how far
+    ``textured`` is from the threshold (a fraction of the image, 0–1): the smaller, the nearer the
+    other width.
     """
 
-    score: float
     width: int
-    sigma: float  # noise σ used, 0-255 scale (given, or estimated from the image)
-    margin: float  # |textured_l1 - WIDTH_THRESHOLD|: distance from the width rule's threshold
-    probabilities: dict[int, float] = field(default_factory=dict)  # label model's, per label class
+    textured: float  # the features' textured_l1: the share of 32² blocks with fine (2-px) texture
+    sigma: float  # noise σ used, 0–255 scale (given, or estimated from the image)
+    margin: float
     features: dict[str, float] = field(default_factory=dict)
 
 
@@ -196,19 +163,7 @@ def features(pixels: np.ndarray, sigma: float | None = None) -> dict[str, float]
     return out
 
 
-# ---- the model -----------------------------------------------------------------------------------
-
-def _logit_score(feats: dict[str, float]) -> float:
-    z = [(feats[k] - m) / sc for k, m, sc in zip(MODEL_FEATURES, MODEL_MEAN, MODEL_SCALE, strict=True)]
-    return float(np.dot(MODEL_WEIGHTS, z))
-
-
-def _probabilities(s: float) -> dict[int, float]:
-    """Proportional-odds model: P(label <= class k) = logistic(threshold_k - s)."""
-    cum = [1.0 / (1.0 + np.exp(-(t - s))) for t in MODEL_THRESHOLDS] + [1.0]
-    probs = np.diff([0.0, *cum])
-    return {w: float(p) for w, p in zip(WIDTHS, probs, strict=True)}
-
+# ---- the width ---------------------------------------------------------------------------------
 
 def rule_width(feats: dict[str, float]) -> int:
     """The PSNR-calibrated width for these features: 128 when textured_l1 >= WIDTH_THRESHOLD, else 64."""
@@ -216,16 +171,11 @@ def rule_width(feats: dict[str, float]) -> int:
 
 
 def complexity(pixels: np.ndarray, sigma: float | None = None) -> Score:
-    """Measure an image's texture: its complexity score and the decoder width to use (64 or 128).
+    """Measure an image's texture and pick the decoder width (64 or 128).
 
-    ``sigma`` is the noise σ on the 0-1 scale (None: estimate it). The score is the label model's
-    logit, rescaled so that its two class boundaries fall at 5.5 and 6.5 (log2 of the widths); the
-    width comes from the PSNR-calibrated rule on ``textured_l1`` (see ``Score``).
+    ``sigma`` is the noise σ on the 0–1 scale (None: estimate it).
     """
     feats = features(pixels, sigma)
-    s = _logit_score(feats)
-    t1, t2 = MODEL_THRESHOLDS
-    score = 5.5 + (s - t1) / (t2 - t1)
-    margin = abs(feats[WIDTH_FEATURE] - WIDTH_THRESHOLD)
-    return Score(score=float(score), width=rule_width(feats), sigma=feats["sigma"], margin=float(margin),
-                 probabilities=_probabilities(s), features=feats)
+    textured = feats[WIDTH_FEATURE]
+    return Score(width=rule_width(feats), textured=float(textured), sigma=feats["sigma"],
+                 margin=float(abs(textured - WIDTH_THRESHOLD)), features=feats)

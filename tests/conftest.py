@@ -48,3 +48,15 @@ def ctrl_c_deliverable():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+def plan_denoise(side: int, sigma: float, **options):
+    """The plan `dip denoise --sigma SIGMA` makes for a random side² image on the CPU (planning only)."""
+    from dipcli.api.inputs import TaskInput
+    from dipcli.api.plan import make_plan
+    from dipcli.api.spec import Options, make_spec
+    from dipcli.io import Image
+
+    pixels = np.random.default_rng(0).random((side, side, 3), dtype=np.float32)
+    spec = make_spec("denoise", Options(device="cpu", **options), sigma=sigma)
+    return make_plan(spec, TaskInput(Image(pixels, np.dtype(np.uint8))))

@@ -98,15 +98,14 @@ def test_readme_python_example_runs_as_written(tmp_path, monkeypatch):
 
 def test_presets_and_ensembles(noisy):
     """A preset is one fit or several averaged; --arch picks one net instead; unknown names fail."""
-    from dipcli.api import plan as planning
     from dipcli.api import presets
     from dipcli.api.presets import PRESETS, Preset, Recipe
+    from dipcli.api.spec import Options, make_spec
 
     clean, y = noisy
-    sure = Recipe("compact", width=8, iters=20, input="observation", sure_eps=0.02, jitter=0.0,
-                  ema_warmup=9.0)
+    own = Recipe("compact", width=8, iters=20, input="observation", jitter=0.0, ema_warmup=9.0)
     lean = Recipe("lean", width=8, iters=20, seed_offset=1)
-    PRESETS["two"] = Preset("test: two small fits averaged", (sure, lean))
+    PRESETS["two"] = Preset("test: two small fits averaged", (own, lean))
     try:
         result = denoise(y, sigma=25, clean=clean, preset="two", precision="fp32")
         assert result.settings["preset"] == "two" and result.settings["fits"] == 2
@@ -115,29 +114,28 @@ def test_presets_and_ensembles(noisy):
         assert one.settings["arch"] == "compact"  # --arch applies to every fit of the preset
         plain = denoise(y, sigma=25, arch="compact", width=8, iters=20, precision="fp32")
         assert "preset" not in plain.settings  # a net named without a preset: that net alone
-        setup = planning.resolve("denoise", planning.FitOptions(device="cpu"))
-        assert setup.preset == presets.CPU_PRESET
+        assert make_spec("denoise", Options(device="cpu")).preset == presets.CPU_PRESET
     finally:
         del PRESETS["two"]
     with pytest.raises(Fail, match="unknown --preset"):
         denoise(y, sigma=25, preset="nonesuch")
     with pytest.raises(Fail, match="--preset is for denoise"):
-        planning.resolve("two-stage", planning.FitOptions(preset="best"))
+        make_spec("two-stage", Options(preset="best"))
 
 
 def test_inpaint_presets(noisy):
     """Inpainting's presets: the default preset's fits are the paper's hourglass; `best` fits two
     seeds and averages them, keeping the known pixels; --arch picks one net; unknown names fail."""
-    from dipcli.api import plan as planning
     from dipcli.api import presets
+    from dipcli.api.spec import Options, make_spec
 
     clean, _ = noisy
     img = (clean * 255).round().astype(np.uint8)
     known = np.ones(img.shape[:2], bool)
     known[8:24, 12:28] = False
-    setup = planning.resolve("inpaint", planning.FitOptions(device="cpu"))
-    assert setup.preset == presets.INPAINT_PRESET
-    nets = {(spec.arch, spec.width, spec.upsample) for _, spec, _ in setup.recipes}
+    spec = make_spec("inpaint", Options(device="cpu"), drop=0.5)
+    assert spec.preset == presets.INPAINT_PRESET
+    nets = {(fit.net.arch, fit.net.width, fit.net.upsample) for fit in spec.fits}
     assert nets == {("original", 32, "nearest")}
     fit = dict(clean=img, iters=20, precision="fp32", width=8)
     two = inpaint(img, known, preset="best", **fit)

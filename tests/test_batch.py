@@ -177,14 +177,14 @@ def test_plot_and_gif_are_written_per_input(folder, tmp_path):
 def test_gif_needs_save_every_and_missing_matplotlib_is_one_line(folder, monkeypatch):
     res = invoke("denoise", folder / "a.png", *FAST, "--gif", "p.gif")
     assert res.exit_code == 2 and "--save-every" in res.output
-    monkeypatch.setattr("dipcli.batch.inputs.have_matplotlib", lambda: False)
+    monkeypatch.setattr("dipcli.batch.checks.have_matplotlib", lambda: False)
     res = invoke("denoise", folder / "a.png", *FAST, "--plot", "c.png")
     assert res.exit_code == 2 and "pip install 'dipcli[plot]'" in res.output
     assert len(res.output.strip().splitlines()) == 1
 
 
 def test_plot_csv_writes_the_curve_numbers_without_matplotlib(folder, tmp_path, monkeypatch):
-    monkeypatch.setattr("dipcli.batch.inputs.have_matplotlib", lambda: False)
+    monkeypatch.setattr("dipcli.batch.checks.have_matplotlib", lambda: False)
     out = tmp_path / "curves.csv"
     clean = folder / "a.png"
     res = invoke("denoise", clean, *FAST, "--add-noise", "--plot", out, "-o", tmp_path / "d.png")

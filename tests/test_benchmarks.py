@@ -115,3 +115,35 @@ def test_smoke_results_never_go_to_the_committed_folder(tmp_path, monkeypatch):
     fresh.rmdir()
     with pytest.raises(SystemExit, match="never writes into benchmarks/results"):
         common.results_folder(common.RESULTS, smoke=True)
+
+
+def internal_imports_without_a_reason(script: Path) -> list[str]:
+    """`from dipcli.x import name` lines of ``script`` that take a name outside ``dipcli.__all__`` and
+    give no ``# internal: why`` (on the line, or on the comment line opening its block of imports)."""
+    import ast
+
+    import dipcli
+
+    lines = script.read_text().split("\n")
+    bare = []
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if not (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "dipcli"):
+            continue
+        if node.module == "dipcli" and all(a.name in dipcli.__all__ for a in node.names):
+            continue
+        said = any("# internal:" in line for line in lines[node.lineno - 1:node.end_lineno])
+        above = node.lineno - 2
+        while not said and above >= 0 and lines[above].strip().startswith(("from dipcli", "import ", "#")):
+            said = "# internal:" in lines[above]
+            above -= 1
+        if not said:
+            bare.append(f"{script.relative_to(ROOT)}:{node.lineno}: from {node.module} import …")
+    return bare
+
+
+def test_benchmarks_use_the_public_api_or_say_why_not():
+    """Issue 35: a study that reaches past ``dipcli.__all__`` says why in one line, so that the
+    internals it freezes are known; and no top-level study edits sys.path."""
+    scripts = sorted(BENCHMARKS.rglob("*.py"))
+    assert not [b for s in scripts for b in internal_imports_without_a_reason(s)]
+    assert not [s.name for s in BENCHMARKS.glob("*.py") if "sys.path.insert" in s.read_text()]

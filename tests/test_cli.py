@@ -5,6 +5,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from conftest import plan_denoise
 from typer.testing import CliRunner
 
 from dipcli.cli.app import app
@@ -125,12 +126,12 @@ def test_nets_lists_every_architecture_with_cost():
     res = invoke("nets", "--size", 16, "--json", "--device", "cpu")
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in res.stdout.splitlines()]
-    assert {r["arch"] for r in rows} == {"lean", "compact", "original", "scaled", "deep-decoder",
+    assert {r["arch"] for r in rows} == {"lean", "compact", "original", "deep-decoder",
                                        "convdecoder"}
     assert all(r["params"] > 0 and r["sec_per_iter"] > 0 for r in rows)
 
 
-@pytest.mark.parametrize("arch", ["deep-decoder", "convdecoder", "scaled"])
+@pytest.mark.parametrize("arch", ["deep-decoder", "convdecoder", "lean"])
 def test_denoise_runs_every_architecture(noisy_png, arch):
     res = invoke("denoise", noisy_png, "--sigma", 25, "--arch", arch, "--upsample", "lpf:tri",
                  "--json", "-o", noisy_png.with_name(f"{arch}.png"), "--iters", "10", "--width", "8")
@@ -158,8 +159,8 @@ def test_select_width_handles_grey_rgba_and_folders(tmp_path, smooth):
     assert res.exit_code == 0, res.output
     rows = {Path(r["input"]).name: r for r in map(json.loads, res.stdout.splitlines())}
     assert set(rows) == {"grey.png", "rgba.png", "busy.png"}
-    assert all(r["width"] in (32, 64, 128) and {"score", "sigma"} <= r.keys() for r in rows.values())
-    assert rows["busy.png"]["score"] > rows["grey.png"]["score"]
+    assert all(r["width"] in (32, 64, 128) and {"textured", "sigma"} <= r.keys() for r in rows.values())
+    assert rows["busy.png"]["textured"] > rows["grey.png"]["textured"]
 
 
 def test_select_width_reports_a_bad_file_and_exits_1(tmp_path, noisy_png):
@@ -174,7 +175,7 @@ def test_width_auto_picks_and_reports_a_width(noisy_png):
     res = invoke("denoise", noisy_png, "--sigma", 25, "--width", "auto", "--iters", "10", "--json")
     assert res.exit_code == 0, res.output
     rec = json.loads(res.stdout)
-    assert rec["width_auto"] and rec["width"] in (32, 64, 128) and "texture_score" in rec
+    assert rec["width_auto"] and rec["width"] in (32, 64, 128) and 0 <= rec["textured"] <= 1
 
 
 def test_bad_width_is_refused(noisy_png):
@@ -186,41 +187,35 @@ def test_denoise_defaults_the_balanced_preset_on_a_cpu_and_compact_auto_width_on
     """On a CPU: the `balanced` preset, the compact net fed the noisy image with a recorrupted loss
     (jitter σ, a warm average, its whole budget); a net named with --arch keeps the paper's
     jitter and the stop rule. On CUDA: the compact net at --width auto. Either way, 256² tiles."""
-    from dipcli.api.plan import FitOptions, fit_config, resolve
+    from dipcli.api.plan import fit_config
     from dipcli.api.presets import CPU_PRESET, PRESETS
-    from dipcli.physics.problems import Denoise
+    from dipcli.api.spec import Options, make_spec
+    from dipcli.physics import Denoise
 
-    cpu = FitOptions(device="cpu")
-    setup = resolve("denoise", cpu)
-    (recipe, spec, iters), = setup.recipes
-    config = fit_config(setup, cpu, spec, Denoise(25 / 255), jitter=1 / 30, recipe=recipe, iters=iters)
-    assert setup.preset == CPU_PRESET == "balanced" and recipe == PRESETS["balanced"].recipes[0]
-    assert spec.arch == "compact" and setup.tile_target == 256 and iters == recipe.iters
+    spec = make_spec("denoise", Options(device="cpu"), sigma=25)
+    (fit,) = spec.fits
+    config = fit_config(spec, fit, fit.net, Denoise(25 / 255), jitter=1 / 30)
+    assert spec.preset == CPU_PRESET == "balanced" and fit.recipe == PRESETS["balanced"].recipes[0]
+    assert fit.net.arch == "compact" and spec.tile_target == 256 and fit.iters == fit.recipe.iters
     assert config.input == "observation" and config.recorrupt and config.stop.name == "fixed"
     assert config.reg_noise == pytest.approx(25 / 255) and config.ema_warmup == 9
-    compact = FitOptions(device="cpu", arch="compact")
-    plain_setup = resolve("denoise", compact)
-    plain = fit_config(plain_setup, compact, plain_setup.spec, Denoise(25 / 255), jitter=1 / 30)
+    plain_spec = make_spec("denoise", Options(device="cpu", arch="compact"), sigma=25)
+    plain = fit_config(plain_spec, plain_spec.fits[0], plain_spec.net, Denoise(25 / 255), jitter=1 / 30)
     assert plain.reg_noise == pytest.approx(1 / 30) and plain.ema_warmup == 0 and not plain.recorrupt
-    assert plain_setup.tile_target == 256 and plain_setup.preset is None
+    assert plain_spec.tile_target == 256 and plain_spec.preset is None
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
-    gpu = resolve("denoise", FitOptions(device="auto"))
-    assert gpu.spec.arch == "compact" and gpu.width_auto
+    gpu = make_spec("denoise", Options(device="auto"))
+    assert gpu.net.arch == "compact" and gpu.width_auto
 
 
 def test_cpu_default_gives_each_tile_the_fast_budget_and_an_image_fitted_whole_balanced():
     """A 400² image is tiled by --tile auto: the CPU default then fits each tile with `fast`'s
     budget (so a 512² image stays under five minutes) and says so; a 256² image is fitted whole
     with `balanced`'s. Naming the preset or the budget keeps what was named. Planning only."""
-    from dipcli.api.options import Tile
-    from dipcli.api.plan import FitOptions, Plan, TaskInput, plan_denoise
     from dipcli.api.presets import PRESETS
-    from dipcli.io import Image
 
-    def plan(side: int, **options) -> Plan:
-        pixels = np.random.default_rng(0).random((side, side, 3), dtype=np.float32)
-        o = FitOptions(device="cpu", tile=Tile.parse("auto"), **options)
-        return plan_denoise(TaskInput(Image(pixels, np.dtype(np.uint8))), o, sigma=25)
+    def plan(side: int, **options):
+        return plan_denoise(side, 25, **options)
 
     tiled, whole = plan(400), plan(256)
     assert tiled.tile and tiled.config.iters == PRESETS["fast"].recipes[0].iters
@@ -232,12 +227,7 @@ def test_cpu_default_gives_each_tile_the_fast_budget_and_an_image_fitted_whole_b
     assert plan(400, iters=50).config.iters == 50
     # At σ = 50 `balanced` fits a second seed (presets.members): an image fitted whole gets both,
     # each tile of a tiled one still `fast`'s single fit.
-    def plan50(side: int) -> Plan:
-        pixels = np.random.default_rng(0).random((side, side, 3), dtype=np.float32)
-        o = FitOptions(device="cpu", tile=Tile.parse("auto"))
-        return plan_denoise(TaskInput(Image(pixels, np.dtype(np.uint8))), o, sigma=50)
-
-    assert len(plan50(256).ensemble) == 1 and plan50(400).ensemble == []
+    assert len(plan_denoise(256, 50).ensemble) == 1 and plan_denoise(400, 50).ensemble == []
 
 
 def test_capped_presets_spend_the_time_the_cap_frees_on_more_seeds():
@@ -245,23 +235,20 @@ def test_capped_presets_spend_the_time_the_cap_frees_on_more_seeds():
     add up to the preset's ``fill_iters``: `best` two fits of 2,000 at σ ≤ 25, five of 1,000 at
     σ = 50; `balanced` one, and two at σ = 50; `fast` never more. Each added fit is the last
     recipe from the next seed; --iters keeps the preset's own fits. Planning only."""
-    from dipcli.api.plan import FitOptions, TaskInput, plan_denoise
     from dipcli.api.presets import PRESETS, budget, members
-    from dipcli.io import Image
 
     best, balanced, fast = PRESETS["best"], PRESETS["balanced"], PRESETS["fast"]
-    assert members(best, 15) == members(best, 25) == best.recipes
-    four = members(best, 50)
-    assert [r.seed_offset for r in four] == [0, 1, 2, 3, 4] and all(budget(r, 50) == 1000 for r in four)
+    s15, s25, s35, s50 = 15 / 255, 25 / 255, 35 / 255, 50 / 255
+    assert members(best, s15) == members(best, s25) == best.recipes
+    four = members(best, s50)
+    assert [r.seed_offset for r in four] == [0, 1, 2, 3, 4] and all(budget(r, s50) == 1000 for r in four)
     assert four[2:] == tuple(replace(best.recipes[-1], seed_offset=k) for k in (2, 3, 4))
-    assert sum(budget(r, 35) for r in members(best, 35)) <= best.fill_iters
-    assert len(members(balanced, 25)) == 1 and len(members(balanced, 50)) == 2
-    assert members(fast, 50) == fast.recipes
+    assert sum(budget(r, s35) for r in members(best, s35)) <= best.fill_iters
+    assert len(members(balanced, s25)) == 1 and len(members(balanced, s50)) == 2
+    assert members(fast, s50) == fast.recipes
 
     def fits(sigma: float, **options) -> list[tuple[int, int]]:
-        pixels = np.random.default_rng(0).random((64, 64, 3), dtype=np.float32)
-        o = FitOptions(device="cpu", **options)
-        main = plan_denoise(TaskInput(Image(pixels, np.dtype(np.uint8))), o, sigma=sigma)
+        main = plan_denoise(64, sigma, **options)
         return [(p.config.seed, p.config.iters) for p in (main, *main.ensemble)]
 
     assert fits(50, preset="best") == [(0, 1000), (1, 1000), (2, 1000), (3, 1000), (4, 1000)]
@@ -280,35 +267,31 @@ def test_capped_presets_spend_the_time_the_cap_frees_on_more_seeds():
     (dict(device="cuda", fits=2), "--preset best"),  # the GPU default is one net, no preset
 ])
 def test_fits_is_refused_where_there_is_no_preset_to_repeat(options, words, monkeypatch):
-    from dipcli.api.plan import FitOptions, resolve
+    from dipcli.api.spec import Options, make_spec
     from dipcli.errors import Fail
 
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     with pytest.raises(Fail, match=words):
-        resolve("denoise", FitOptions(**options))
+        make_spec("denoise", Options(**options))
     with pytest.raises(Fail, match="--fits is for denoise and inpaint"):
-        resolve("superres", FitOptions(fits=2))
+        make_spec("superres", Options(fits=2))
 
 
 def test_preset_budget_is_capped_above_sigma_25_where_the_fit_peaks():
     """A recorrupted fit overfits sooner at higher σ: `best`'s 2,000 iterations fall to 1,000 at
     σ = 50 (where its fits peaked), and so do `fast`'s 1,400, never above the recipe's own; σ ≤ 25
     and a net named without a preset keep their budget, and --iters wins."""
-    from dipcli.api.options import Tile
-    from dipcli.api.plan import FitOptions, TaskInput, plan_denoise
     from dipcli.api.presets import PRESETS, budget
-    from dipcli.io import Image
 
     best, fast = PRESETS["best"].recipes[0], PRESETS["fast"].recipes[0]
-    assert budget(best, 15) == budget(best, 25) == 2000 and budget(best, 50) == 1000
-    assert 1000 < budget(best, 35) < 2000 and budget(best, 75) < 1000
-    assert budget(fast, 25) == 1400 and budget(fast, 50) == 1000 and budget(fast, 35) == 1400
-    assert budget(replace(best, recorrupt=False), 50) == 2000
+    assert budget(best, 15 / 255) == budget(best, 25 / 255) == 2000 and budget(best, 50 / 255) == 1000
+    assert 1000 < budget(best, 35 / 255) < 2000 and budget(best, 75 / 255) < 1000
+    assert budget(fast, 25 / 255) == 1400 and budget(fast, 50 / 255) == 1000
+    assert budget(fast, 35 / 255) == 1400
+    assert budget(replace(best, recorrupt=False), 50 / 255) == 2000
 
     def iters(sigma: float, **options) -> int:
-        pixels = np.random.default_rng(0).random((64, 64, 3), dtype=np.float32)
-        o = FitOptions(device="cpu", tile=Tile.parse("auto"), **options)
-        return plan_denoise(TaskInput(Image(pixels, np.dtype(np.uint8))), o, sigma=sigma).config.iters
+        return plan_denoise(64, sigma, **options).config.iters
 
     assert iters(50, preset="best") == 1000 and iters(25, preset="best") == 2000
     assert iters(50, preset="best", iters=1500) == 1500

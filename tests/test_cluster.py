@@ -250,7 +250,7 @@ def test_a_worker_killed_mid_fit_loses_no_result(cluster, folder, tmp_path):
 HEAP_PROBE = """
 import ctypes, ctypes.util
 import numpy as np
-from dipcli.batch.cluster import roomy_heap
+from dipcli.batch.worker import roomy_heap
 
 class Info(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",

@@ -272,7 +272,7 @@ def test_14_decompression_bombs_are_refused_from_the_header(tmp_path):
 
 
 def test_15_a_fit_stopped_before_its_first_loss_gives_null_not_nan(tmp_path, monkeypatch):
-    from dipcli.optim import loop as fit
+    from dipcli.optim import parts as fit
 
     iio.imwrite(tmp_path / "a.png", noisy(32, 32))
     real, calls = fit.jitter, []

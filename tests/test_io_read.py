@@ -12,6 +12,7 @@ from PIL import Image as PILImage
 from PIL import ImageFile, ImageOps
 
 import dipcli.io as dio
+import dipcli.io.read as dio_read
 from dipcli.io import ImageError, read_image, to_array, write_image
 
 ORIENTATION = 0x0112
@@ -179,7 +180,7 @@ def no_decoding(monkeypatch):
     def decoded(*args, **kwargs):
         raise AssertionError("pixels were decoded")
 
-    monkeypatch.setattr(dio, "_read_png16", decoded)
+    monkeypatch.setattr(dio_read, "_read_png16", decoded)
     monkeypatch.setattr(ImageFile.ImageFile, "load", decoded)
     monkeypatch.setattr(tifffile.TiffPageSeries, "asarray", decoded)
 
@@ -238,7 +239,7 @@ def test_environment_variable_sets_the_default_ceiling(tmp_path, monkeypatch):
     monkeypatch.setenv("DIP_MAX_PIXELS", " ")
     assert dio.default_max_pixels() == dio.MAX_PIXELS  # empty: unset
     monkeypatch.delenv("DIP_MAX_PIXELS")
-    monkeypatch.setattr(dio, "MAX_PIXELS", 99)
+    monkeypatch.setattr(dio_read, "MAX_PIXELS", 99)
     assert dio.default_max_pixels() == 99  # the module constant is read at call time
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import dipcli.io as dio
+import dipcli.io.write as dio_write
 from dipcli.io import (
     ImageError,
     atomic_write,
@@ -135,8 +136,8 @@ def test_data_is_synced_before_the_rename_and_the_folder_after(tmp_path, monkeyp
         events.append("replace")
         real_replace(src, dst)
 
-    monkeypatch.setattr(dio.os, "fsync", fsync)
-    monkeypatch.setattr(dio.os, "replace", replace)
+    monkeypatch.setattr(dio_write.os, "fsync", fsync)
+    monkeypatch.setattr(dio_write.os, "replace", replace)
     write_text_atomic(tmp_path / "r.txt", "12345")
     assert events == ["fsync file of 5 bytes", "replace", "fsync folder"]
 
@@ -161,7 +162,7 @@ def test_a_failed_image_write_leaves_no_temporary(tmp_path, monkeypatch):
             f.write(b"\x89PNG half")
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(dio, "encode", broken_encode)
+    monkeypatch.setattr(dio_write, "encode", broken_encode)
     with pytest.raises(ImageError) as exc:
         write_image(tmp_path / "out.png", from_array(np.zeros((4, 4, 3), np.uint8)))
     assert "cannot write (OSError: No space left on device)" in str(exc.value)

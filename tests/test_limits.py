@@ -23,7 +23,9 @@ from typer.testing import CliRunner
 
 import dipcli.engine.run
 from dipcli import Fail, denoise, inpaint, select_width, superres, two_stage
-from dipcli.api.plan import FitOptions, TaskInput, as_image, plan_denoise, plan_inpaint, resolve
+from dipcli.api.inputs import TaskInput, as_image
+from dipcli.api.plan import make_plan
+from dipcli.api.spec import Options, make_spec
 from dipcli.cli.app import app
 from dipcli.engine.memory import USABLE, fit_bytes, footprint, kept_bytes, measure
 from dipcli.nets import NetSpec, build_net
@@ -86,7 +88,7 @@ def test_1_a_net_deeper_than_the_image_is_refused_in_seconds_with_little_memory(
     """`--scales 12` pads a 16² image to 8192² (the kernel's OOM killer took it at 23.6 GB)."""
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-c", MEASURE, sys.executable, "-m", "dipcli", "denoise", str(s16),
-                           "--sigma", "25", "--arch", "scaled", "--scales", "12",
+                           "--sigma", "25", "--arch", "compact", "--scales", "12",
                            "-o", str(s16.with_name("out.png"))],
                           capture_output=True, text=True, cwd=ROOT, timeout=120,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -108,7 +110,7 @@ def test_1_a_net_deeper_than_the_image_is_refused_in_seconds_with_little_memory(
     (["--scales", "12", "--tile", "0"], "pads this 16×16 image to 8192×8192"),  # no tiling: checked too
 ])
 def test_1_a_net_too_large_for_any_machine_is_one_line_and_exit_1(s16, args, words):
-    res = invoke("denoise", s16, "--sigma", 25, "--arch", "scaled", *args, "-o", s16.with_name("out.png"))
+    res = invoke("denoise", s16, "--sigma", 25, "--arch", "compact", *args, "-o", s16.with_name("out.png"))
     assert res.exit_code == 1, res.output
     line = one_error_line(res.output)
     assert words in line and "needs at least" in line and "free" in line
@@ -119,7 +121,7 @@ def test_1_a_net_too_large_for_any_machine_is_one_line_and_exit_1(s16, args, wor
     (["--scales", "20"], "at most 16"), (["--width", str(2**20 + 1)], "at most 1048576"),
 ])
 def test_1_nets_past_what_can_even_be_costed_are_usage_errors(s16, args, words):
-    res = invoke("denoise", s16, "--sigma", 25, "--arch", "scaled", *args)
+    res = invoke("denoise", s16, "--sigma", 25, "--arch", "compact", *args)
     assert res.exit_code == 2 and words in one_error_line(res.output)
     assert written(s16.parent) == []
 
@@ -154,7 +156,7 @@ def test_1_costing_without_building_gives_the_numbers_a_real_net_does(arch, prec
 
 def test_1_a_deep_net_is_probed_with_its_first_six_scales():
     """Deeper scales run on a 4^k-th of the pixels: the 6-scale probe's figure stands for them."""
-    deep, six = NetSpec("scaled", scales=12).resolved(), NetSpec("scaled", scales=6).resolved()
+    deep, six = NetSpec("compact", scales=12).resolved(), NetSpec("compact", scales=6).resolved()
     assert footprint(deep, 3, "fp32").per_pixel == footprint(six, 3, "fp32").per_pixel
     assert footprint(deep, 3, "fp32").params > footprint(six, 3, "fp32").params
     assert footprint(deep, 3, "fp32").step == 8192
@@ -175,7 +177,8 @@ def test_2_planning_the_most_fits_measures_the_net_once(s32, monkeypatch):
     monkeypatch.setattr("dipcli.engine.memory.measure", lambda *a: calls.append(a) or measure(*a))
     footprint.cache_clear()
     image, _ = as_image(s32)
-    plan = plan_denoise(TaskInput(image), FitOptions(preset="best", fits=16, iters=1, device="cpu"), sigma=25)
+    spec = make_spec("denoise", Options(preset="best", fits=16, iters=1, device="cpu"), sigma=25)
+    plan = make_plan(spec, TaskInput(image))
     assert len(plan.ensemble) == 15 and len(calls) == 1
 
 
@@ -221,7 +224,7 @@ def test_19_numpy_numbers_are_numbers(monkeypatch):
     def planner(*args, **kwargs):
         raise Accepted
 
-    monkeypatch.setattr("dipcli.api.tasks.PLANNERS", {"denoise": planner})
+    monkeypatch.setattr("dipcli.api.tasks.make_plan", planner)
     with pytest.raises(Accepted):
         denoise(IMG, sigma=np.float32(25), iters=np.int64(10), seed=np.uint8(3), width=np.int32(8))
 
@@ -272,11 +275,16 @@ def test_24_an_explicit_stop_is_refused_where_the_preset_fixes_the_budget(s32, a
 
 def test_24_stop_applies_where_nothing_fixes_it(s32):
     image, _ = as_image(s32)
-    agreeing = resolve("denoise", FitOptions(device="cpu", stop="fixed"))  # what the preset does anyway
+
+    def planned(name: str, **options):
+        params = dict(drop=0.3) if name == "inpaint" else dict(sigma=25)
+        return make_plan(make_spec(name, Options(device="cpu", **options), **params), TaskInput(image))
+
+    agreeing = make_spec("denoise", Options(device="cpu", stop="fixed"))  # what the preset does anyway
     assert agreeing.preset == "balanced"
-    one_net = plan_denoise(TaskInput(image), FitOptions(device="cpu", arch="compact", stop="wmv"), sigma=25)
+    one_net = planned("denoise", arch="compact", stop="wmv")
     assert type(one_net.config.stop).__name__ == "WMVStop"
-    default = plan_denoise(TaskInput(image), FitOptions(device="cpu", arch="compact"), sigma=25)
+    default = planned("denoise", arch="compact")
     assert type(default.config.stop).__name__ != "FixedStop"  # None is auto: the noise rule
-    inpainting = plan_inpaint(TaskInput(image), FitOptions(device="cpu", stop="fixed", iters=5), drop=0.3)
-    assert inpainting.options.preset is None and type(inpainting.config.stop).__name__ == "FixedStop"
+    inpainting = planned("inpaint", stop="fixed", iters=5)
+    assert inpainting.spec.options.preset is None and type(inpainting.config.stop).__name__ == "FixedStop"

@@ -17,8 +17,8 @@ from dipcli.nets import (
     make_upsampler,
 )
 from dipcli.nets.upsample import stopband_edge
-from dipcli.optim.loop import FitConfig, fit
-from dipcli.physics.problems import Denoise
+from dipcli.optim import FitConfig, fit
+from dipcli.physics import Denoise
 
 FIXED = [u for u in UPSAMPLERS if u != "transposed"]
 LOWPASS = [f"lpf:{f}" for f in FILTERS]
@@ -88,23 +88,21 @@ def test_padding_and_top_kernel_are_checked():
         NetSpec("deep-decoder", top_kernel=1).resolved()
 
 
-def test_compact_is_the_default_preset_of_scaled():
-    compact = build_net(NetSpec("compact", width=8), 3, seed=1).state_dict()
-    scaled = build_net(NetSpec("scaled", width=8), 3, seed=1).state_dict()
-    assert compact.keys() == scaled.keys()
-    assert all(torch.equal(compact[k], scaled[k]) for k in compact)
+def test_compact_takes_every_knob_of_its_family():
+    deeper = build_net(NetSpec("compact", width=8, scales=3), 3, seed=1)
+    assert deeper.scales == 3 and NetSpec("compact", width=8, scales=3).multiple == 8
 
 
 def test_skip_scales_puts_skips_at_the_deepest_scales():
-    one = build_net(NetSpec("scaled", width=8, scales=3, skip_scales=1), 3)
-    two = build_net(NetSpec("scaled", width=8, scales=3, skip_scales=2), 3)
+    one = build_net(NetSpec("compact", width=8, scales=3, skip_scales=1), 3)
+    two = build_net(NetSpec("compact", width=8, scales=3, skip_scales=2), 3)
     assert one.body.skip is None and one.body.deeper.skip is None and one.body.deeper.deeper.skip
     assert two.body.skip is None and two.body.deeper.skip and two.body.deeper.deeper.skip
     assert count_params(two) > count_params(one)
 
 
 @pytest.mark.parametrize("bad", [dict(arch="unet"), dict(upsample="magic"), dict(width=0),
-                                 dict(arch="scaled", scales=2, skip_scales=3),
+                                 dict(arch="compact", scales=2, skip_scales=3),
                                  dict(arch="deep-decoder", skip=4)])
 def test_bad_specs_are_refused_with_the_valid_choices(bad):
     with pytest.raises(ValueError) as info:

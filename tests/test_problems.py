@@ -7,10 +7,11 @@ import torch
 from skimage.color import rgb2ycbcr
 
 from dipcli.io import ImageError, pad_to_multiple
+from dipcli.metrics import psnr
 from dipcli.nets import NetSpec, build_net
-from dipcli.optim.loop import FitConfig, fit
-from dipcli.physics.masks import load_mask
-from dipcli.physics.problems import (
+from dipcli.optim import FitConfig, fit
+from dipcli.optim.losses import Objective, data_loss, recorrupted
+from dipcli.physics import (
     SR_FACTORS,
     SR_KERNELS,
     Denoise,
@@ -19,8 +20,7 @@ from dipcli.physics.problems import (
     bernoulli_mask,
     bicubic_upscale,
     downsampling_kernel,
-    psnr_rgb,
-    psnr_y,
+    load_mask,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -61,14 +61,14 @@ def test_inpaint_loss_is_the_mse_over_known_pixels_and_ignores_holes(smooth):
     problem = Inpaint(bernoulli_mask((8, 8), 0.5, seed=2))
     observed = problem.observe(clean, seed=0)
     output = np.random.default_rng(0).random(clean.shape).astype(np.float32)
-    loss = problem.loss(nchw(output), nchw(observed)).item()
+    loss = data_loss(problem, nchw(output), nchw(observed)).item()
     m = problem.mask
     assert loss == pytest.approx(np.mean((output[m] - clean[m]) ** 2), rel=1e-5)
     # Whatever sits in the holes, of the observation or of the output, the loss is the same.
     rng = np.random.default_rng(5)
     other_obs = np.where(m[:, :, None], observed, rng.random(clean.shape)).astype(np.float32)
     other_out = np.where(m[:, :, None], output, rng.random(clean.shape)).astype(np.float32)
-    assert problem.loss(nchw(other_out), nchw(other_obs)).item() == pytest.approx(loss, rel=1e-6)
+    assert data_loss(problem, nchw(other_out), nchw(other_obs)).item() == pytest.approx(loss, rel=1e-6)
 
 
 def test_inpaint_padding_beyond_the_mask_counts_as_missing(smooth):
@@ -77,21 +77,21 @@ def test_inpaint_padding_beyond_the_mask_counts_as_missing(smooth):
     observed = problem.observe(clean, seed=0)
     padded, _ = pad_to_multiple(observed, 8)  # 16 × 16
     out = torch.rand(1, 3, 16, 16)
-    base = problem.loss(out, nchw(padded)).item()
+    base = data_loss(problem, out, nchw(padded)).item()
     out[..., 10:, :] = 5.0
     out[..., :, 13:] = 5.0
-    assert problem.loss(out, nchw(padded)).item() == pytest.approx(base, rel=1e-6)
+    assert data_loss(problem, out, nchw(padded)).item() == pytest.approx(base, rel=1e-6)
     with pytest.raises(ValueError, match="same size"):
-        problem.loss(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
+        data_loss(problem, torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
 
 
 def test_inpaint_mask_is_made_once_per_device_and_dtype_and_needs_no_grad():
     problem = Inpaint(bernoulli_mask((6, 6), 0.5, seed=0))
     out = torch.rand(1, 3, 6, 6, requires_grad=True)
-    problem.loss(out, torch.rand(1, 3, 6, 6)).backward()
-    m = problem.mask_tensor(out)
-    assert m is problem.mask_tensor(out) and not m.requires_grad and m.device == out.device
-    assert problem.mask_tensor(out.double()).dtype == torch.float64
+    data_loss(problem, out, torch.rand(1, 3, 6, 6)).backward()
+    m = problem.known(out)
+    assert m is problem.known(out) and not m.requires_grad and m.device == out.device
+    assert problem.known(out.double()).dtype == torch.float64
 
 
 def test_inpaint_psnr_scores_the_composite(smooth):
@@ -100,7 +100,8 @@ def test_inpaint_psnr_scores_the_composite(smooth):
     observed = problem.observe(clean, seed=0)
     output = np.random.default_rng(0).random(clean.shape).astype(np.float32)
     expected = -10 * np.log10(np.mean((problem.composite(output, observed) - clean) ** 2))
-    assert problem.psnr(nchw(output), nchw(clean)).item() == pytest.approx(expected, abs=1e-3)
+    scored = psnr(problem.scored(nchw(output), nchw(clean)), nchw(clean)).item()
+    assert scored == pytest.approx(expected, abs=1e-3)
 
 
 def test_inpaint_rejects_a_mask_with_no_known_pixel():
@@ -240,7 +241,7 @@ def test_kernel_is_a_buffer_not_a_parameter():
     buffers = list(problem.downsampler.buffers())
     assert len(buffers) == 1 and not buffers[0].requires_grad
     out = torch.rand(1, 3, 32, 32, requires_grad=True).contiguous(memory_format=torch.channels_last)
-    problem.loss(out, torch.rand(1, 3, 8, 8)).backward()
+    data_loss(problem, out, torch.rand(1, 3, 8, 8)).backward()
     assert buffers[0].grad is None
 
 
@@ -250,7 +251,7 @@ def test_sr_refuses_other_factors_kernels_and_a_wrong_output_size():
     with pytest.raises(ValueError, match="lanczos2"):
         SuperRes(2, "sinc")
     with pytest.raises(ValueError, match="out_size"):
-        SuperRes(2).loss(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16))
+        data_loss(SuperRes(2), torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16))
 
 
 def test_downsampling_a_smooth_image_is_close_to_block_means(smooth):
@@ -267,12 +268,14 @@ def test_y_psnr_with_border_crop_matches_a_hand_computation(smooth):
     y_ref, y_x = rgb2ycbcr(ref)[..., 0] / 255, rgb2ycbcr(x)[..., 0] / 255
     b = 4
     mse = np.mean((y_x[b:-b, b:-b] - y_ref[b:-b, b:-b]) ** 2)
-    assert psnr_y(x, ref, border=4).item() == pytest.approx(-10 * np.log10(mse), abs=1e-3)
-    assert SuperRes(4).psnr(nchw(x), nchw(ref)).item() == pytest.approx(-10 * np.log10(mse), abs=1e-3)
+    assert psnr(x, ref, luma=True, border=4).item() == pytest.approx(-10 * np.log10(mse), abs=1e-3)
+    sr = SuperRes(4)  # how the SR literature scores: Y channel inside a factor-wide border
+    assert psnr(nchw(x), nchw(ref), luma=sr.luma, border=sr.border).item() == pytest.approx(
+        -10 * np.log10(mse), abs=1e-3)
     mse_rgb = np.mean((x[b:-b, b:-b] - ref[b:-b, b:-b]) ** 2)
-    assert psnr_rgb(x, ref, border=4).item() == pytest.approx(-10 * np.log10(mse_rgb), abs=1e-3)
+    assert psnr(x, ref, border=4).item() == pytest.approx(-10 * np.log10(mse_rgb), abs=1e-3)
     grey = x[:, :, :1]
-    assert psnr_y(grey, ref[:, :, :1]).item() == pytest.approx(psnr_rgb(grey, ref[:, :, :1]).item())
+    assert psnr(grey, ref[:, :, :1], luma=True).item() == pytest.approx(psnr(grey, ref[:, :, :1]).item())
 
 
 @pytest.mark.parametrize("factor", [2, 3, 4, 8])
@@ -297,7 +300,7 @@ def test_superres_fits_through_out_size(smooth):
 
 
 def test_denoise_is_unchanged():
-    assert Denoise(0.1).loss(torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)).item() == 1.0
+    assert data_loss(Denoise(0.1), torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)).item() == 1.0
 
 
 @pytest.mark.parametrize("alpha", [1.0, 0.5])
@@ -309,10 +312,10 @@ def test_recorrupted_target_and_input_are_independent_copies_of_the_clean_image(
     clean = torch.rand(1, 3, 200, 200, generator=gen)
     y = clean + sigma * torch.randn(clean.shape, generator=gen)
     shake = alpha * sigma * torch.randn(clean.shape, generator=gen)
-    target = Denoise(sigma).recorrupted(y, shake, alpha * sigma)
+    target = recorrupted(y, shake, alpha * sigma, sigma)
     into, out = (y + shake - clean).flatten(), (target - clean).flatten()
     assert abs(torch.corrcoef(torch.stack([into, out]))[0, 1].item()) < 0.01
     assert out.var().item() == pytest.approx(sigma**2 * (1 + 1 / alpha**2), rel=0.02)
     assert into.var().item() == pytest.approx(sigma**2 * (1 + alpha**2), rel=0.02)
     with pytest.raises(ValueError, match="noise level"):
-        Denoise(None).recorrupted(y, shake, sigma)
+        Objective(Denoise(None), FitConfig(input="observation", recorrupt=True, reg_noise=sigma))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dipcli.nets import NetSpec, build_net
-from dipcli.optim.loop import Check, FitConfig, FixedStop, fit
+from dipcli.optim import Check, FitConfig, FixedStop, fit
 from dipcli.optim.stopping import (
     AnyStop,
     DiscrepancyStop,
@@ -14,7 +14,7 @@ from dipcli.optim.stopping import (
     clipped_noise_variance,
     make_stop,
 )
-from dipcli.physics.problems import Denoise, GaussianNoise, Inpaint, SuperRes
+from dipcli.physics import Denoise, GaussianNoise, Inpaint, SuperRes
 
 BASE = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
 

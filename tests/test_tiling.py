@@ -12,7 +12,7 @@ from dipcli.cli.app import app
 from dipcli.engine.memory import USABLE, fit_bytes, footprint
 from dipcli.engine.tiles import blend, blend_weights, default_overlap, plan_tiles, tile_for, window_slices
 from dipcli.nets import NetSpec
-from dipcli.physics.problems import Inpaint, SuperRes
+from dipcli.physics import Inpaint, SuperRes
 
 runner = CliRunner()
 
@@ -255,8 +255,8 @@ def test_warm_tiles_start_from_the_first_tiles_weights_and_run_their_own_budget(
     from dataclasses import replace
 
     from dipcli.io import Image
-    from dipcli.optim.loop import FitConfig
-    from dipcli.physics.problems import Denoise
+    from dipcli.optim import FitConfig
+    from dipcli.physics import Denoise
 
     clean = smooth(64, 64)
     noisy = np.clip(clean + np.random.default_rng(0).normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)

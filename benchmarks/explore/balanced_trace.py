@@ -10,13 +10,15 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent))  # explorations import the studies one folder up (common, quality)
 from common import centre_crop  # noqa: E402
 from crop_denoiser import image_files  # noqa: E402
 from quality import noisy_copy, scores  # noqa: E402
 
-from dipcli import denoise  # noqa: E402
-from dipcli.io import read_image  # noqa: E402
+from dipcli import (  # noqa: E402
+    denoise,
+    read_image,
+)
 
 
 def main() -> None:

@@ -34,12 +34,15 @@ import torch
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent))  # explorations import the studies one folder up (common, quality)
 from common import DATA, RESULTS, centre_crop  # noqa: E402
 from quality import acceptance_set, noisy_copy, scores  # noqa: E402
 
-from dipcli.io import read_image  # noqa: E402
-from dipcli.nets.registry import NetSpec, build_net  # noqa: E402
+from dipcli import (  # noqa: E402
+    NetSpec,
+    build_net,
+    read_image,
+)
 
 LOG = RESULTS / "explore" / "crop_denoiser.jsonl"
 

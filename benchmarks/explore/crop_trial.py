@@ -22,13 +22,16 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # benchmarks/
+sys.path.insert(0, str(HERE.parent))  # explorations import the studies one folder up (common, quality)
 LOGS = HERE.parent / "results" / "explore" / "r2r-trials"  # the trials' logs and write-up
 from common import centre_crop  # noqa: E402
 from quality import acceptance_set, noisy_copy, scores  # noqa: E402
 
-from dipcli.io import read_image  # noqa: E402
-from dipcli.nets.registry import NetSpec, build_net  # noqa: E402
+from dipcli import (  # noqa: E402
+    NetSpec,
+    build_net,
+    read_image,
+)
 
 
 def score(net: torch.nn.Module, weights: dict, y: torch.Tensor, clean, s: float, k: int) -> float:

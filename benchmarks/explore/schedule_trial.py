@@ -5,7 +5,7 @@ with a learning-rate schedule or zero padding, on chosen 256² crops of the acce
         --lr 0.01 --sched cos --tag cos01   # appends to results/explore/r2r-trials/schedule_trial.jsonl
 
 A stand-alone copy of the loop (input y + e, target y − e, a warm average of the outputs) so that
-the schedule can change without touching `dipcli.fit`; its constant-rate fit is `fast`'s.
+the schedule can change without touching `dipcli.optim`; its constant-rate fit is `fast`'s.
 """
 
 from __future__ import annotations
@@ -20,14 +20,17 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # benchmarks/
+sys.path.insert(0, str(HERE.parent))  # explorations import the studies one folder up (common, quality)
 LOGS = HERE.parent / "results" / "explore" / "r2r-trials"  # the trials' logs and write-up
 from common import centre_crop  # noqa: E402
 from quality import acceptance_set, noisy_copy, scores  # noqa: E402
 
-from dipcli.fit import jitter  # noqa: E402
-from dipcli.io import read_image  # noqa: E402
-from dipcli.nets.registry import NetSpec, build_net  # noqa: E402
+from dipcli import (  # noqa: E402
+    NetSpec,
+    build_net,
+    read_image,
+)
+from dipcli.tensors import jitter  # noqa: E402  # internal: the jitter is what this tries
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/
 
-import dipcli.presets as presets  # noqa: E402
+import dipcli.api.presets as presets  # noqa: E402
 
 R2R = presets.R2R
 for n in (3, 4, 5):

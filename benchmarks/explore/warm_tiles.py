@@ -22,15 +22,19 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent))  # explorations import the studies one folder up (common, quality)
 from common import RESULTS, centre_crop  # noqa: E402
 from crop_denoiser import image_files  # noqa: E402
 from quality import noisy_copy  # noqa: E402
 
-from dipcli.io import read_image  # noqa: E402
-from dipcli.nets import NetSpec, build_net  # noqa: E402
-from dipcli.optim.loop import FitConfig, fit  # noqa: E402
-from dipcli.physics.problems import Denoise  # noqa: E402
+from dipcli import (  # noqa: E402
+    Denoise,
+    FitConfig,
+    NetSpec,
+    build_net,
+    fit,
+    read_image,
+)
 
 LOG = RESULTS / "explore" / "warm_tiles.jsonl"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/
 
-import dipcli.presets as presets  # noqa: E402
+import dipcli.api.presets as presets  # noqa: E402
 
 R2R64 = replace(presets.R2R, width=64)  # the recipe of the trials, before it moved to width 32
 TRIAL_ITERS = {32: 3000, 48: 2400, 96: 1600, 128: 1000}

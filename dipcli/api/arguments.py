@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from dipcli.errors import Fail
-from dipcli.physics.problems import SR_FACTORS
+from dipcli.physics import SR_FACTORS
 
 # Seeds go to torch (which takes up to 2**64 - 1) and numpy (any non-negative integer), with an
 # offset for each further fit of an ensemble; the common 32-bit range is safe for both.

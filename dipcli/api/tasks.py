@@ -4,9 +4,10 @@
     >>> result = denoise(noisy, sigma=25)          # noisy: (H, W) or (H, W, C), uint8/uint16/float
     >>> restored = result.image                    # same dtype and layout as ``noisy``
 
-Each function plans its task (:mod:`dipcli.api.plan`, with the defaults and presets of
-:mod:`dipcli.api.presets`) and runs the plan, as the command line (:mod:`dipcli.cli.app`) and the batch
-runners (:mod:`dipcli.batch`) do. σ is given on the 0–255 scale, as users know it.
+Each function specifies its task once (:func:`dipcli.api.spec.make_spec`, with the defaults and
+presets of :mod:`dipcli.api.presets`), plans its input (:mod:`dipcli.api.plan`) and runs the plan
+(:mod:`dipcli.api.execute`), as the command line (:mod:`dipcli.cli.app`) and the batch runners
+(:mod:`dipcli.batch`) do. σ is given on the 0–255 scale, as users know it.
 """
 
 from __future__ import annotations
@@ -17,21 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from dipcli.api.arguments import check_arguments
-from dipcli.api.options import Tile
-from dipcli.api.plan import (
-    PLANNERS,
-    FitOptions,
-    ImageLike,
-    TaskInput,
-    as_array,
-    as_image,
-    check_sigma,
-    run_plan,
-    settings_of,
-)
+from dipcli.api.execute import record, run_plan
+from dipcli.api.inputs import ImageLike, TaskInput, as_array, as_image
+from dipcli.api.plan import make_plan
 from dipcli.api.presets import TWO_STAGE_DEFAULTS
+from dipcli.api.spec import Options, make_spec, sigma_from_255, tile_count
 from dipcli.errors import Fail
-from dipcli.optim.loop import Event, FitResult
+from dipcli.optim import Event, FitResult
 
 
 @dataclass
@@ -71,23 +64,27 @@ class _Callback:
         self.function(event)
 
 
-def _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, device, tile,
-             raw) -> FitOptions:
-    return FitOptions(iters=iters, arch=arch, width=width, scales=scales, upsample=upsample, stop=stop,
-                      precision=precision, lr=lr, seed=seed, device=device, tile=Tile.parse(tile), raw=raw)
+_SHARED = ("iters", "arch", "width", "scales", "upsample", "stop", "precision", "lr", "seed", "device",
+           "raw", "preset", "fits")
 
 
-def _run(task: str, image: ImageLike, clean: ImageLike | None, mask: ImageLike | None, o: FitOptions,
-         progress: Callable[[Event], None] | None, **task_options) -> Result:
+def _options(given: dict) -> Options:
+    """The shared options out of a task function's arguments (``locals()``)."""
+    return Options(**{k: given[k] for k in _SHARED if k in given}, tile=tile_count(given.get("tile", "auto")))
+
+
+def _run(task: str, image: ImageLike, clean: ImageLike | None, mask: ImageLike | None, options: Options,
+         progress: Callable[[Event], None] | None, **params) -> Result:
+    spec = make_spec(task, options, has_clean=clean is not None, has_mask=mask is not None, **params)
     picture, layout = as_image(image, "image")
     src = TaskInput(picture, clean=None if clean is None else as_image(clean, "clean reference")[0],
-                 mask=None if mask is None else as_image(mask, "mask")[0])
-    plan = PLANNERS[task](src, o, **task_options)
-    result = run_plan(plan, [_Callback(progress)] if progress else ())
+                    mask=None if mask is None else as_image(mask, "mask")[0])
+    planned = make_plan(spec, src)
+    result = run_plan(planned, [_Callback(progress)] if progress else ())
     f = result.fit
     out = Result(as_array(result.image, layout), f.iterations, f.best_iteration, f.stop_reason, f.seconds,
-                 result.psnr, result.ssim, f.history, {"task": task, **settings_of(plan, result)},
-                 plan.notes, f.interrupted, f)
+                 result.psnr, result.ssim, f.history, {"task": task, **record(planned, result)},
+                 planned.notes, f.interrupted, f)
     if f.interrupted:
         raise interrupted(out)
     return out
@@ -174,15 +171,13 @@ def denoise(image: ImageLike, sigma: float | None = None, *, clean: ImageLike | 
         each fit's budget; :func:`dipcli.api.presets.members`).
     """
     check_arguments(locals())
-    o = _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, device, tile, raw)
-    o.preset, o.fits = preset, fits
-    return _run("denoise", image, clean, None, o, progress, sigma=sigma, add_noise=add_noise)
+    return _run("denoise", image, clean, None, _options(locals()), progress, sigma=sigma, add_noise=add_noise)
 
 
 def two_stage(image: ImageLike, sigma: float | None = None, *, clean: ImageLike | None = None,
               add_noise: bool = False, tv_weight: float = TWO_STAGE_DEFAULTS["tv_weight"],
               stage1_frac: float = TWO_STAGE_DEFAULTS["stage1_frac"],
-              schedule: str = TWO_STAGE_DEFAULTS["schedule_kind"], tv: str = TWO_STAGE_DEFAULTS["tv"],
+              schedule: str = TWO_STAGE_DEFAULTS["schedule"], tv: str = TWO_STAGE_DEFAULTS["tv"],
               stage1: str = TWO_STAGE_DEFAULTS["stage1"], iters: int | None = None, arch: str | None = None,
               width: int | str | None = None, scales: int | None = None, upsample: str | None = None,
               stop: str | None = None, precision: str = "auto", lr: float = 0.01, seed: int = 0,
@@ -205,9 +200,9 @@ def two_stage(image: ImageLike, sigma: float | None = None, *, clean: ImageLike 
         ``prefilter``: stage 1 fits a TV-denoised copy instead of the noisy image.
     """
     check_arguments(locals())
-    o = _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, device, tile, raw)
-    return _run("two-stage", image, clean, None, o, progress, sigma=sigma, add_noise=add_noise,
-                tv_weight=tv_weight, stage1_frac=stage1_frac, schedule_kind=schedule, tv=tv, stage1=stage1)
+    return _run("two-stage", image, clean, None, _options(locals()), progress, sigma=sigma,
+                add_noise=add_noise, tv_weight=tv_weight, stage1_frac=stage1_frac, schedule=schedule, tv=tv,
+                stage1=stage1)
 
 
 def inpaint(image: ImageLike, mask: ImageLike | None = None, *, mask_known: str = "auto",
@@ -244,10 +239,8 @@ def inpaint(image: ImageLike, mask: ImageLike | None = None, *, mask_known: str 
     check_arguments(locals())
     if isinstance(mask, np.ndarray) and mask.dtype == bool and mask_known == "auto":
         mask_known = "white"  # True = known, as documented
-    o = _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, device, tile, raw)
-    o.preset, o.fits = preset, fits
-    return _run("inpaint", image, clean, mask, o, progress, mask_known=mask_known, drop=drop,
-                no_composite=not composite)
+    return _run("inpaint", image, clean, mask, _options(locals()), progress, mask_known=mask_known, drop=drop,
+                composite=composite)
 
 
 def superres(image: ImageLike, factor: int = 4, *, kernel: str = "lanczos2", make_lr: bool = False,
@@ -271,8 +264,8 @@ def superres(image: ImageLike, factor: int = 4, *, kernel: str = "lanczos2", mak
         The high-resolution reference, ``factor`` times the size of ``image``.
     """
     check_arguments(locals())
-    o = _options(iters, arch, width, scales, upsample, stop, precision, lr, seed, device, "auto", raw)
-    return _run("superres", image, clean, None, o, progress, factor=factor, kernel=kernel, make_lr=make_lr)
+    return _run("superres", image, clean, None, _options(locals()), progress, factor=factor, kernel=kernel,
+                make_lr=make_lr)
 
 
 for _task in (denoise, two_stage, inpaint, superres):
@@ -292,9 +285,9 @@ def select_width(image: ImageLike, sigma: float | None = None):
     from dipcli.texture import complexity
 
     check_arguments(locals())
-    check_sigma(sigma)
+    sigma = sigma_from_255(sigma)
     picture, _ = as_image(image, "image")
     try:
-        return complexity(picture.pixels, None if sigma is None else sigma / 255)
+        return complexity(picture.pixels, sigma)
     except ValueError as exc:
         raise Fail(str(exc)) from None

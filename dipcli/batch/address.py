@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from dipcli.batch.runners import sigint_ignored, usable_cpus
+from dipcli.batch.processes import sigint_ignored, usable_cpus
 from dipcli.errors import FAILURE, Fail
 from dipcli.report.progress import Display
 

@@ -18,22 +18,17 @@ from __future__ import annotations
 import glob
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from string import Formatter
 
+from dipcli.batch.checks import DEFAULT_NAME, check_settings, check_writable
 from dipcli.batch.settings import STDIO, Item, Settings, Task
 from dipcli.errors import Fail
 from dipcli.io import WRITABLE
-from dipcli.report.plots import PLOT_TYPES, have_matplotlib, missing_matplotlib, needs_matplotlib
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 GLOB_CHARS = frozenset("*?[")
-FIELDS = ("stem", "task", "ext", "parent")
-DEFAULT_NAME = "{stem}_{task}.{ext}"
-REPORT_TYPES = (".csv", ".json")
 
 
 @dataclass(frozen=True)
@@ -99,20 +94,6 @@ def expand_inputs(args: Sequence[str | os.PathLike], recursive: bool = False) ->
 
 # ---- naming and pairing --------------------------------------------------------------------------
 
-def template_fields(template: str, what: str) -> set[str]:
-    """The fields a name template uses; unknown ones are a usage error."""
-    try:
-        names = {f for _, f, _, _ in Formatter().parse(template) if f is not None}
-    except ValueError as exc:
-        raise Fail(f"{what} {template!r}: {exc}; write fields as {{stem}}, {{task}}, {{ext}}, {{parent}}") \
-            from None
-    unknown = names - set(FIELDS)
-    if unknown:
-        raise Fail(f"{what} {template!r}: unknown field {{{sorted(unknown)[0]}}}; "
-                   "the fields are {stem}, {task}, {ext} and {parent}")
-    return names
-
-
 def fill(template: str, path: Path, task: str) -> str:
     """``{stem}_{task}.{ext}`` for ``photos/cat.png`` and task ``denoised``: ``cat_denoised.png``;
     ``{parent}`` is the name of the folder the input is in (``photos``)."""
@@ -150,102 +131,6 @@ def plan_item(index: int, source: Source, task: Task, batch: bool) -> Item:
     return Item(index, path, output, mask, clean, snapshots,
                 Path(fill(s.plot, path, task.suffix)) if s.plot else None,
                 Path(fill(s.gif, path, task.suffix)) if s.gif else None, kind=format_type(s.format))
-
-
-def check_settings(task: Task, batch: bool) -> None:
-    """Usage errors that need no image: refuse them before any work starts."""
-    s, fit = task.settings, task.fit
-    if s.output is not None and batch:
-        raise Fail("-o/--output names the output of one input; for several use --output-dir DIR "
-                   "(and --name TEMPLATE)")
-    if s.output is not None and (s.output_dir is not None or s.name is not None):
-        raise Fail("-o/--output names the file itself; drop --output-dir/--name, or drop -o")
-    if s.jobs > 1 and not fit.group.auto and fit.group.size > 1:
-        raise Fail("--jobs runs fits in separate processes, --group batches them in one; choose one")
-    if s.cluster is not None:
-        from dipcli.batch.address import check_address
-        from dipcli.batch.cluster import have_distributed, missing_distributed
-
-        if not have_distributed():
-            raise Fail(missing_distributed())
-        check_address(s.cluster)
-        if s.jobs > 1:
-            raise Fail("--jobs runs fits in processes here, --cluster (or DIP_CLUSTER) on a Dask "
-                       "cluster's workers; choose one")
-        if not s.shared_fs and (s.snapshots is not None or s.gif is not None):
-            raise Fail("--snapshots and --gif write frames during the fit, on the worker; add "
-                       "--shared-fs if the workers see these paths, or drop them")
-    elif s.shared_fs:
-        raise Fail("--shared-fs says how a --cluster's workers reach the files; give --cluster too")
-    if s.force and s.skip_existing:
-        raise Fail("--force overwrites existing outputs, --skip-existing keeps them; choose one")
-    if s.clean is not None and s.clean_dir is not None:
-        raise Fail("give either --clean FILE (one input) or --clean-dir DIR, not both")
-    if s.clean is not None and batch:
-        raise Fail("--clean names the reference of one input; for several use --clean-dir DIR "
-                   "(references paired by file name)")
-    if s.clean_dir is not None and not s.clean_dir.is_dir():
-        raise Fail(f"--clean-dir {s.clean_dir}: no such folder")
-    if s.mask is not None and s.mask_pattern is not None:
-        raise Fail("give either --mask FILE (one image) or --mask-pattern TEMPLATE, not both")
-    if s.mask is not None and batch:
-        raise Fail("--mask names the mask of one image; for several pair them with "
-                   "--mask-pattern '{stem}_mask.png' (looked up beside each image)")
-    if s.output_dir is not None and s.output_dir.exists() and not s.output_dir.is_dir():
-        raise Fail(f"--output-dir {s.output_dir} is a file; name a folder")
-    template_fields(s.name or DEFAULT_NAME, "--name")
-    if s.mask_pattern is not None:
-        template_fields(s.mask_pattern, "--mask-pattern")
-    if s.snapshots is not None and fit.save_every <= 0:
-        raise Fail("--snapshots DIR needs --save-every N with N 1 or more: how often to take a snapshot")
-    if s.gif is not None and fit.save_every <= 0:
-        raise Fail("--gif needs --save-every N with N 1 or more: how often to take a frame")
-    if fit.save_every > 0 and s.snapshots is None and s.gif is None:
-        raise Fail("--save-every N and --snapshots DIR go together (or --gif FILE)")
-    pictures = (("--plot", s.plot, PLOT_TYPES, "curves.png"), ("--gif", s.gif, (".gif",), "progress.gif"))
-    for what, value, types, example in pictures:
-        if value is None:
-            continue
-        if not template_fields(value, what) and batch:
-            raise Fail(f"{what} {value!r}: every input of a batch needs its own file; put a field "
-                       f"in the name, e.g. {what} '{{stem}}_{example}'")
-        if Path(value).suffix.lower() not in types:
-            raise Fail(f"{what} {value}: name it with one of {', '.join(types)}")
-    if s.plot is not None and needs_matplotlib(s.plot) and not have_matplotlib():
-        raise Fail(missing_matplotlib())
-    for what, path, types in (("--html", s.html, (".html", ".htm")), ("--report", s.report, REPORT_TYPES)):
-        if path is None:
-            continue
-        if path.suffix.lower() not in types:
-            raise Fail(f"{what} {path}: name it {' or '.join(types)}")
-        if path.is_dir():
-            raise Fail(f"{what} {path} is a folder; name a file in it, e.g. {path / ('report' + types[0])}")
-        if not path.parent.is_dir():
-            raise Fail(f"{what} {path}: folder {path.parent} does not exist; create it first")
-        check_writable(path.parent, f"{what} {path}")
-
-
-def check_writable(folder: Path, what: str) -> None:
-    """Refuse, before any fit, a folder that cannot take a new file (read-only, /proc, no room).
-
-    Tried for real, with a temporary file that is removed at once: permission bits do not tell
-    (root ignores them; a read-only mount or a pseudo-filesystem refuses anyway). A folder that
-    does not exist yet (``--output-dir``) is not created here, since a call refused later (a
-    missing input) must leave nothing behind: the nearest folder that exists takes the test,
-    and the folder is made when the first output is written.
-    """
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise Fail(f"{what}: cannot write in {folder} ({existing} is a file); choose a folder you can "
-                   "write to")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or exc.__class__.__name__
-        raise Fail(f"{what}: cannot write in {folder} ({reason}); choose a folder you can write to") from None
 
 
 def check_type(output: Path, batch: bool) -> None:
@@ -313,7 +198,6 @@ def check_outputs(items: list[Item], batch: bool, s: Settings) -> list[Item]:
     """Refuse outputs that would overwrite an input or each other, or that are folders; decide
     about existing ones; and check their folders take files, all before any fit."""
     inputs = {i.input.resolve() for i in items}
-    written: dict[Path, Item] = {}
     typed_by_input = s.output is None and "{ext}" in (s.name or DEFAULT_NAME)  # checked per input
     files = [i for i in items if not i.to_stdout]
     for item in files:
@@ -325,6 +209,21 @@ def check_outputs(items: list[Item], batch: bool, s: Settings) -> list[Item]:
                        + ("--name" if batch else "-o"))
         if s.output is not None and not out.parent.is_dir():
             raise Fail(f"{out.parent}: output folder does not exist; create it first")
+    check_distinct(items, s)
+    items = settle_existing(items, files, batch, s)
+    folders = dict.fromkeys(folder for i in items if not i.skip for folder in (
+        *(p.parent for p in (i.output, i.plot, i.gif) if p is not None and p != STDIO),
+        *([i.snapshots] if i.snapshots is not None else [])))
+    what = "--output-dir" if s.output_dir is not None else "-o" if s.output is not None else "the outputs"
+    for folder in folders:
+        check_writable(folder, what)
+    return items
+
+
+def check_distinct(items: list[Item], s: Settings) -> None:
+    """Every file a batch writes (outputs, plots, GIFs, snapshot folders) belongs to one input, and
+    none of them is a folder already."""
+    written: dict[Path, Item] = {}
     for item in items:
         named = (("--name", None if item.to_stdout else item.output), ("--plot", item.plot),
                  ("--gif", item.gif), ("", item.snapshots))
@@ -337,6 +236,10 @@ def check_outputs(items: list[Item], batch: bool, s: Settings) -> list[Item]:
             if other is not item:
                 raise Fail(f"{path}: both {other.input} and {item.input} would write here; "
                            + tell_apart(other.input, item.input, option))
+
+
+def settle_existing(items: list[Item], files: list[Item], batch: bool, s: Settings) -> list[Item]:
+    """Outputs that exist already: refused, unless --force overwrites or --skip-existing keeps them."""
     existing = [i for i in files if i.output.exists()]
     if existing and not (s.force or s.skip_existing):
         if not batch:
@@ -346,12 +249,6 @@ def check_outputs(items: list[Item], batch: bool, s: Settings) -> list[Item]:
                    "pass --skip-existing to resume the batch or --force to overwrite them")
     if s.skip_existing:
         items = [replace(i, skip=not i.to_stdout and i.output.exists()) for i in items]
-    folders = dict.fromkeys(folder for i in items if not i.skip for folder in (
-        *(p.parent for p in (i.output, i.plot, i.gif) if p is not None and p != STDIO),
-        *([i.snapshots] if i.snapshots is not None else [])))
-    what = "--output-dir" if s.output_dir is not None else "-o" if s.output is not None else "the outputs"
-    for folder in folders:
-        check_writable(folder, what)
     return items
 
 

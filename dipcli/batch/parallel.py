@@ -27,8 +27,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import resource_tracker
 
+from dipcli import signals
+from dipcli.batch.processes import usable_cpus
 from dipcli.batch.results import failed, skipped
-from dipcli.batch.runners import attempt, usable_cpus
+from dipcli.batch.runners import attempt
 from dipcli.batch.settings import Item, Outcome, Task
 from dipcli.errors import FAILURE, INTERRUPTED
 from dipcli.report.progress import Display, Sink
@@ -160,21 +162,19 @@ def run_round(task: Task, todo: list[Item], display: Display, jobs: int, gpus: i
             futures: dict[Future, tuple[int, Item]] = {pool.submit(_work, task, item, slot): (slot, item)
                                                        for slot, item in enumerate(todo)}
         pending = set(futures)
-        while pending:
-            try:
+        with stop_requests(stop) as asked:
+            while pending:
+                # Nothing is cancelled on a stop: queued inputs see it and return at once
+                # (cancelling futures of a pool whose worker died can hang Python 3.11's executor).
                 done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                # Nothing is cancelled: queued inputs see the stop and return at once (cancelling
-                # futures of a pool whose worker died can hang Python 3.11's executor).
-                result.interrupted = True
-                stop.set()
-                continue
-            relay(queue, display)
-            for f in sorted(done, key=lambda f: futures[f][1].index):
-                slot, item = futures[f]
-                outcome = collect(task, f, item, bool(started[slot]), stop.is_set(), deaths, result)
-                if outcome is not None:
-                    yield outcome
+                result.interrupted = result.interrupted or bool(asked)
+                relay(queue, display)
+                for f in sorted(done, key=lambda f: futures[f][1].index):
+                    slot, item = futures[f]
+                    outcome = collect(task, f, item, bool(started[slot]), stop.is_set(), deaths, result)
+                    if outcome is not None:
+                        yield outcome
+            result.interrupted = result.interrupted or bool(asked)
         finished = True
     finally:
         if not finished:  # the batch stopped reading (an error, a closed generator): stop the fits
@@ -204,6 +204,35 @@ def collect(task: Task, f: Future, item: Item, began: bool, stopping: bool, deat
         return None
     except Exception as exc:  # the worker could not run it at all (e.g. it failed to start)
         return failed(task, item, f"worker failed: {exc.__class__.__name__}: {exc}", FAILURE)
+
+
+@contextmanager
+def stop_requests(stop: Flag) -> Iterator[list[int]]:
+    """While a pool runs, Ctrl-C, SIGTERM and SIGHUP ask the batch to stop instead of raising.
+
+    The workers get the signal too and stop their fits, which keep their best so far and come
+    back as outcomes. Raised in the main process at whatever point it had reached (showing
+    progress, writing an earlier outcome), the interrupt would leave the round before those
+    outcomes arrive and lose them; so here it only sets the stop flag, and the round raises it
+    once every running fit is in. Yields the signals received (main thread only; else none).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    asked: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        asked.append(signum)
+        stop.set()
+        signals.note(signum)
+
+    signums = [signal.SIGINT, *signals.STOPPING]
+    previous = [signal.signal(signum, on_signal) for signum in signums]
+    try:
+        yield asked
+    finally:
+        for signum, handler in zip(signums, previous, strict=True):
+            signal.signal(signum, handler)
 
 
 @contextmanager

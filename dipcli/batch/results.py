@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 
-from dipcli.api.plan import Plan, settings_of
+from dipcli.api import execute
+from dipcli.api.plan import Plan
 from dipcli.batch.settings import Item, Outcome, Settings, Task
 from dipcli.errors import FAILURE, INTERRUPTED, OK
 from dipcli.io import write_text_atomic
@@ -23,7 +24,7 @@ def make_record(task: Task, item: Item, plan: Plan, result) -> dict:
     """One input's record: what it is, where it went, and what the fit used and gave."""
     record = {"input": str(item.input), "output": str(item.output),
               "status": "interrupted" if result.fit.interrupted else "ok", "task": task.name,
-              **settings_of(plan, result)}
+              **execute.record(plan, result)}
     for key, path in (("plot", item.plot), ("gif", item.gif)):
         if path is not None:
             record[key] = str(path)

@@ -8,25 +8,25 @@ and the batch goes on.
 from __future__ import annotations
 
 import functools
-import os
-import signal
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-from dipcli.api.plan import PLANNERS, Plan, TaskInput, run_plan, run_plans
+from dipcli.api.execute import run_plan, run_plans
+from dipcli.api.inputs import TaskInput
+from dipcli.api.plan import Plan, make_plan
 from dipcli.batch.inputs import check_type
 from dipcli.batch.results import failed, make_record, skipped
 from dipcli.batch.settings import STDIO, Item, Outcome, Task
 from dipcli.engine.run import group_capacity
 from dipcli.errors import FAILURE, INTERRUPTED, OK, USAGE, Fail
 from dipcli.io import Image, ImageError, output_plan, read_image, write_image
-from dipcli.io.formats import WRITABLE, scale_of
+from dipcli.io.formats import WRITABLE
+from dipcli.io.image import scale_of
 from dipcli.io.metadata import NONE
-from dipcli.optim.loop import SHARED
+from dipcli.optim import SHARED
 from dipcli.report.plots import needs_matplotlib, plot_curves, write_curves_csv, write_gif
 from dipcli.report.progress import Display, Sink, Snapshots
 
@@ -74,27 +74,27 @@ def prepare_one(task: Task, item: Item, sink: Sink) -> Plan:
 
 def plan_input(task: Task, item: Item, src: TaskInput, sink: Sink) -> Plan:
     """Plan an input whose files are read; tell the user the notes (``--cluster``'s client too)."""
-    plan = PLANNERS[task.name](src, task.fit, setup=task.setup, **task.options)
-    kind = item.output_type(plan.image)
+    planned = make_plan(task.spec, src)
+    kind = item.output_type(planned.image)
     if item.to_stdout and kind not in WRITABLE:
         raise Fail(f"-o -: the input is a {kind} file, a type dip does not write; name one with --format "
                    f"({', '.join(t.lstrip('.') for t in WRITABLE)})")
     if not item.to_stdout:
         check_type(item.output, batch=False)  # an output named after a readable but unwritable input
     try:  # a format that cannot hold the image (16-bit or alpha into JPEG/BMP): say so before the fit
-        conversion = output_plan(plan.image, kind)
+        conversion = output_plan(planned.image, kind)
     except ImageError as exc:
         raise Fail(str(exc)) from None
     if not task.settings.json_out:
-        for note in plan.notes + ([f"{item.output.name}: {conversion}"] if conversion else []):
+        for note in planned.notes + ([f"{item.output.name}: {conversion}"] if conversion else []):
             sink.note(note)
-    return plan
+    return planned
 
 
 def announcer(task: Task, item: Item, plan: Plan, sink: Sink) -> Callable[[str], None]:
     """What to call before each fit of an input (the image: "", or each tile: ", tile 2/6"): a fresh bar."""
     h, w = plan.image.shape
-    spec, config = plan.spec, plan.config
+    spec, config = plan.net, plan.config
     title = (f"dip {task.name} {item.input.name}: {w}×{h}{plan.header}, {spec.arch} net (width "
              f"{spec.width}, {spec.scales} scales, {spec.upsample}), stop: {config.stop.name}")
 
@@ -230,7 +230,7 @@ def run_sequential(task: Task, items: list[Item], display: Display, batch: bool)
 
 def group_key(p: Plan) -> tuple:
     """Inputs with equal keys can be fitted as one group: one size, net, problem kind and loop."""
-    return (p.image.pixels.shape, p.spec.resolved(), type(p.problem).__name__,
+    return (p.image.pixels.shape, p.net.resolved(), type(p.problem).__name__,
             p.problem.out_size(p.image.shape), tuple(getattr(p.config, k) for k in SHARED))
 
 
@@ -265,7 +265,7 @@ def run_grouped(task: Task, items: list[Item], display: Display, batch: bool) ->
         else:
             key = group_key(p)
             if key not in capacity:
-                capacity[key] = group_capacity(p.problem, p.image.pixels.shape, p.spec, p.config, fit.device,
+                capacity[key] = group_capacity(p.problem, p.image.pixels.shape, p.net, p.config, fit.device,
                                                 fit.group.size)
             waiting.setdefault(key, []).append((item, p, sink))
             outcomes = flush(key) if len(waiting[key]) >= capacity[key] else []
@@ -278,22 +278,3 @@ def run_grouped(task: Task, items: list[Item], display: Display, batch: bool) ->
         if any(o.code == INTERRUPTED for o in outcomes):
             return
 
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-@contextmanager
-def sigint_ignored() -> Iterator[None]:
-    """Ignore Ctrl-C for a moment (processes started now inherit that); main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

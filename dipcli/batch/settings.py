@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from dipcli.api.plan import FitOptions, Setup
+from dipcli.api.spec import Options, TaskSpec
 from dipcli.errors import OK
 
 STDIO = Path("-")  # as an input: the image on stdin; as the output: write the image to stdout
@@ -41,22 +41,23 @@ class Settings:
     gif: str | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Task:
-    """A subcommand's job, described once for all its inputs.
+    """A subcommand's job, described once for all its inputs: the task's :class:`TaskSpec` (what
+    to do to each input, checked once), the ``{task}`` of output names and the batch's settings.
+    Everything here pickles, which lets ``--jobs`` and ``--cluster`` hand inputs to workers."""
 
-    ``name`` picks the task's planner (:data:`dipcli.api.plan.PLANNERS`), ``setup`` is what
-    :func:`dipcli.api.plan.resolve` decided once for the whole batch, and ``options`` are the
-    task's own keyword options. Everything here pickles, which lets ``--jobs`` hand inputs to
-    worker processes.
-    """
-
-    name: str  # "denoise"
+    spec: TaskSpec
     suffix: str  # the {task} of output names: "denoised", "x4"
     settings: Settings
-    fit: FitOptions
-    setup: Setup
-    options: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def fit(self) -> Options:
+        return self.spec.options
 
 
 @dataclass(frozen=True)

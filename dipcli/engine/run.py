@@ -1,8 +1,8 @@
 """One restoration job from start to finish: pad, build, fit, crop, composite and score.
 
-Every task goes through :func:`run_job` (or :func:`run_group` for ``--group``); the task
-planners (:mod:`dipcli.api.plan`) turn options into a :class:`Job`, and the caller writes the
-image it returns.
+Every task goes through :func:`run_job` (or :func:`run_group` for ``--group``): the planners
+(:mod:`dipcli.api.plan`, :mod:`dipcli.api.execute`) turn a task into a :class:`Job`, and the
+caller writes the image it returns.
 A tiled job (``--tile``) repeats the fit step, :func:`fit_images`, once per tile (or per group
 of tiles) and blends the outputs (:mod:`dipcli.engine.tiles`); the loop itself is the same
 :func:`dipcli.optim.loop.fit_group`.
@@ -11,7 +11,6 @@ of tiles) and blends the outputs (:mod:`dipcli.engine.tiles`); the loop itself i
 from __future__ import annotations
 
 import copy
-import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,9 +21,10 @@ import numpy as np
 from dipcli.engine.memory import USABLE, Footprint, OutOfMemory, available_bytes, footprint, gib
 from dipcli.engine.tiles import Blender, plan_tiles, tile_for, window_slices
 from dipcli.io import Image, pad_to_multiple
+from dipcli.metrics import psnr, ssim
 from dipcli.nets import NetSpec, build_net, count_params
 from dipcli.nets.stack import Stack
-from dipcli.optim.loop import (
+from dipcli.optim import (
     FitConfig,
     FitResult,
     Member,
@@ -33,7 +33,7 @@ from dipcli.optim.loop import (
     resolve_device,
     resolve_precision,
 )
-from dipcli.physics.problems import Problem
+from dipcli.physics import Problem
 
 if TYPE_CHECKING:
     import torch
@@ -372,14 +372,7 @@ def finish(job: Job, result: FitResult, params: int, device: str, tiles: int | N
     if job.composite:
         pixels = job.problem.composite(pixels, job.observed.pixels)
     image = resized_like(job.observed, pixels)
-    psnr = ssim = None
-    if job.reference is not None:
-        from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-        psnr = float(peak_signal_noise_ratio(job.reference, image.pixels, data_range=1.0))
-        ssim = float(structural_similarity(
-            job.reference, image.pixels, data_range=1.0, channel_axis=2,
-            gaussian_weights=True, use_sample_covariance=False,
-        ))
-        psnr = psnr if math.isfinite(psnr) else 99.0
-    return JobResult(result, params, device, psnr, ssim, image, tiles)
+    score = quality = None
+    if job.reference is not None:  # the written image's, as metrics measures every score
+        score, quality = float(psnr(image.pixels, job.reference)), float(ssim(image.pixels, job.reference))
+    return JobResult(result, params, device, score, quality, image, tiles)

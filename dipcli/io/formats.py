@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import png
@@ -20,28 +19,15 @@ import tifffile
 from PIL import Image as PILImage
 
 from dipcli.errors import ImageError
+from dipcli.io.image import Image, scale_of
 from dipcli.io.metadata import Metadata, add_png_chunks, pillow_options, tiff_options
 from dipcli.io.metadata import losses as metadata_losses
-
-if TYPE_CHECKING:
-    from dipcli.io import Image
 
 WRITABLE = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 TIFF = (".tif", ".tiff")
 # JPEG and BMP hold 8-bit grey or RGB only: 16-bit depth and alpha must go (see output_plan).
 EIGHT_BIT_NO_ALPHA = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
 PILLOW_FORMATS = {".png": "PNG", **EIGHT_BIT_NO_ALPHA}
-
-
-def scale_of(dtype: np.dtype) -> float:
-    """What 1.0 inside is in the file: 255, 65535, or 1.0 for float (TIFF) pixels."""
-    if np.issubdtype(dtype, np.floating):
-        return 1.0
-    if dtype == np.uint8:
-        return 255.0
-    if dtype == np.uint16:
-        return 65535.0
-    raise ImageError(f"unsupported pixel type {dtype}; use 8- or 16-bit images")
 
 
 def writable_suffix(suffix: str, where: str) -> str:

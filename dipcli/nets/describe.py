@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from dipcli.nets.registry import ARCHS, PRESETS, NetSpec, build_net, count_params
+from dipcli.nets.registry import ARCHITECTURES, ARCHS, NetSpec, build_net, count_params
 from dipcli.tensors import jitter
 
 
@@ -68,7 +68,7 @@ def describe_archs(size: int, device: torch.device | str = "cpu", width: int | N
         side = max(-(-size // m) * m, 2 * m)
         net = build_net(spec, out_channels, seed=0)
         rows.append({
-            "arch": arch, "about": PRESETS[arch].about, "family": spec.family,
+            "arch": arch, "about": ARCHITECTURES[arch].about, "family": spec.family,
             "width": spec.width, "scales": spec.scales, "skip": spec.skip,
             "skip_scales": spec.skip_scales, "upsample": spec.upsample,
             "input_depth": spec.input_depth, "multiple": m, "side": side,

@@ -1,18 +1,15 @@
 """Build a generator from a small, printable spec.
 
-Named architectures (presets of three families):
+Named architectures (:class:`Arch`: a family, its defaults, and how a net of it is fitted):
 
-* ``lean`` — the CPU denoising default before the presets (``dipcli.api.presets``): ``compact``
-  with a 1×1 convolution after the last upsampling (so only the fixed upsampler mixes pixels at
-  full resolution) and zero padding,
-  fitted with half the paper's input jitter and an average that warms up. On this 2-core CPU it
-  reaches its stop in about a third of the iterations of ``compact``, each a third cheaper,
-  for a few tenths of a dB less (benchmarks/README.md, "A 512² image in under five minutes").
-* ``compact`` — the 2-scale DIP of "The Devil is in the Upsampling" (ICCV 2023),
-  width 64 at every scale, a skip link only at the deepest scale, bilinear upsampling. A preset
-  of ``scaled``.
-* ``scaled`` — the same family with every knob open: ``scales`` S, ``width`` W at every scale,
-  skip links (``skip`` channels) only at the deepest ``skip_scales`` K scales, 3×3 convolutions.
+* ``compact`` — the 2-scale DIP of "The Devil is in the Upsampling" (ICCV 2023), width 64 at
+  every scale, a skip link only at the deepest scale, bilinear upsampling; every knob is open:
+  ``scales`` S, ``width`` W at every scale, skip links (``skip`` channels) only at the deepest
+  ``skip_scales`` K scales.
+* ``lean`` — ``compact`` with a 1×1 convolution after the last upsampling (so only the fixed
+  upsampler mixes pixels at full resolution) and zero padding, fitted with half the paper's input
+  jitter and an average that warms up: a third cheaper per iteration, a few tenths of a dB less
+  (results/lean).
 * ``original`` — the DIP paper's denoising net: 5 scales × 128 channels, skip 4 at every scale.
 * ``deep-decoder`` — Heckel & Hand's Deep Decoder: 1×1 convolutions, 5 upsamplings, width 64.
 * ``convdecoder`` — Darestani & Heckel's ConvDecoder: 3×3 convolutions, 5 upsamplings, width 64.
@@ -35,7 +32,7 @@ from dipcli.nets.upsample import UPSAMPLERS
 
 
 @dataclass(frozen=True)
-class Preset:
+class Arch:
     family: str  # "skip", "deep-decoder" or "convdecoder": which class builds it
     about: str  # one line for listings
     defaults: dict = field(default_factory=dict)
@@ -47,24 +44,22 @@ class Preset:
 
 _COMPACT = dict(width=64, scales=2, skip=4, skip_scales=1, upsample="bilinear", input_depth=32)
 # None: skip_scales follows scales (skips at every scale), input_depth follows width.
-PRESETS: dict[str, Preset] = {
-    "lean": Preset("skip", "compact, 1×1 at full size, zero padding, half the jitter",
+ARCHITECTURES: dict[str, Arch] = {
+    "lean": Arch("skip", "compact, 1×1 at full size, zero padding, half the jitter",
                    {**_COMPACT, "top_kernel": 1, "padding": "zeros"}, jitter=0.5, ema_warmup=9.0),
-    "compact": Preset("skip", "2-scale DIP, skip at the deepest scale (default: GPU denoise, others)",
+    "compact": Arch("skip", "2-scale DIP (any --scales, --width), skip at the deepest scale (the default)",
                       _COMPACT),
-    "original": Preset("skip", "DIP paper's hourglass: 5 scales × 128, skip 4 at every scale",
+    "original": Arch("skip", "DIP paper's hourglass: 5 scales × 128, skip 4 at every scale",
                        dict(width=128, scales=5, skip=4, skip_scales=None, upsample="bilinear",
                             input_depth=32)),
-    "scaled": Preset("skip", "compact DIP family: S scales, width W, skips at the deepest K",
-                     _COMPACT),
-    "deep-decoder": Preset("deep-decoder", "Deep Decoder: 1×1 convs, upsample, ReLU, BatchNorm",
+    "deep-decoder": Arch("deep-decoder", "Deep Decoder: 1×1 convs, upsample, ReLU, BatchNorm",
                            dict(width=64, scales=5, skip=0, skip_scales=0, upsample="bilinear",
                                 input_depth=None)),
-    "convdecoder": Preset("convdecoder", "ConvDecoder: 3×3 convs, upsample, ReLU, BatchNorm",
+    "convdecoder": Arch("convdecoder", "ConvDecoder: 3×3 convs, upsample, ReLU, BatchNorm",
                           dict(width=64, scales=5, skip=0, skip_scales=0, upsample="bilinear",
                                input_depth=None)),
 }
-ARCHS = tuple(PRESETS)
+ARCHS = tuple(ARCHITECTURES)
 # Beyond these a net cannot be built even to be costed (dipcli.engine.memory): tensor sizes overflow.
 # The memory check refuses far smaller nets; these bounds only keep its arithmetic finite.
 MAX_SCALES = 16
@@ -87,28 +82,21 @@ class NetSpec:
 
     def resolved(self) -> NetSpec:
         """The spec with every default filled in, as it will be built and reported."""
-        if self.arch not in PRESETS:
+        if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.arch!r}; choose one of: {', '.join(ARCHS)}")
-        preset = PRESETS[self.arch]
-        spec = replace(self, **{k: v for k, v in preset.defaults.items() if getattr(self, k) is None})
+        arch = ARCHITECTURES[self.arch]
+        spec = replace(self, **{k: v for k, v in arch.defaults.items() if getattr(self, k) is None})
         if spec.upsample not in UPSAMPLERS:
             raise ValueError(
                 f"unknown upsampler {spec.upsample!r}; choose one of: {', '.join(UPSAMPLERS)}"
             )
-        if spec.width < 1 or spec.scales < 1 or spec.skip < 0:
-            raise ValueError("width and scales must be at least 1 and skip at least 0")
-        if spec.scales > MAX_SCALES:
-            raise ValueError(f"{spec.scales} scales: give at most {MAX_SCALES} (each scale halves the "
-                             f"image; {MAX_SCALES} already pad every image to {2 << MAX_SCALES} px a side)")
-        if spec.width > MAX_WIDTH:
-            raise ValueError(f"width {spec.width}: give at most {MAX_WIDTH} channels (DIP nets use 32 to "
-                             "256; a net this wide is too large even to cost)")
+        _check_size(spec)
         spec = replace(spec, skip_scales=spec.scales if spec.skip_scales is None else spec.skip_scales,
                        input_depth=spec.width if spec.input_depth is None else spec.input_depth,
                        padding=spec.padding or "reflect")
         if spec.padding not in PADDINGS:
             raise ValueError(f"unknown padding {spec.padding!r}; choose one of: {', '.join(PADDINGS)}")
-        if preset.family == "skip":
+        if arch.family == "skip":
             spec = replace(spec, top_kernel=3 if spec.top_kernel is None else spec.top_kernel)
             if spec.top_kernel not in (1, 3):
                 raise ValueError(f"top_kernel must be 1 or 3, got {spec.top_kernel}")
@@ -116,7 +104,7 @@ class NetSpec:
             raise ValueError(f"{spec.arch} has no top_kernel; leave it unset")
         if spec.input_depth < 1:
             raise ValueError("input_depth must be at least 1")
-        if preset.family != "skip" and (spec.skip or spec.skip_scales):
+        if arch.family != "skip" and (spec.skip or spec.skip_scales):
             raise ValueError(f"{spec.arch} has no skip links; leave skip and skip_scales unset")
         if not 0 <= spec.skip_scales <= spec.scales:
             raise ValueError(f"skip_scales must be between 0 and scales ({spec.scales})")
@@ -125,13 +113,13 @@ class NetSpec:
     @property
     def family(self) -> str:
         self.resolved()  # refuse an unknown arch with the list of valid ones
-        return PRESETS[self.arch].family
+        return ARCHITECTURES[self.arch].family
 
     @property
-    def preset(self) -> Preset:
+    def architecture(self) -> Arch:
         """The named architecture this spec starts from, with the fit settings chosen for it."""
         self.resolved()
-        return PRESETS[self.arch]
+        return ARCHITECTURES[self.arch]
 
     @property
     def multiple(self) -> int:
@@ -145,6 +133,18 @@ class NetSpec:
         if s.family == "skip":
             return s.input_depth, h, w
         return s.input_depth, h // s.multiple, w // s.multiple
+
+
+def _check_size(spec: NetSpec) -> None:
+    """Width and scales within what a DIP net uses and what can be costed at all."""
+    if spec.width < 1 or spec.scales < 1 or spec.skip < 0:
+        raise ValueError("width and scales must be at least 1 and skip at least 0")
+    if spec.scales > MAX_SCALES:
+        raise ValueError(f"{spec.scales} scales: give at most {MAX_SCALES} (each scale halves the "
+                         f"image; {MAX_SCALES} already pad every image to {2 << MAX_SCALES} px a side)")
+    if spec.width > MAX_WIDTH:
+        raise ValueError(f"width {spec.width}: give at most {MAX_WIDTH} channels (DIP nets use 32 to "
+                         "256; a net this wide is too large even to cost)")
 
 
 def build_net(spec: NetSpec, out_channels: int, seed: int | None = None) -> nn.Module:

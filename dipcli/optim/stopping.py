@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dipcli.optim.loop import Check, FixedStop, StopRule
+from dipcli.optim.config import Check, FixedStop, StopRule
+from dipcli.physics import GaussianNoise
 from dipcli.physics.noise import clipped_noise_variance
-from dipcli.physics.problems import GaussianNoise
 
 STOP_NAMES = ("auto", "wmv", "discrepancy", "fixed")
 

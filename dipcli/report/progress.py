@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.table import Column
 from rich.text import Text
 
-from dipcli.optim.loop import Event
+from dipcli.optim import Event
 from dipcli.tensors import to_hwc
 
 # Colour is left to Rich: it honours NO_COLOR and plain (non-terminal) streams on its own. Rich

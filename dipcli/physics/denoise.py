@@ -1,0 +1,43 @@
+"""Denoising: the observation is the image plus white Gaussian noise of σ, clipped to [0, 1]."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from dipcli.physics.base import GaussianNoise, Problem
+
+
+@dataclass(frozen=True)
+class Denoise(Problem):
+    """Additive white Gaussian noise of standard deviation ``sigma`` (on the 0–1 scale).
+
+    ``sigma_estimated``: σ was estimated from the image (see :class:`GaussianNoise`).
+    """
+
+    sigma: float | None = None
+    sigma_estimated: bool = False
+    name: ClassVar[str] = "denoise"
+    tileable: ClassVar[bool] = True
+
+    @property
+    def noise(self) -> GaussianNoise | None:
+        return None if self.sigma is None else GaussianNoise(self.sigma, self.sigma_estimated)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def window(self, rows: slice, cols: slice) -> Denoise:
+        """The problem on a window of the image (a tile): the same, since noise is per pixel."""
+        return self
+
+    def observe(self, clean: np.ndarray, seed: int) -> np.ndarray:
+        """Add seeded N(0, σ²) noise and clip to [0, 1], as the DIP literature does."""
+        if self.sigma is None:
+            raise ValueError("a noise level is needed to simulate noise")
+        rng = np.random.default_rng(seed)
+        noisy = clean + rng.normal(0.0, self.sigma, size=clean.shape)
+        return np.clip(noisy, 0.0, 1.0).astype(np.float32)
