@@ -15,7 +15,7 @@ early stopping and budget a wider net simply converges further. What is left to 
 
 How: for every image of a width_psnr.py results file, the crop, noise and σ are rebuilt exactly as
 that run's `dip denoise --add-noise` made them (the same centre crop, `Denoise(σ).observe(pixels,
-seed)` as dipcli/planning.py's denoise_inputs, σ given) and `texture.features` is measured on the noisy
+seed)` as dipcli/api/plan.py plans a denoising, σ given) and `texture.features` is measured on the noisy
 crop. T is chosen to maximise the mean written PSNR over the images. Candidates: the midpoints
 between the sorted feature values, with 0 and 1 (the feature's range) as end points, so "always 128"
 and "always 64" are candidates too; ties go to the smaller T (the wider net). Honest score: leave-
