@@ -72,13 +72,15 @@ class Input:
         self.jitter = config.reg_noise
         self.members = len(ys)
         shaped = config.recorrupt and self.jitter > 0 and any(n is not None and not n.white for n in noises)
-        self.shaped = list(zip(noises, ys, strict=True)) if shaped else None
+        # Each member's noise, drawn at its own brightness: (α, its sampler).
+        self.shaped = [(self.jitter / n.sigma, n.sampler(y)) for n, y in zip(noises, ys, strict=True)] \
+            if shaped else None
 
     def draw(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This step's input and the jitter added to it (None without jitter): ``(1, …)`` for a
         white jitter shared by a group, one per member for a draw of their noise."""
         if self.shaped is not None:
-            shake = torch.cat([self.jitter / noise.sigma * noise.sample(y) for noise, y in self.shaped])
+            shake = torch.cat([alpha * draw() for alpha, draw in self.shaped])
             return self.z + shake, shake
         shake = self.jitter * jitter(self.z[:1]) if self.jitter > 0 else None
         inp = self.z + shake if shake is not None else self.z

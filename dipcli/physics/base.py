@@ -25,6 +25,7 @@ Nothing about networks, losses or progress bars here (deepinv calls this "physic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -52,6 +53,11 @@ class GaussianNoise:
     def sample(self, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A draw of the noise for an observation shaped like ``like``: σ·N(0, 1) per pixel."""
         return self.sigma * torch.randn(like.shape, device=like.device, generator=generator)
+
+    def sampler(self, like: torch.Tensor,
+                generator: torch.Generator | None = None) -> Callable[[], torch.Tensor]:
+        """:meth:`sample` for ``like`` as a function of nothing (see :meth:`CameraNoise.sampler`)."""
+        return lambda: self.sample(like, generator)
 
     def readout(self) -> dict:
         """What the record says of the noise (0–255 scale): this model, its level, no correlation."""
@@ -85,16 +91,26 @@ class CameraNoise:
         component convolved with its kernel (from a margin, so that the statistics hold up to the
         border), mixed into channels, scaled per pixel by σ at the observation's brightness (an
         unbiased guess of σ² at the clean brightness, the variance being affine in it)."""
-        kernels = torch.as_tensor(self.correlation.kernels, dtype=torch.float32, device=like.device)
+        return self.sampler(like, generator)()
+
+    def sampler(self, like: torch.Tensor,
+                generator: torch.Generator | None = None) -> Callable[[], torch.Tensor]:
+        """:meth:`sample` for ``like`` as a function of nothing, what depends on ``like`` alone (the
+        kernels on its device, σ at each of its pixels) worked out once: a fit draws at every step."""
+        kernels = torch.as_tensor(self.correlation.kernels, dtype=torch.float32, device=like.device)[:, None]
         mixing = torch.as_tensor(self.correlation.mixing, dtype=torch.float32, device=like.device)
-        k, side = kernels.shape[0], kernels.shape[-1]
-        n, _, h, w = like.shape
-        white = torch.randn((n, k, h + side - 1, w + side - 1), device=like.device, generator=generator)
-        unit = torch.einsum("ck,nkhw->nchw", mixing, F.conv2d(white, kernels[:, None], groups=k))
         a, b = (torch.as_tensor(v, dtype=torch.float32, device=like.device)[None, :, None, None]
                 for v in (self.curve.a, self.curve.b))
-        noise = unit * (a * like.detach() + b).clamp_min(0).sqrt()
-        return noise.contiguous(memory_format=torch.channels_last)
+        scale = (a * like.detach().float() + b).clamp_min(0).sqrt().contiguous()  # the layout of the draws
+        k, side = kernels.shape[0], kernels.shape[-1]
+        n, _, h, w = like.shape
+
+        def draw() -> torch.Tensor:
+            white = torch.randn((n, k, h + side - 1, w + side - 1), device=like.device, generator=generator)
+            unit = torch.einsum("ck,nkhw->nchw", mixing, F.conv2d(white, kernels, groups=k))
+            return (unit * scale).contiguous(memory_format=torch.channels_last)
+
+        return draw
 
     def readout(self) -> dict:
         """What the record says of the noise (0–255 scale): σ at the darkest and brightest level
