@@ -102,7 +102,7 @@ CHECKS: dict[str, Callable[[str, object], None]] = {
     "stage1_frac": _real("the fraction of iterations in stage 1 as a number between 0 and 1"),
     "drop": _real("the fraction of pixels to drop as a number between 0 and 1"),
     **dict.fromkeys(("arch", "upsample", "stop", "precision", "device", "preset", "schedule", "tv",
-                     "stage1", "mask_known", "kernel"), _name),
+                     "stage1", "mask_known", "kernel", "noise"), _name),
     **dict.fromkeys(("add_noise", "composite", "make_lr", "raw"), _flag),
     "progress": _callable,
 }

@@ -78,15 +78,35 @@ def make_plan(spec: TaskSpec, src: TaskInput) -> Plan:
 
 # ---- the parts every planner uses ----------------------------------------------------------------
 
-def noise_model(image: Image, sigma: float | None, notes: list[str]) -> Denoise:
-    """The denoising problem for σ (0–1 scale) or, if None, σ estimated from the image with
-    :func:`dipcli.physics.noise.estimate_noise`, the one estimator every part uses."""
-    if sigma is not None:
-        return Denoise(sigma)
+def noise_model(image: Image, params: DenoiseParams, notes: list[str]) -> Denoise:
+    """The denoising problem for ``params`` (:class:`~dipcli.api.spec.DenoiseParams`): white
+    Gaussian noise of σ (0–1 scale) or, if None, of σ estimated from the image with
+    :func:`dipcli.physics.noise.estimate_noise`, the one estimator every part uses; or the photo's
+    noise model read from it (:func:`dipcli.physics.camera.read_camera_noise`), which ``auto``
+    takes where :func:`dipcli.physics.camera.camera_like` says the noise is not white."""
+    if params.sigma is not None:
+        return Denoise(params.sigma)
     from dipcli.physics.noise import estimate_noise
 
-    estimate = max(estimate_noise(image.pixels), MIN_SIGMA)
-    notes.append(f"estimated noise σ ≈ {estimate * 255:.1f} (pass --sigma to set it)")
+    if params.noise == "gaussian":
+        return white_noise(estimate_noise(image.pixels), notes)
+    from dipcli.physics.camera import camera_like, read_camera_noise
+
+    camera = read_camera_noise(image.pixels)
+    read = camera.curve.summary(camera.correlation)
+    if params.noise == "auto":
+        white = estimate_noise(image.pixels)
+        if not camera_like(camera, white):
+            return white_noise(white, notes, f"; taken as white: the camera model reads {read}")
+    notes.append(f"{read}: the camera noise model, read from the image (--noise gaussian: white noise "
+                 "of one σ)")
+    return Denoise(max(camera.sigma, MIN_SIGMA), sigma_estimated=True, camera=camera)
+
+
+def white_noise(estimate: float, notes: list[str], why: str = "") -> Denoise:
+    """White Gaussian noise of the σ estimated, with a note saying so (and ``why`` not another)."""
+    estimate = max(estimate, MIN_SIGMA)
+    notes.append(f"estimated noise σ ≈ {estimate * 255:.1f} (pass --sigma to set it){why}")
     return Denoise(estimate, sigma_estimated=True)
 
 
@@ -176,11 +196,20 @@ def denoise_inputs(spec: TaskSpec, src: TaskInput,
     """The noisy image (made here with ``add_noise``), its reference, and the problem with σ."""
     image, params = src.image, spec.params
     reference = check_reference(src.clean, image, src.clean_name) if src.clean is not None else None
-    problem = noise_model(image, params.sigma, notes)
+    problem = noise_model(image, params, notes)
     if params.add_noise:
         reference = image.pixels
         image = image.with_pixels(problem.observe(image.pixels, spec.options.seed))
     return image, reference, problem
+
+
+def noise_header(problem: Denoise) -> str:
+    """The noise's part of the line that starts a fit: its σ, or for a photo's its σ dark to bright."""
+    if problem.camera is None:
+        return f", σ = {problem.sigma * 255:.3g}"
+    levels = [v * 255 for v in problem.camera.curve.sigma_range()]
+    dark, bright = (f"{v:.1f}" if v < 3 else f"{v:.0f}" for v in levels)  # as the readout rounds
+    return f", camera noise σ {dark}–{bright} (dark to bright)"
 
 
 def denoise_fits(spec: TaskSpec, sigma: float) -> tuple[Fit, ...]:
@@ -204,7 +233,7 @@ def plan_denoise(spec: TaskSpec, src: TaskInput) -> Plan:
         if fit.recipe is not None and fit.recipe.input == "observation":  # the net reads the noisy image
             net = replace(net, input_depth=image.pixels.shape[2])
         config = fit_config(spec, fit, net, problem, jitter=reg_noise(problem.sigma))
-        header, extra = f", σ = {sigma255:.3g}", {"sigma": sigma255, **auto}
+        header, extra = noise_header(problem), {"sigma": sigma255, **problem.noise.readout(), **auto}
         plans.append(plan_tiles(spec, Plan(spec, image, problem, config, net, reference, header, extra,
                                            notes=notes)))
     o = spec.options
@@ -261,9 +290,9 @@ def plan_two_stage(spec: TaskSpec, src: TaskInput) -> Plan:
         config.data_weight = lambda it: 0.0 if it <= end else 1.0
     config.regulariser, config.reg_weight = regulariser, lam
     sigma255 = problem.sigma * 255
-    extra = {**auto, "sigma": sigma255, "stage1": params.stage1, "tv_weight": params.tv_weight,
-             "stage1_frac": params.stage1_frac, "schedule": params.schedule, "tv": params.tv,
-             "stage1_end": end}
+    extra = {**auto, "sigma": sigma255, **problem.noise.readout(), "stage1": params.stage1,
+             "tv_weight": params.tv_weight, "stage1_frac": params.stage1_frac, "schedule": params.schedule,
+             "tv": params.tv, "stage1_end": end}
     what = f"TV λ = {params.tv_weight:g}" if params.stage1 == "tv" else "TV-prefiltered target"
     return plan_tiles(spec, Plan(spec, image, problem, config, net, reference,
                                  f", σ = {sigma255:.3g}, {what} until iteration {end}", extra, notes=notes))

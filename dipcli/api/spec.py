@@ -41,6 +41,7 @@ from dipcli.optim.stopping import STOP_NAMES
 from dipcli.physics import POLARITIES, SR_FACTORS, SR_KERNELS
 
 TASKS = ("denoise", "two-stage", "inpaint", "superres")
+NOISE_MODELS = ("auto", "gaussian", "camera")  # denoise --noise (dipcli.api.plan.noise_model)
 
 
 @dataclass(frozen=True)
@@ -108,14 +109,22 @@ class Options:
 
 @dataclass(frozen=True)
 class DenoiseParams:
-    """``sigma``: the noise σ on the [0, 1] scale, or None to estimate it from each image."""
+    """``sigma``: the noise σ on the [0, 1] scale, or None to estimate it from each image.
+
+    ``noise``: the noise model (:data:`NOISE_MODELS`): ``gaussian``, white Gaussian noise of
+    ``sigma`` or of σ estimated; ``camera``, a photo's noise read from each image (a level by
+    brightness, and its correlation), never with ``sigma``; ``auto``, ``gaussian`` with ``sigma``,
+    else whichever the image's noise reads as (:func:`dipcli.physics.camera.camera_like`).
+    """
 
     sigma: float | None = None
     add_noise: bool = False
+    noise: str = "auto"
 
 
 @dataclass(frozen=True)
 class TwoStageParams(DenoiseParams):
+    noise: str = "gaussian"  # its TV stage and prefilter take one white σ
     tv_weight: float = TWO_STAGE_DEFAULTS["tv_weight"]
     stage1_frac: float = TWO_STAGE_DEFAULTS["stage1_frac"]
     schedule: str = TWO_STAGE_DEFAULTS["schedule"]
@@ -322,6 +331,7 @@ def make_params(name: str, given: dict, has_clean: bool, has_mask: bool) -> Para
         if name in ("denoise", "two-stage"):
             given = {**given, "sigma": sigma_from_255(given.get("sigma"))}
             params = (DenoiseParams if name == "denoise" else TwoStageParams)(**given)
+            check_noise(params)
             if params.add_noise and params.sigma is None:
                 raise Fail("--add-noise needs --sigma to know how much noise to add")
             if params.add_noise and has_clean:
@@ -338,6 +348,18 @@ def make_params(name: str, given: dict, has_clean: bool, has_mask: bool) -> Para
         raise Fail(f"{name}: {exc}") from None
     check_superres(params, has_clean)
     return params
+
+
+def check_noise(p: DenoiseParams) -> None:
+    """``--noise``: a model offered, and a camera model read from the image, never given a σ."""
+    if p.noise not in NOISE_MODELS:
+        raise Fail(f"unknown --noise {p.noise!r}; choose one of: {', '.join(NOISE_MODELS)}")
+    if p.noise == "camera" and p.sigma is not None:
+        raise Fail("--sigma gives one white-noise level and --noise camera reads a level by brightness from "
+                   "the image: drop one of them")
+    if isinstance(p, TwoStageParams) and p.noise != "gaussian":
+        raise Fail("two-stage takes white Gaussian noise (its TV stage weighs one σ); use denoise --noise "
+                   f"{p.noise}")
 
 
 def check_two_stage(p: TwoStageParams) -> None:

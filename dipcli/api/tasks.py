@@ -140,14 +140,14 @@ _COMMON_DOC = """
 """
 
 
-def denoise(image: ImageLike, sigma: float | None = None, *, clean: ImageLike | None = None,
-            add_noise: bool = False, preset: str | None = None, fits: int | None = None,
-            iters: int | None = None, arch: str | None = None,
+def denoise(image: ImageLike, sigma: float | None = None, *, noise: str = "auto",
+            clean: ImageLike | None = None, add_noise: bool = False, preset: str | None = None,
+            fits: int | None = None, iters: int | None = None, arch: str | None = None,
             width: int | str | None = None, scales: int | None = None, upsample: str | None = None,
             stop: str | None = None, precision: str = "auto", lr: float = 0.01, seed: int = 0,
             device: str = "auto", tile: str | int = "auto", raw: bool = False,
             progress: Callable[[Event], None] | None = None) -> Result:
-    """Remove additive noise with a Deep Image Prior [1]_.
+    """Remove noise with a Deep Image Prior [1]_: white Gaussian noise, or a photo's.
 
     Parameters
     ----------
@@ -155,7 +155,19 @@ def denoise(image: ImageLike, sigma: float | None = None, *, clean: ImageLike | 
         ``(H, W)`` or ``(H, W, C)`` (C = 1–4, the last of 2 or 4 being alpha), uint8, uint16 or
         float in [0, 1]; or an image file.
     sigma : float, optional
-        Noise standard deviation on the 0–255 scale; estimated from the image when omitted.
+        White-noise standard deviation on the 0–255 scale; estimated from the image when omitted.
+    noise : {"auto", "gaussian", "camera"}
+        The noise model. ``gaussian``: white Gaussian noise of ``sigma`` (or of σ estimated).
+        ``camera``: a photo's noise, read from the image (:mod:`dipcli.physics.camera`): its σ at
+        each brightness per channel and its spatial and colour correlation, which the recorrupted
+        fit then draws its noise from; not with ``sigma``. ``auto``: ``gaussian`` when ``sigma``
+        is given; otherwise ``camera`` when the model read from the image has an RMS σ of at least
+        one grey level and its noise is correlated (the white-noise estimate, which sees only the
+        finest scale, under 0.7 × that RMS σ) or signal-dependent (σ at the brightest level
+        measured at least twice σ at the darkest plus one grey level), else ``gaussian``
+        (:func:`dipcli.physics.camera.camera_like` gives the measurements behind the rule).
+        ``result.settings`` says what was used: ``noise_model``, ``noise_sigma_range`` (σ dark and
+        bright, 0–255), ``noise_correlation_px`` and ``noise`` (the same in words).
     clean : array or path, optional
         The clean image, to score against (PSNR/SSIM); it never steers the fit.
     add_noise : bool
@@ -171,7 +183,8 @@ def denoise(image: ImageLike, sigma: float | None = None, *, clean: ImageLike | 
         each fit's budget; :func:`dipcli.api.presets.members`).
     """
     check_arguments(locals())
-    return _run("denoise", image, clean, None, _options(locals()), progress, sigma=sigma, add_noise=add_noise)
+    return _run("denoise", image, clean, None, _options(locals()), progress, sigma=sigma, noise=noise,
+                add_noise=add_noise)
 
 
 def two_stage(image: ImageLike, sigma: float | None = None, *, clean: ImageLike | None = None,

@@ -101,6 +101,8 @@ def describe(record: dict) -> str:
     if record.get("psnr") is not None:
         msg += f", PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.4f}"
     lines = [msg + ")"]
+    if record.get("noise"):  # what the fit took the noise to be, "noise σ …" (dipcli.physics: readout)
+        lines.append(f"  {record['noise']}")
     lines += [f"  {k.replace('_', ' ')}: {v:.2f} dB" for k, v in record.items()
               if k.startswith("psnr_") and isinstance(v, float)]
     return "\n".join(lines)

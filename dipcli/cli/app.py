@@ -54,6 +54,7 @@ from dipcli.cli.options import (
     MaxPixelsOpt,
     NameOpt,
     NetsJsonOpt,
+    NoiseOpt,
     OutputDirOpt,
     OutputOpt,
     PlotOpt,
@@ -193,12 +194,12 @@ def run_task(name: str, suffix: str, c: Common, inputs: list[str], **options) ->
 
 @fitting_command
 def denoise(
-    c: Common, inputs: InputsArg, sigma: SigmaOpt = None, add_noise: AddNoiseOpt = False,
-    preset: PresetOpt = None, fits: FitsOpt = None,
+    c: Common, inputs: InputsArg, sigma: SigmaOpt = None, noise: NoiseOpt = "auto",
+    add_noise: AddNoiseOpt = False, preset: PresetOpt = None, fits: FitsOpt = None,
 ) -> None:
-    """Remove Gaussian-like noise: `dip denoise noisy.png --sigma 25`."""
+    """Remove noise: `dip denoise photo.jpg`, or white noise of a known level: `--sigma 25`."""
     c = replace(c, fit=replace(c.fit, preset=preset, fits=fits))
-    run_task("denoise", "denoised", c, inputs, sigma=sigma, add_noise=add_noise)
+    run_task("denoise", "denoised", c, inputs, sigma=sigma, noise=noise, add_noise=add_noise)
 
 
 @fitting_command

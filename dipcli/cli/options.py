@@ -107,6 +107,11 @@ RawOpt = Annotated[bool, typer.Option("--raw", help="Write the last raw output i
 
 SigmaOpt = Annotated[float | None, typer.Option("--sigma", "-s", help="Noise standard deviation "
                      "on the 0–255 scale; estimated from each image when omitted.")]
+NoiseOpt = Annotated[str, typer.Option("--noise", help="The noise model: gaussian (white, one σ: --sigma "
+                     "or estimated), camera (a photo's: its level by brightness and its spatial "
+                     "correlation, read from each image; not with --sigma), or auto: gaussian with "
+                     "--sigma, else camera where the image's noise reads as correlated or "
+                     "signal-dependent.", metavar="auto|gaussian|camera")]
 AddNoiseOpt = Annotated[bool, typer.Option("--add-noise", help="Experiment mode: INPUT is clean; add "
                         "N(0, σ²) noise (seeded), restore, and score against INPUT.")]
 

@@ -88,7 +88,8 @@ class FitConfig:
     # the observation minus e/α². For Gaussian noise of σ the two are independent noisy copies of
     # the clean image, so the mean squared error to the target is, in expectation, the error to
     # the clean image plus a constant: an unbiased loss (:class:`dipcli.optim.losses.Objective`).
-    # Needs input="observation" and a problem with Gaussian noise of known σ.
+    # Needs input="observation" and a problem with a noise model; for one that is not white (a
+    # photo's), e is a draw of that noise scaled by α = reg_noise / σ (dipcli.optim.parts.Input).
     recorrupt: bool = False
     precision: str = "fp32"  # "bf16": the generator runs under bfloat16 autocast; "auto"
     seed: int = 0

@@ -69,7 +69,8 @@ def fit_group(members: Sequence[Member], net: nn.Module, *, input_depth: int | N
     torch.manual_seed(config.seed)
     size = out_size or members[0].observed.shape[:2]
     ys = [to_nchw(m.observed, device, channels_last=True) for m in members]
-    source = Input(config, net, ys, size, input_depth, torch.Generator().manual_seed(config.seed), device)
+    source = Input(config, net, ys, size, input_depth, torch.Generator().manual_seed(config.seed), device,
+                   [m.problem.noise for m in members])
     tracks = [Track(m, y, size, device) for m, y in zip(members, ys, strict=True)]
     objectives = [Objective(m.problem, m.config) for m in members]
     net = net.to(device)
@@ -88,7 +89,7 @@ def fit_group(members: Sequence[Member], net: nn.Module, *, input_depth: int | N
                 out = net(inp)
             out = out.float()  # losses, the average and metrics stay in float32
             one = len(members) == 1
-            terms = [objective(out if one else out[i:i + 1], ys[i], shake, it)
+            terms = [objective(out if one else out[i:i + 1], ys[i], _own(shake, i), it)
                      for i, objective in enumerate(objectives)]
             loss = terms[0][0]
             for term, _, _ in terms[1:]:
@@ -111,6 +112,11 @@ def fit_group(members: Sequence[Member], net: nn.Module, *, input_depth: int | N
         _settle(tracks, active, "interrupted", it, out, average.value, start, precision)
     _settle(tracks, range(len(members)), "budget", it, out, average.value, start, precision)
     return [t.result for t in tracks]
+
+
+def _own(shake: torch.Tensor | None, i: int) -> torch.Tensor | None:
+    """Member ``i``'s part of the step's jitter: all of a shared one, its own of one per member."""
+    return shake if shake is None or shake.shape[0] == 1 else shake[i:i + 1]
 
 
 def _shared_config(members: Sequence[Member]) -> FitConfig:

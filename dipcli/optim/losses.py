@@ -4,9 +4,13 @@ The data loss is the mean squared error between the forward model's output and t
 over the pixels observed (:meth:`dipcli.physics.Problem.known`). The recorrupted loss (Pang,
 Zheng, Quan & Ji, "Recorrupted-to-Recorrupted: Unsupervised Deep Learning for Image Denoising",
 CVPR 2021) fits the output for the input moved by noise ``e`` to the observation moved the other
-way: for Gaussian noise of σ and ``e = α·N(0, σ²)``, ``y + e`` and ``y − e/α²`` carry independent
-noise, so the expected error to the second is the error to the clean image plus a constant, and
-the fit cannot copy its input's noise.
+way: for Gaussian noise ``n`` of any covariance Σ and ``e = α·n'`` with ``n'`` a fresh draw of
+the same noise, ``y + e`` and ``y − e/α²`` carry independent noise (their covariance is
+Σ − α²Σ/α² = 0), so the expected error to the second is the error to the clean image plus a
+constant, and the fit cannot copy its input's noise. White noise of σ is one such Σ; a photo's,
+whose level follows the brightness and which is spatially and colour correlated
+(:class:`dipcli.physics.base.CameraNoise`), is another: :class:`dipcli.optim.parts.Input` draws
+``e`` from the problem's noise model.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ def data_loss(problem: Problem, output: torch.Tensor, observed: torch.Tensor) ->
 
 
 def recorrupted(observed: torch.Tensor, shake: torch.Tensor, shake_std: float, sigma: float) -> torch.Tensor:
-    """The target ``y − e/α²`` for the input ``y + e``; ``e = α·N(0, σ²)`` has std ``shake_std`` = ασ."""
+    """The target ``y − e/α²`` for the input ``y + e``; ``e = α·n`` with ``n`` a draw of the noise,
+    whose level is ``sigma``, so that α = ``shake_std`` / σ (``shake_std`` = ασ, the jitter)."""
     return observed - shake * (sigma / shake_std) ** 2
 
 
@@ -43,7 +48,7 @@ class Objective:
     """One member's loss at a step: ``data_weight(it) · fidelity + λ(it) · regulariser``.
 
     The fidelity is the data loss, or with ``config.recorrupt`` the data loss to the recorrupted
-    target (which needs the problem's Gaussian noise model and a jitter of the input).
+    target (which needs the problem's noise model and a jitter of the input).
     """
 
     problem: Problem

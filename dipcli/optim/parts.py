@@ -48,11 +48,16 @@ class Input:
     observations themselves (Jo, Chun & Choi, ICCV 2021), moved by fresh jitter at every step.
 
     One jitter draw serves a whole group (broadcast over its members), so each member sees the
-    noise it would see fitted alone with the seed.
+    noise it would see fitted alone with the seed. A recorrupted fit of a problem whose noise
+    model is not white (a photo's: :class:`dipcli.physics.base.CameraNoise`) is shaken by a draw
+    of that noise instead, e = α·n with α = ``reg_noise`` / σ, one per member (each has its own
+    noise and brightness), so that the input's noise and the target's are independent
+    (:mod:`dipcli.optim.losses`).
     """
 
     def __init__(self, config: FitConfig, net: nn.Module, ys: Sequence[torch.Tensor], size: tuple[int, int],
-                 input_depth: int | None, gen: torch.Generator, device: torch.device) -> None:
+                 input_depth: int | None, gen: torch.Generator, device: torch.device,
+                 noises: Sequence = ()) -> None:
         if config.input == "observation":
             z = torch.cat(list(ys))  # each member's own observation (a Stack maps input i to net i)
             if code_shape(net, *size, input_depth)[0] != z.shape[1]:
@@ -66,9 +71,17 @@ class Input:
         self.z = z.contiguous(memory_format=torch.channels_last)
         self.jitter = config.reg_noise
         self.members = len(ys)
+        shaped = config.recorrupt and self.jitter > 0 and any(n is not None and not n.white for n in noises)
+        # Each member's noise, drawn at its own brightness: (α, its sampler).
+        self.shaped = [(self.jitter / n.sigma, n.sampler(y)) for n, y in zip(noises, ys, strict=True)] \
+            if shaped else None
 
     def draw(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """This step's input and the jitter added to it (None without jitter)."""
+        """This step's input and the jitter added to it (None without jitter): ``(1, …)`` for a
+        white jitter shared by a group, one per member for a draw of their noise."""
+        if self.shaped is not None:
+            shake = torch.cat([alpha * draw() for alpha, draw in self.shaped])
+            return self.z + shake, shake
         shake = self.jitter * jitter(self.z[:1]) if self.jitter > 0 else None
         inp = self.z + shake if shake is not None else self.z
         if self.members > 1 and inp.shape[0] == 1:

@@ -1,4 +1,5 @@
-"""Denoising: the observation is the image plus white Gaussian noise of σ, clipped to [0, 1]."""
+"""Denoising: the observation is the image plus noise, clipped to [0, 1]: white Gaussian noise of σ,
+or a photo's noise (:class:`~dipcli.physics.base.CameraNoise`)."""
 
 from __future__ import annotations
 
@@ -8,23 +9,28 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from dipcli.physics.base import GaussianNoise, Problem
+from dipcli.physics.base import CameraNoise, GaussianNoise, Problem
 
 
 @dataclass(frozen=True)
 class Denoise(Problem):
-    """Additive white Gaussian noise of standard deviation ``sigma`` (on the 0–1 scale).
+    """Additive white Gaussian noise of standard deviation ``sigma`` (on the 0–1 scale), or with
+    ``camera`` the photo's noise that model describes (``sigma`` is then its RMS level).
 
-    ``sigma_estimated``: σ was estimated from the image (see :class:`GaussianNoise`).
+    ``sigma_estimated``: σ was estimated from the image (see :class:`GaussianNoise`). A tile's
+    problem (:meth:`window`) keeps the model read from the whole image.
     """
 
     sigma: float | None = None
     sigma_estimated: bool = False
+    camera: CameraNoise | None = None
     name: ClassVar[str] = "denoise"
     tileable: ClassVar[bool] = True
 
     @property
-    def noise(self) -> GaussianNoise | None:
+    def noise(self) -> GaussianNoise | CameraNoise | None:
+        if self.camera is not None:
+            return self.camera
         return None if self.sigma is None else GaussianNoise(self.sigma, self.sigma_estimated)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -36,7 +42,7 @@ class Denoise(Problem):
 
     def observe(self, clean: np.ndarray, seed: int) -> np.ndarray:
         """Add seeded N(0, σ²) noise and clip to [0, 1], as the DIP literature does."""
-        if self.sigma is None:
+        if self.sigma is None or self.camera is not None:
             raise ValueError("a noise level is needed to simulate noise")
         rng = np.random.default_rng(seed)
         noisy = clean + rng.normal(0.0, self.sigma, size=clean.shape)

@@ -1,5 +1,6 @@
 """The curves of a fit as inline SVG: data loss (log scale, left axis) and the PSNR of the raw and
-averaged output (right axis) against iteration, with the kept and last iterations marked.
+averaged output (right axis) against iteration, with the kept and last iterations marked; and a
+photo's noise level against brightness, as the camera noise model read it (:func:`noise_svg`).
 
 Hand-written SVG rather than a plotting library: the HTML report must open anywhere with nothing
 installed beyond the core (matplotlib is the ``plot`` extra), and a few hundred bytes of SVG per
@@ -68,6 +69,38 @@ def curves_svg(history: Sequence[dict], *, kept: int | None = None, last: int | 
                    for c, t in _legend(bool(psnr_layer), kept, last, stage1_end))
     return (f"<svg class='chart' viewBox='0 0 {width} {height}' width='{width}' height='{height}' role='img' "
             f"aria-label='loss and PSNR against iteration' xmlns='http://www.w3.org/2000/svg'>{''.join(el)}</svg>"
+            f"<div class='legend'>{keys}</div>")
+
+
+def noise_svg(curve: dict, width: int = 340, height: int = 220) -> str:
+    """σ (0–255) against brightness, one line per channel, from a record's ``noise_curve``
+    (:meth:`dipcli.physics.base.CameraNoise.readout`), as inline SVG plus a legend; '' if unreadable."""
+    xs, per_channel = curve.get("brightness") or [], curve.get("sigma") or []
+    values = [v for row in per_channel for v in row if finite(v)]
+    if len(xs) < 2 or not values or any(len(row) != len(xs) for row in per_channel):
+        return ""
+    lo, hi = min(xs), max(xs)
+    f = _Frame(width, height, 1.0, ml=44, mr=12)
+    bottom, top = 0.0, max(values) * 1.15 or 1.0
+    el = [f"<rect class='plot' x='{f.ml}' y='{f.mt}' width='{f.pw}' height='{f.ph}'/>"]
+    for t in _nice_ticks(0, 1, 5):
+        el.append(f"<text class='tick' x='{f.sx(t):.1f}' y='{f.bottom + 14}' text-anchor='middle'>{t:g}"
+                  "</text>")
+    for t in _nice_ticks(bottom, top, 4):
+        y = f.sy(bottom, top, t)
+        el.append(f"<line class='grid' x1='{f.ml}' y1='{y:.1f}' x2='{f.ml + f.pw}' y2='{y:.1f}'/>"
+                  f"<text class='tick' x='{f.ml - 6}' y='{y + 4:.1f}' text-anchor='end'>{t:g}</text>")
+    names = ("red", "green", "blue") if len(per_channel) == 3 else ("grey",) * len(per_channel)
+    for k, row in enumerate(per_channel):
+        line = [(f.sx(x), f.sy(bottom, top, v) if finite(v) else None) for x, v in zip(xs, row, strict=True)]
+        el.append(_path(line, f"noise {names[k]}"))
+    el.append(f"<text class='axis' x='{f.ml + f.pw / 2}' y='{height - 4}' text-anchor='middle'>brightness "
+              f"(measured {lo:.2g}–{hi:.2g})</text>"
+              f"<text class='axis' transform='translate(12 {f.mt + f.ph / 2}) rotate(-90)' "
+              "text-anchor='middle'>noise σ (0–255)</text>")
+    keys = "".join(f"<span><i class='sw noise {n}'></i>{n}</span>" for n in dict.fromkeys(names))
+    return (f"<svg class='chart' viewBox='0 0 {width} {height}' width='{width}' height='{height}' role='img' "
+            f"aria-label='noise level against brightness' xmlns='http://www.w3.org/2000/svg'>{''.join(el)}</svg>"
             f"<div class='legend'>{keys}</div>")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dipcli.report.chart import curves_svg, finite
+from dipcli.report.chart import curves_svg, finite, noise_svg
 
 ZOOMS = (1, 2, 4, 8)
 THUMB_PX = 176  # display width of a thumbnail: three fit beside a 512 px slider
@@ -143,6 +143,8 @@ def section(index: int, entry: Entry, pictures: dict[str, Picture]) -> str:
     side = _strip(index, pictures) + _captions(entry, pictures)
     parts.append(_row(_compare(index, pictures), side))
     parts.append(_row(_curves_block(entry), _settings(r)))
+    if isinstance(r.get("noise_curve"), dict) and (chart := noise_svg(r["noise_curve"])):
+        parts.append(f"<div class='curves'><h3>Noise read from the image</h3>{chart}</div>")
     record = escape(json.dumps(r, indent=1, default=str, ensure_ascii=False))
     parts.append(f"<details><summary>full record (JSON)</summary><pre class='json'>{record}</pre></details>")
     parts.append("</section>")
@@ -240,7 +242,8 @@ def _captions(entry: Entry, pictures: dict[str, Picture]) -> str:
 
 SETTINGS = (  # record key, label
     ("task", "task"), ("arch", "net"), ("width", "width"), ("scales", "scales"),
-    ("upsample", "upsample"), ("params", "parameters"), ("sigma", "σ"), ("factor", "factor"),
+    ("upsample", "upsample"), ("params", "parameters"), ("sigma", "σ"), ("noise", "noise"),
+    ("factor", "factor"),
     ("missing_fraction", "missing"), ("tile", "tile"), ("tiles", "tiles"), ("precision", "precision"),
     ("device", "device"), ("seed", "seed"), ("stop_rule", "stop rule"), ("stop_reason", "stopped by"),
     ("iterations", "iterations run"), ("best_iteration", "iteration kept"), ("stage1_end", "stage 1 ends"),

@@ -84,6 +84,10 @@ figcaption{font-size:12px;color:var(--muted);margin-top:3px}
 .sw.loss{border-color:var(--loss)}.sw.raw{border-color:var(--psnr);opacity:.45}.sw.ema{border-color:var(--psnr)}
 .sw.kept{border-top:2px dashed var(--kept)}.sw.last{border-top:2px dotted var(--last)}
 .sw.stage1{height:10px;border:0;background:var(--stage);opacity:.25}
+.chart path.noise{stroke-width:1.6}.chart path.red,.sw.noise.red{stroke:#c0392b;border-color:#c0392b}
+.chart path.green,.sw.noise.green{stroke:#2e8b3a;border-color:#2e8b3a}
+.chart path.blue,.sw.noise.blue{stroke:#2f5fb3;border-color:#2f5fb3}
+.chart path.grey,.sw.noise.grey{stroke:#555;border-color:#555}
 .row{display:flex;flex-wrap:wrap;gap:8px 28px;align-items:flex-start;margin-top:6px}
 .row>.main{flex:0 1 auto;max-width:100%;min-width:0}
 .row>.side{flex:1 1 300px;min-width:0}
