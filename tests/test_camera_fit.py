@@ -23,8 +23,9 @@ from dipcli.io import Image
 from dipcli.optim import FitConfig, fit
 from dipcli.optim.parts import Input
 from dipcli.physics import Denoise, GaussianNoise
-from dipcli.physics.camera import camera_like, noise_correlation, read_camera_noise
+from dipcli.physics.camera import noise_correlation
 from dipcli.physics.noise import estimate_noise
+from dipcli.physics.noise_models import camera_like, read_camera_noise
 from dipcli.tensors import jitter, to_nchw
 
 BOX = np.ones((3, 3))  # white noise through it: correlated over 3 px

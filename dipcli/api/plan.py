@@ -82,15 +82,15 @@ def noise_model(image: Image, params: DenoiseParams, notes: list[str]) -> Denois
     """The denoising problem for ``params`` (:class:`~dipcli.api.spec.DenoiseParams`): white
     Gaussian noise of σ (0–1 scale) or, if None, of σ estimated from the image with
     :func:`dipcli.physics.noise.estimate_noise`, the one estimator every part uses; or the photo's
-    noise model read from it (:func:`dipcli.physics.camera.read_camera_noise`), which ``auto``
-    takes where :func:`dipcli.physics.camera.camera_like` says the noise is not white."""
+    noise model read from it (:func:`dipcli.physics.noise_models.read_camera_noise`), which ``auto``
+    takes where :func:`dipcli.physics.noise_models.camera_like` says the noise is not white."""
     if params.sigma is not None:
         return Denoise(params.sigma)
     from dipcli.physics.noise import estimate_noise
 
     if params.noise == "gaussian":
         return white_noise(estimate_noise(image.pixels), notes)
-    from dipcli.physics.camera import camera_like, read_camera_noise
+    from dipcli.physics.noise_models import camera_like, read_camera_noise
 
     camera = read_camera_noise(image.pixels)
     read = camera.curve.summary(camera.correlation)

@@ -114,7 +114,7 @@ class DenoiseParams:
     ``noise``: the noise model (:data:`NOISE_MODELS`): ``gaussian``, white Gaussian noise of
     ``sigma`` or of σ estimated; ``camera``, a photo's noise read from each image (a level by
     brightness, and its correlation), never with ``sigma``; ``auto``, ``gaussian`` with ``sigma``,
-    else whichever the image's noise reads as (:func:`dipcli.physics.camera.camera_like`).
+    else whichever the image's noise reads as (:func:`dipcli.physics.noise_models.camera_like`).
     """
 
     sigma: float | None = None

@@ -165,7 +165,7 @@ def denoise(image: ImageLike, sigma: float | None = None, *, noise: str = "auto"
         one grey level and its noise is correlated (the white-noise estimate, which sees only the
         finest scale, under 0.7 × that RMS σ) or signal-dependent (σ at the brightest level
         measured at least twice σ at the darkest plus one grey level), else ``gaussian``
-        (:func:`dipcli.physics.camera.camera_like` gives the measurements behind the rule).
+        (:func:`dipcli.physics.noise_models.camera_like` gives the measurements behind the rule).
         ``result.settings`` says what was used: ``noise_model``, ``noise_sigma_range`` (σ dark and
         bright, 0–255), ``noise_correlation_px`` and ``noise`` (the same in words).
     clean : array or path, optional

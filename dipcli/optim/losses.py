@@ -9,7 +9,7 @@ the same noise, ``y + e`` and ``y − e/α²`` carry independent noise (their co
 Σ − α²Σ/α² = 0), so the expected error to the second is the error to the clean image plus a
 constant, and the fit cannot copy its input's noise. White noise of σ is one such Σ; a photo's,
 whose level follows the brightness and which is spatially and colour correlated
-(:class:`dipcli.physics.base.CameraNoise`), is another: :class:`dipcli.optim.parts.Input` draws
+(:class:`dipcli.physics.noise_models.CameraNoise`), is another: :class:`dipcli.optim.parts.Input` draws
 ``e`` from the problem's noise model.
 """
 

@@ -49,7 +49,7 @@ class Input:
 
     One jitter draw serves a whole group (broadcast over its members), so each member sees the
     noise it would see fitted alone with the seed. A recorrupted fit of a problem whose noise
-    model is not white (a photo's: :class:`dipcli.physics.base.CameraNoise`) is shaken by a draw
+    model is not white (a photo's: :class:`dipcli.physics.noise_models.CameraNoise`) is shaken by a draw
     of that noise instead, e = α·n with α = ``reg_noise`` / σ, one per member (each has its own
     noise and brightness), so that the input's noise and the target's are independent
     (:mod:`dipcli.optim.losses`).

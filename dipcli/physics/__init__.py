@@ -6,10 +6,11 @@ estimates σ from an image, :mod:`~dipcli.physics.camera` a photo's noise model 
 brightness and its correlation), :mod:`~dipcli.physics.masks` reads inpainting masks.
 """
 
-from dipcli.physics.base import CameraNoise, GaussianNoise, Problem
+from dipcli.physics.base import Problem
 from dipcli.physics.denoise import Denoise
 from dipcli.physics.inpaint import Inpaint, bernoulli_mask
 from dipcli.physics.masks import POLARITIES, load_mask
+from dipcli.physics.noise_models import CameraNoise, GaussianNoise
 from dipcli.physics.superres import (
            SR_FACTORS,
            SR_KERNELS,

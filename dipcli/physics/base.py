@@ -25,103 +25,12 @@ Nothing about networks, losses or progress bars here (deepinv calls this "physic
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-if TYPE_CHECKING:
-    from dipcli.physics.camera import Correlation, NoiseCurve
-
-
-@dataclass(frozen=True)
-class GaussianNoise:
-    """Additive white Gaussian noise of standard deviation ``sigma`` (0–1 scale), clipped to [0, 1].
-
-    ``estimated``: σ was read off the image rather than given, so it may be off (and real noise
-    is rarely white): stop rules then keep a check that needs no noise model beside it.
-    """
-
-    sigma: float
-    estimated: bool = False
-    name: ClassVar[str] = "gaussian"
-    white: ClassVar[bool] = True  # every pixel's noise independent, of one σ
-
-    def sample(self, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A draw of the noise for an observation shaped like ``like``: σ·N(0, 1) per pixel."""
-        return self.sigma * torch.randn(like.shape, device=like.device, generator=generator)
-
-    def sampler(self, like: torch.Tensor,
-                generator: torch.Generator | None = None) -> Callable[[], torch.Tensor]:
-        """:meth:`sample` for ``like`` as a function of nothing (see :meth:`CameraNoise.sampler`)."""
-        return lambda: self.sample(like, generator)
-
-    def readout(self) -> dict:
-        """What the record says of the noise (0–255 scale): this model, its level, no correlation."""
-        level = round(self.sigma * 255, 2)
-        how = "estimated, assumed white" if self.estimated else "given"
-        return {"noise_model": self.name, "noise_sigma_range": [level, level], "noise_correlation_px": None,
-                "noise": f"noise σ {level:.3g}, white Gaussian ({how})"}
-
-
-@dataclass(frozen=True, eq=False)
-class CameraNoise:
-    """A photo's noise: a level that depends on the brightness, spatially and colour correlated.
-
-    Read from the image by :func:`dipcli.physics.camera.read_camera_noise`: ``curve`` gives the
-    variance at each brightness per channel (σ²(x) = a·x + b), ``correlation`` the kernel per
-    decorrelated colour component and their mixing into channels (white noise through each kernel,
-    mixed, has the noise's correlation with unit variance). ``sigma`` is one level for what takes
-    one (a stop rule, a preset's budget): the RMS of σ over the image it was read from. Always
-    ``estimated``.
-    """
-
-    curve: NoiseCurve
-    correlation: Correlation
-    sigma: float
-    estimated: bool = True
-    name: ClassVar[str] = "camera"
-    white: ClassVar[bool] = False
-
-    def sample(self, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A draw of the noise for the observation ``like`` ``(N, C, H, W)``: white noise per colour
-        component convolved with its kernel (from a margin, so that the statistics hold up to the
-        border), mixed into channels, scaled per pixel by σ at the observation's brightness (an
-        unbiased guess of σ² at the clean brightness, the variance being affine in it)."""
-        return self.sampler(like, generator)()
-
-    def sampler(self, like: torch.Tensor,
-                generator: torch.Generator | None = None) -> Callable[[], torch.Tensor]:
-        """:meth:`sample` for ``like`` as a function of nothing, what depends on ``like`` alone (the
-        kernels on its device, σ at each of its pixels) worked out once: a fit draws at every step."""
-        kernels = torch.as_tensor(self.correlation.kernels, dtype=torch.float32, device=like.device)[:, None]
-        mixing = torch.as_tensor(self.correlation.mixing, dtype=torch.float32, device=like.device)
-        a, b = (torch.as_tensor(v, dtype=torch.float32, device=like.device)[None, :, None, None]
-                for v in (self.curve.a, self.curve.b))
-        scale = (a * like.detach().float() + b).clamp_min(0).sqrt().contiguous()  # the layout of the draws
-        k, side = kernels.shape[0], kernels.shape[-1]
-        n, _, h, w = like.shape
-
-        def draw() -> torch.Tensor:
-            white = torch.randn((n, k, h + side - 1, w + side - 1), device=like.device, generator=generator)
-            unit = torch.einsum("ck,nkhw->nchw", mixing, F.conv2d(white, kernels, groups=k))
-            return (unit * scale).contiguous(memory_format=torch.channels_last)
-
-        return draw
-
-    def readout(self) -> dict:
-        """What the record says of the noise (0–255 scale): σ at the darkest and brightest level
-        measured, the correlation width, the same in words, and the curve between (for a chart)."""
-        dark, bright = (round(v * 255, 2) for v in self.curve.sigma_range())
-        width = round(self.correlation.width, 2) if self.correlation.measured else None
-        levels = np.linspace(*self.curve.span(), 9)
-        return {"noise_model": self.name, "noise_sigma_range": [dark, bright], "noise_correlation_px": width,
-                "noise": self.curve.summary(self.correlation),
-                "noise_curve": {"brightness": levels.round(3).tolist(),  # σ per channel at each (0–255)
-                                "sigma": (self.curve.sigma(levels[:, None]).T * 255).round(2).tolist()}}
+from dipcli.physics.noise_models import GaussianNoise
 
 
 class Problem:

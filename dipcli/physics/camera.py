@@ -15,7 +15,7 @@ Recorrupted-to-Recorrupted, CVPR 2021) teaches a net the wrong noise. So this mo
   decorrelated colour component (luma-like and chroma-like noise differ: chroma is blotchier), a
   kernel per component whose convolution with white noise reproduces it, and a width in pixels;
 * :func:`sample_noise`: seeded noise with that curve and correlation, to recorrupt with (numpy;
-  the fit draws it in torch: :class:`dipcli.physics.base.CameraNoise`);
+  the fit draws it in torch: :class:`dipcli.physics.noise_models.CameraNoise`);
 * :func:`read_camera_noise` and :func:`camera_like`: the noise model of a photo, read once, and
   the rule by which ``--noise auto`` takes it instead of white Gaussian noise.
 
@@ -24,7 +24,7 @@ The generalised Anscombe transform for this curve is in :mod:`dipcli.physics.vst
 Removing a plane from a block of correlated noise removes part of its variance and bends its
 autocorrelation; both are corrected exactly (:mod:`dipcli.physics.noise_blocks`), so the curve is the
 noise's per-pixel variance and a white noise reads as white. Everything is on the 0–1 scale,
-numpy in and out; the fit's draws, in torch, are :class:`~dipcli.physics.base.CameraNoise`'s.
+numpy in and out; the fit's draws, in torch, are :class:`~dipcli.physics.noise_models.CameraNoise`'s.
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ import numpy as np
 from scipy import optimize, signal, stats
 
 from dipcli.physics import noise_blocks as nb
-from dipcli.physics.base import CameraNoise
-from dipcli.physics.noise import _noise_sample, clipped_mean_and_variance, estimate_noise
+from dipcli.physics.noise import clipped_mean_and_variance, estimate_noise
 from dipcli.physics.noise_blocks import KERNEL, LAG
 
 BLOCK = 8  # side of the blocks that read the curve: small, so that smooth ones are common
@@ -341,53 +340,3 @@ def sample_noise(shape: tuple[int, ...], curve: NoiseCurve, correlation: Correla
                                                if np.ndim(brightness) == 2 else brightness,
                                                (h, w, channels))).astype(np.float32)
     return noise.reshape(shape).astype(np.float32)
-
-
-# ---- the model of a photo's noise, and when --noise auto takes it ----------------------------------
-
-CORRELATED = 0.7  # a white-noise σ under this share of the per-pixel σ: the noise is correlated
-DEPENDENT = (2.0, 1 / 255)  # σ bright ≥ 2 × σ dark + 1 grey level: the noise depends on the signal
-VISIBLE = 1 / 255  # an RMS σ under this (one grey level) is no noise worth a model
-
-
-def read_camera_noise(pixels: np.ndarray) -> CameraNoise:
-    """The noise model of a photo, read once (tiles share it): its curve, its correlation, and
-    their RMS σ over the image. A large image is read from a mosaic of tiles spread over it (at
-    most 1024² pixels, as :func:`dipcli.physics.noise.estimate_noise` reads one)."""
-    sample = _noise_sample(nb.as_pixels(pixels))
-    curve = noise_curve(sample)
-    correlation = noise_correlation(sample, curve)
-    return CameraNoise(curve, correlation, float(np.sqrt(np.mean(curve.variance(sample)))))
-
-
-def camera_like(model: CameraNoise, white_sigma: float) -> bool:
-    """Whether ``--noise auto`` takes the camera model ``model`` rather than white Gaussian noise
-    of ``white_sigma`` (:func:`dipcli.physics.noise.estimate_noise`, the finest wavelet scale's).
-
-    It does when the curve was measured, its RMS σ is at least :data:`VISIBLE` (one grey level),
-    and the noise is either
-
-    * **correlated**: the white-noise σ is under :data:`CORRELATED` (0.7) × the curve's RMS σ.
-      The finest scale sees only the part of the noise that changes from pixel to pixel, so
-      demosaicked, denoised and compressed noise reads far below its per-pixel level there. On
-      256² crops of Set9 with white noise of σ 5, 15, 25 and 50 the ratio was 0.55–1.0 (0.78 and
-      up from σ 15); through the simulated camera of benchmarks/camera.py (Brooks et al.'s,
-      three levels) 0.18–0.34; the real ISO series at ISO 6400–51200 0.38–0.66. The correlation
-      width itself decides nothing: texture reads as 1.3–2.9 px of correlation on busy crops
-      with white noise of σ 5; or
-    * **signal-dependent**: σ at the brightest level measured is at least twice σ at the darkest
-      plus one grey level (:data:`DEPENDENT`): shot noise (σ² = a·x + b with b small) gives a
-      ratio of 2–4 over the levels a photo spans, while texture only in the bright (or dark) parts
-      of an image with faint white noise rarely doubles it (2 of those 9 crops at σ 5: kodim01, 02).
-
-    Otherwise white Gaussian noise of ``white_sigma``, as before the camera model. Known limit:
-    the curve reads texture as noise where the noise is faint, so a nearly clean textured image
-    (8 of those 9 crops without noise) and some with faint white noise (σ 5: 5 of the 9) take
-    the camera model; ``--noise gaussian`` (or ``--sigma``) keeps them white. The measurements:
-    benchmarks/results/camera/README.md.
-    """
-    if not model.curve.measured or model.sigma < VISIBLE:
-        return False
-    dark, bright = model.curve.sigma_range()
-    factor, step = DEPENDENT
-    return white_sigma < CORRELATED * model.sigma or bright >= factor * dark + step

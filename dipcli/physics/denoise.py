@@ -1,5 +1,5 @@
 """Denoising: the observation is the image plus noise, clipped to [0, 1]: white Gaussian noise of σ,
-or a photo's noise (:class:`~dipcli.physics.base.CameraNoise`)."""
+or a photo's noise (:class:`~dipcli.physics.noise_models.CameraNoise`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from dipcli.physics.base import CameraNoise, GaussianNoise, Problem
+from dipcli.physics.base import Problem
+from dipcli.physics.noise_models import CameraNoise, GaussianNoise
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,8 @@ def curves_svg(history: Sequence[dict], *, kept: int | None = None, last: int | 
 
 def noise_svg(curve: dict, width: int = 340, height: int = 220) -> str:
     """σ (0–255) against brightness, one line per channel, from a record's ``noise_curve``
-    (:meth:`dipcli.physics.base.CameraNoise.readout`), as inline SVG plus a legend; '' if unreadable."""
+    (:meth:`dipcli.physics.noise_models.CameraNoise.readout`), as inline SVG plus a legend; ''
+    if unreadable."""
     xs, per_channel = curve.get("brightness") or [], curve.get("sigma") or []
     values = [v for row in per_channel for v in row if finite(v)]
     if len(xs) < 2 or not values or any(len(row) != len(xs) for row in per_channel):
