@@ -132,7 +132,8 @@ def table(rows: list[dict]) -> str:
         ref = by.get((r["mp"], "bm3d"))
         ratio = f"{r['seconds'] / ref['seconds']:.1f}×" if ref else ""
         gap = f"{r['psnr'] - ref['psnr']:+.2f}" if ref else ""
-        lines.append(f"| {r['mp']:g} | {r['width']}×{r['height']} | {r['method']} | {r['seconds']:.1f} | "
+        name = " ".join([r["method"], *r.get("args", [])])
+        lines.append(f"| {r['mp']:g} | {r['width']}×{r['height']} | {name} | {r['seconds']:.1f} | "
                      f"{r['peak_gb']:.2f} | {r['psnr']:.2f} | {ratio} | {gap} |")
     return "\n".join(lines)
 
@@ -145,7 +146,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
     for method, style in (("dip", "o-"), ("bm3d", "s--")):
-        pts = sorted((r["mp"], r["seconds"]) for r in rows if r["method"] == method)
+        pts = sorted((r["mp"], r["seconds"]) for r in rows if r["method"] == method and not r.get("args"))
         if pts:
             label = "dip denoise (default)" if method == "dip" else "BM3D"
             ax.plot(*zip(*pts, strict=True), style, label=label)
@@ -181,7 +182,8 @@ def main() -> None:
             clean = centre(full, size)
             noisy = noisy_file(clean, work, mp)
             for method in a.methods:
-                if any(r["mp"] == mp and r["method"] == method for r in rows):
+                args = extra if method == "dip" else []
+                if any(r["mp"] == mp and r["method"] == method and r.get("args", []) == args for r in rows):
                     continue
                 out = work / f"{method}_{mp:g}mp.png"
                 seconds, peak = run(method, noisy, out, extra if method == "dip" else [])
