@@ -127,6 +127,21 @@ def save_crop(folder: Path, name: str, pixels: np.ndarray, window: tuple[slice, 
     iio.imwrite(folder / f"{name}.png", np.round(np.clip(pixels[window], 0, 1) * 255).astype(np.uint8))
 
 
+def save_strip(folder: Path, iso: int = 51200, methods: tuple[str, ...] = ("noisy", "gaussian", "default",
+                                                                         "bm3d")) -> None:
+    """The text crops side by side, each 2× larger (the README's picture): the noisy frame, each of
+    ``methods`` that has a crop, and the ISO 100 reference last; none if a crop is missing."""
+    import imageio.v3 as iio
+
+    paths = [folder / f"iso{iso}_text_{m}.png" for m in methods] + [folder / "iso100_text_reference.png"]
+    if not all(p.exists() for p in paths):
+        return
+    crops = [np.repeat(np.repeat(iio.imread(p)[..., :3], 2, 0), 2, 1) for p in paths]
+    gap = np.full((crops[0].shape[0], 8, 3), 255, np.uint8)
+    iio.imwrite(folder / f"iso{iso}_text_strip.png", np.concatenate(
+        [part for c in crops for part in (c, gap)][:-1], axis=1))
+
+
 def readout_row(frame: np.ndarray) -> dict:
     """What the noise readout and today's white-noise estimate (what `dip` prints) say of a frame."""
     # internal: the readout itself, and the white-noise σ `dip` printed before it, side by side
@@ -230,6 +245,7 @@ def main(argv: list[str] | None = None) -> None:
         crop = (slice(4, 28), slice(4, 28)) if smoke else TEXT
         rows = run(args, frames, log, folder, crop, smoke)
     write_results("camera_iso", {"rows": rows, "bm3d_grid": BM3D_GRID}, table(rows), folder)
+    save_strip(folder)
 
 
 if __name__ == "__main__":
