@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 class Terminated(KeyboardInterrupt):
@@ -71,3 +74,18 @@ def terminated() -> bool:
 def exit_code() -> int:
     """The exit code of a run that stopped early: 128 + the first stopping signal, 130 for Ctrl-C."""
     return 128 + received[0] if received else 128 + signal.SIGINT
+
+
+@contextmanager
+def handling(signums: list[int], handler: Callable | int) -> Iterator[None]:
+    """Set ``handler`` (a function, or ``signal.SIG_IGN``) for ``signums`` during the block, then put
+    the previous handlers back. Only the main thread may set handlers; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = [signal.signal(signum, handler) for signum in signums]
+    try:
+        yield
+    finally:
+        for signum, old in zip(signums, previous, strict=True):
+            signal.signal(signum, old)

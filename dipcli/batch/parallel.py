@@ -19,7 +19,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import threading
 from collections.abc import Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -216,9 +215,6 @@ def stop_requests(stop: Flag) -> Iterator[list[int]]:
     outcomes arrive and lose them; so here it only sets the stop flag, and the round raises it
     once every running fit is in. Yields the signals received (main thread only; else none).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield []
-        return
     asked: list[int] = []
 
     def on_signal(signum: int, frame: object) -> None:
@@ -226,13 +222,8 @@ def stop_requests(stop: Flag) -> Iterator[list[int]]:
         stop.set()
         signals.note(signum)
 
-    signums = [signal.SIGINT, *signals.STOPPING]
-    previous = [signal.signal(signum, on_signal) for signum in signums]
-    try:
+    with signals.handling([signal.SIGINT, *signals.STOPPING], on_signal):
         yield asked
-    finally:
-        for signum, handler in zip(signums, previous, strict=True):
-            signal.signal(signum, handler)
 
 
 @contextmanager
@@ -244,16 +235,9 @@ def interruptions_ignored() -> Iterator[None]:
     SIGTERM itself): killed by a hangup, it would be started again without the names it tracked
     and print a traceback for each of them as the batch ends.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     signums = [signal.SIGINT] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = [signal.signal(signum, signal.SIG_IGN) for signum in signums]
-    try:
+    with signals.handling(signums, signal.SIG_IGN):
         yield
-    finally:
-        for signum, handler in zip(signums, previous, strict=True):
-            signal.signal(signum, handler)
 
 
 def relay(queue, display: Display) -> None:

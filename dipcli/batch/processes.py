@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from dipcli import signals
 
 
 def usable_cpus() -> int:
@@ -21,11 +22,5 @@ def usable_cpus() -> int:
 @contextmanager
 def sigint_ignored() -> Iterator[None]:
     """Ignore Ctrl-C for a moment (processes started now inherit that); main thread only."""
-    if threading.current_thread() is not threading.main_thread():
+    with signals.handling([signal.SIGINT], signal.SIG_IGN):
         yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
