@@ -83,6 +83,26 @@ def test_the_plan_reads_the_model_once_and_the_tiles_share_it():
     assert given.problem.camera is None and given.extra["noise_sigma_range"] == [20, 20]
 
 
+def test_correlated_noise_gets_the_budget_of_its_level_times_its_width_and_white_keeps_its_own():
+    from dipcli.api.presets import PRESETS, R2R, budget, members
+
+    model = read_camera_noise(correlated())
+    level, is_correlated = model.budget_level
+    assert is_correlated and level == pytest.approx(model.sigma * model.correlation.width)
+    assert GaussianNoise(0.1).budget_level == (0.1, False)
+    # Up to a level of 50 (0–255) correlated noise follows the white law at σ·w; past it, a
+    # steeper one (220 iterations at 80 against the white law's 625), never under MIN_ITERS.
+    assert budget(R2R, 40 / 255, True) == budget(R2R, 40 / 255) == 1250
+    assert budget(R2R, 80 / 255, True) == 220 < budget(R2R, 80 / 255) == 625
+    assert budget(R2R, 200 / 255, True) == 150
+    # balanced fills its time with more short fits, at most --fits' limit of them.
+    fits = members(PRESETS["balanced"], 80 / 255, True)
+    assert len(fits) == 10 and [r.seed_offset for r in fits] == list(range(10))
+    assert len(members(PRESETS["best"], 200 / 255, True)) == 16
+    p = plan(correlated())
+    assert p.config.iters == budget(R2R, *model.budget_level)
+
+
 def test_a_recorrupted_fit_with_the_camera_model_lowers_the_loss_and_removes_the_noise():
     pixels = correlated(channels=1)[:64, :64].astype(np.float32)
     clean = scene(channels=1)[:64, :64]

@@ -124,7 +124,7 @@ def fit_config(spec: TaskSpec, fit: Fit, net: NetSpec, problem: Problem, wmv_sta
     r = recipe or Recipe(net.arch)
     iters = fit.iters
     if recipe is not None and o.iters is None and problem.noise is not None:  # the preset's, for this σ
-        iters = budget(recipe, problem.noise.sigma)
+        iters = budget(recipe, *problem.noise.budget_level)
     try:
         stop = make_stop(r.stop or o.stop or "auto", problem.noise, iters, start=wmv_start)
     except ValueError as exc:
@@ -196,7 +196,7 @@ def denoise_inputs(spec: TaskSpec, src: TaskInput,
     """The noisy image (made here with ``add_noise``), its reference, and the problem with σ."""
     image, params = src.image, spec.params
     reference = check_reference(src.clean, image, src.clean_name) if src.clean is not None else None
-    problem = noise_model(image, params, notes)
+    problem = replace(noise_model(image, params, notes), detail_return=params.detail_return)
     if params.add_noise:
         reference = image.pixels
         image = image.with_pixels(problem.observe(image.pixels, spec.options.seed))
@@ -212,14 +212,15 @@ def noise_header(problem: Denoise) -> str:
     return f", camera noise σ {dark}–{bright} (dark to bright)"
 
 
-def denoise_fits(spec: TaskSpec, sigma: float) -> tuple[Fit, ...]:
-    """The fits of a denoising preset for noise of ``sigma``: its recipes, and for one that fills its
-    time with more seeds where the noise caps each fit, those (:func:`presets.members`)."""
+def denoise_fits(spec: TaskSpec, level: tuple[float, bool]) -> tuple[Fit, ...]:
+    """The fits of a denoising preset for noise of ``level`` (the noise model's ``budget_level``):
+    its recipes, and for one that fills its time with more seeds where the noise caps each fit,
+    those (:func:`presets.members`)."""
     o = spec.options
     if spec.preset is None or o.iters is not None or o.fits is not None:
         return spec.fits
     last = spec.fits[-1]
-    more = members(PRESETS[spec.preset], sigma)[len(spec.fits):]
+    more = members(PRESETS[spec.preset], *level)[len(spec.fits):]
     return spec.fits + tuple(replace(last, recipe=r) for r in more)
 
 
@@ -227,13 +228,14 @@ def plan_denoise(spec: TaskSpec, src: TaskInput) -> Plan:
     notes: list[str] = []
     image, reference, problem = denoise_inputs(spec, src, notes)
     sigma255 = problem.sigma * 255
-    plans, fits = [], denoise_fits(spec, problem.sigma)
+    plans, fits = [], denoise_fits(spec, problem.noise.budget_level)
     for k, fit in enumerate(fits):
         net, auto = auto_width(spec, fit.net, image, problem.sigma, notes if k == 0 else [])
         if fit.recipe is not None and fit.recipe.input == "observation":  # the net reads the noisy image
             net = replace(net, input_depth=image.pixels.shape[2])
         config = fit_config(spec, fit, net, problem, jitter=reg_noise(problem.sigma))
-        header, extra = noise_header(problem), {"sigma": sigma255, **problem.noise.readout(), **auto}
+        header, extra = noise_header(problem), {"sigma": sigma255, **problem.noise.readout(), **auto,
+                                                "detail_return": problem.detail_return}
         plans.append(plan_tiles(spec, Plan(spec, image, problem, config, net, reference, header, extra,
                                            notes=notes)))
     o = spec.options

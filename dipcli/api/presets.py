@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from dipcli.api.arguments import MAX_FITS
+
 # Per task: the net without a preset (``arch``, ``width``, ``upsample``, ``iters``), the net on a CUDA
 # GPU (``gpu_arch``, ``gpu_width``: results/width_psnr), and with --tile auto the tile side the
 # default nets were tuned on (``tile``, for the nets in ``tiled``: results/denoise, results/lean).
@@ -72,6 +74,12 @@ R2R = Recipe("compact", width=32, iters=2000, input="observation", recorrupt=Tru
 # A recorrupted fit's budget by σ (0–1 scale): it overfits sooner the noisier the image; a power law
 # between these two, the same law beyond them (results/quality_budgets, results/explore/r2r-trials).
 PEAK_ITERS = {25 / 255: 2000, 50 / 255: 1000}
+# Correlated noise (a photo's) by its level σ × correlation width (CameraNoise.budget_level): the
+# law above up to 50, then much steeper: the net fits strong blotchy noise within a few hundred
+# iterations and loses 1–2 dB by the white law's budget (results/camera/budget: acceptance-set crops
+# through the simulated camera at shot 0.012 and 0.03, each traced to 2,000 iterations).
+CORRELATED_PEAK_ITERS = {50 / 255: 1000, 80 / 255: 220}
+MIN_ITERS = 150  # no recorrupted budget below this: the average needs that long to settle
 
 # Denoising presets (results/quality: 18 crops at σ = 15, 25, 50 against BM3D and NL-means).
 PRESETS: dict[str, Preset] = {
@@ -102,23 +110,31 @@ INPAINT_PRESET = "best"
 TASK_PRESETS: dict[str, dict[str, Preset]] = {"denoise": PRESETS, "inpaint": INPAINT_PRESETS}
 
 
-def budget(recipe: Recipe, sigma: float) -> int:
-    """The iterations of a preset's fit for noise of ``sigma`` (0–1 scale): the recipe's own,
-    capped for a recorrupted fit above the lowest σ of :data:`PEAK_ITERS`."""
-    (s0, n0), (s1, n1) = sorted(PEAK_ITERS.items())
-    if not recipe.recorrupt or sigma <= s0:
+def budget(recipe: Recipe, sigma: float, correlated: bool = False) -> int:
+    """The iterations of a preset's fit for noise of level ``sigma`` (0–1 scale; for correlated
+    noise σ × its correlation width): the recipe's own, capped for a recorrupted fit above the
+    lowest level of :data:`PEAK_ITERS` by its law, or beyond the highest of
+    :data:`CORRELATED_PEAK_ITERS`'s by that law where the noise is ``correlated``."""
+    if not recipe.recorrupt or sigma <= min(PEAK_ITERS):
         return recipe.iters
+    table = CORRELATED_PEAK_ITERS if correlated and sigma > min(CORRELATED_PEAK_ITERS) else PEAK_ITERS
+    (s0, n0), (s1, n1) = sorted(table.items())
     slope = math.log(n1 / n0) / math.log(s1 / s0)
-    return min(recipe.iters, round(n0 * (sigma / s0) ** slope))
+    return max(MIN_ITERS, min(recipe.iters, round(n0 * (sigma / s0) ** slope)))
 
 
-def members(preset: Preset, sigma: float) -> tuple[Recipe, ...]:
-    """A preset's fits for noise of ``sigma`` (0–1 scale): its recipes, then, for a preset with a
-    ``fill_iters``, more of its last recipe from the next seeds while the budgets at ``sigma``
-    (:func:`budget`) add up to at most that: the time a capped budget frees goes to more fits."""
+def members(preset: Preset, sigma: float, correlated: bool = False) -> tuple[Recipe, ...]:
+    """A preset's fits for noise of level ``sigma`` (0–1 scale, as :func:`budget` takes it): its
+    recipes, then, for a preset with a ``fill_iters``, more of its last recipe from the next seeds
+    while the budgets add up to at most that (and at most ``--fits``' limit): the time a capped
+    budget frees goes to more fits."""
     recipes = preset.recipes
     if preset.fill_iters:
-        while sum(budget(r, sigma) for r in recipes) + budget(recipes[-1], sigma) <= preset.fill_iters:
+        def total(rs: tuple[Recipe, ...]) -> int:
+            return sum(budget(r, sigma, correlated) for r in rs)
+
+        while (len(recipes) < MAX_FITS
+               and total(recipes) + budget(recipes[-1], sigma, correlated) <= preset.fill_iters):
             recipes = seeds(preset, len(recipes) + 1)
     return recipes
 

@@ -115,16 +115,20 @@ class DenoiseParams:
     ``sigma`` or of σ estimated; ``camera``, a photo's noise read from each image (a level by
     brightness, and its correlation), never with ``sigma``; ``auto``, ``gaussian`` with ``sigma``,
     else whichever the image's noise reads as (:func:`dipcli.physics.noise_models.camera_like`).
+    ``detail_return``: write the fit plus the share of its residual that is not noise
+    (:func:`dipcli.physics.denoise.give_back`).
     """
 
     sigma: float | None = None
     add_noise: bool = False
     noise: str = "auto"
+    detail_return: bool = True  # dipcli.physics.denoise.give_back on the fit
 
 
 @dataclass(frozen=True)
 class TwoStageParams(DenoiseParams):
     noise: str = "gaussian"  # its TV stage and prefilter take one white σ
+    detail_return: bool = False  # the report's method as it is
     tv_weight: float = TWO_STAGE_DEFAULTS["tv_weight"]
     stage1_frac: float = TWO_STAGE_DEFAULTS["stage1_frac"]
     schedule: str = TWO_STAGE_DEFAULTS["schedule"]

@@ -112,6 +112,9 @@ NoiseOpt = Annotated[str, typer.Option("--noise", help="The noise model: gaussia
                      "correlation, read from each image; not with --sigma), or auto: gaussian with "
                      "--sigma, else camera where the image's noise reads as correlated or "
                      "signal-dependent.", metavar="auto|gaussian|camera")]
+DetailOpt = Annotated[bool, typer.Option("--detail-return/--no-detail-return", help="Give back what the "
+                      "fit took that is not noise: the share of the residual (noisy − fit) above the noise "
+                      "model's level, by a Wiener gain over 21×21 boxes. Off: the fit's image alone.")]
 AddNoiseOpt = Annotated[bool, typer.Option("--add-noise", help="Experiment mode: INPUT is clean; add "
                         "N(0, σ²) noise (seeded), restore, and score against INPUT.")]
 

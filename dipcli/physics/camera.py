@@ -45,6 +45,7 @@ BINS = 12  # brightness groups over [0, 1]
 MIN_BLOCKS = 8  # blocks a group needs to count
 FLAT = 1.4  # a block whose residual variance is under FLAT × the curve's is read for correlation
 EDGE = 2 / 255  # groups darker or brighter than this from 0 and 1 are mostly clipped: left out
+WHITE_WIDTH = 1.3  # a correlation width under this (px) is white noise, as read
 
 
 # ---- the noise-level function --------------------------------------------------------------------
@@ -242,7 +243,7 @@ class Correlation:
         if not self.measured:
             return "correlation not measured (noise too faint, or too few flat areas)"
         w = self.width
-        text = "uncorrelated (white)" if w < 1.3 else f"correlated over ~{w:.1f} px" if w < 2.5 else \
+        text = "uncorrelated (white)" if w < WHITE_WIDTH else f"correlated over ~{w:.1f} px" if w < 2.5 else \
             f"correlated over ~{w:.0f} px"
         comp = self.component_widths()
         if len(comp) == 3 and comp[1:].max() >= comp[0] + 1:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from dipcli.physics import noise_blocks as nb
-from dipcli.physics.camera import Correlation, NoiseCurve, noise_correlation, noise_curve
+from dipcli.physics.camera import WHITE_WIDTH, Correlation, NoiseCurve, noise_correlation, noise_curve
 from dipcli.physics.noise import _noise_sample
 
 
@@ -43,6 +43,15 @@ class GaussianNoise:
                 generator: torch.Generator | None = None) -> Callable[[], torch.Tensor]:
         """:meth:`sample` for ``like`` as a function of nothing (see :meth:`CameraNoise.sampler`)."""
         return lambda: self.sample(like, generator)
+
+    @property
+    def budget_level(self) -> tuple[float, bool]:
+        """The level a preset's budget is chosen by (:func:`dipcli.api.presets.budget`): σ, white."""
+        return self.sigma, False
+
+    def variance(self, brightness: np.ndarray) -> np.ndarray:
+        """The noise variance at each pixel of an image of ``brightness``: σ² everywhere."""
+        return np.full(np.shape(brightness), self.sigma**2, dtype=np.float32)
 
     def readout(self) -> dict:
         """What the record says of the noise (0–255 scale): this model, its level, no correlation."""
@@ -96,6 +105,21 @@ class CameraNoise:
             return (unit * scale).contiguous(memory_format=torch.channels_last)
 
         return draw
+
+    @property
+    def budget_level(self) -> tuple[float, bool]:
+        """The level a preset's budget is chosen by (:func:`dipcli.api.presets.budget`), and whether
+        the noise is correlated: σ × the correlation width (σ where it reads as white). Noise that
+        moves together over w px is, at the low frequencies a DIP fits first, as strong as white
+        noise of σ·w (its power spectrum near zero is σ²·w², :attr:`Correlation.widths`), so the net
+        starts fitting it as early as it would that white noise (benchmarks/results/camera/budget.md)."""
+        width = self.correlation.width if self.correlation.measured else 1.0
+        correlated = width >= WHITE_WIDTH
+        return (self.sigma * width if correlated else self.sigma), correlated
+
+    def variance(self, brightness: np.ndarray) -> np.ndarray:
+        """The noise variance at each pixel of an image ``(H, W, C)`` of ``brightness``: the curve's."""
+        return np.broadcast_to(self.curve.variance(brightness), np.shape(brightness)).astype(np.float32)
 
     def readout(self) -> dict:
         """What the record says of the noise (0–255 scale): σ at the darkest and brightest level
