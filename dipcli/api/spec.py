@@ -115,14 +115,12 @@ class DenoiseParams:
     ``sigma`` or of σ estimated; ``camera``, a photo's noise read from each image (a level by
     brightness, and its correlation), never with ``sigma``; ``auto``, ``gaussian`` with ``sigma``,
     else whichever the image's noise reads as (:func:`dipcli.physics.noise_models.camera_like`).
-    ``detail_return``: write the fit plus the share of its residual that is not noise
-    (:func:`dipcli.physics.denoise.give_back`).
     """
 
     sigma: float | None = None
     add_noise: bool = False
     noise: str = "auto"
-    detail_return: bool = True  # dipcli.physics.denoise.give_back on the fit
+    detail_return: bool = True  # write the fit plus what of its residual is not noise (give_back)
 
 
 @dataclass(frozen=True)
