@@ -30,12 +30,15 @@ Methods (``--methods``), each on the same noisy JPEG:
 * ``nlmeans``: scikit-image's NL-means, σ from skimage's ``estimate_sigma`` (what a user gets;
   h = 0.8σ, 5×5 patches, 13×13 search, as in quality.py); ``nlmeans-best``: its σ searched like
   BM3D's;
-* ``gaussian``: ``dipcli.denoise(noisy, noise="gaussian", detail_return=False)``: the default
+* ``gaussian``: ``dipcli.denoise(noisy, noise="gaussian", wiener=False)``: the default
   before the camera noise model (white noise of the σ estimated; bit for bit what
   ``dipcli.denoise(noisy)`` ran then);
-* ``fit``: ``dipcli.denoise(noisy, detail_return=False)``: the default's fit alone, without the
-  detail given back (what ``default`` wrote until then: rows of that time are labelled ``fit``);
-* ``default``: ``dipcli.denoise(noisy)``, no σ: the product as it is (``noise="auto"``);
+* ``fit``: ``dipcli.denoise(noisy, wiener=False)``: the default's fit alone, without the
+  Wiener stage (what ``default`` wrote before the detail return: rows of that time are labelled
+  ``fit``);
+* ``default``: ``dipcli.denoise(noisy)``, no σ: the product as it is (``noise="auto"``, the
+  Wiener stage on; rows of the pixel-domain detail return that preceded it are in
+  results/archive/camera-give-back.jsonl);
 * ``camera``: ``dipcli.denoise(noisy, noise="camera")``: the camera noise model, whatever the
   rule of ``auto`` says.
 
@@ -76,7 +79,7 @@ LEVELS = (0.004, 0.012, 0.03)  # shot noise (variance per unit of linear signal)
 BM3D_GRID = (3, 4, 6, 8, 11, 16, 22, 32, 45, 64)  # σ (0–255) tried by the hill climb
 METHODS = ("noisy", "readout", "bm3d", "nlmeans", "nlmeans-best", "gaussian", "fit", "default", "camera")
 DIP = {"gaussian": "gaussian", "fit": "auto", "default": "auto", "camera": "camera"}  # → denoise(noise=...)
-FIT_ONLY = ("gaussian", "fit")  # methods run with detail_return=False: the fit's image alone
+FIT_ONLY = ("gaussian", "fit")  # methods run with wiener=False: the fit's image alone
 OUT = RESULTS / "camera"
 FITS = RESULTS / "camera-fits"  # each DIP fit's image, for studies of what follows the fit (not committed)
 FIT_ALONE: dict[str, np.ndarray] = {}  # the last DIP run's fit before what the product writes adds to it
@@ -219,7 +222,7 @@ def best_sigma(denoise, noisy: np.ndarray, reference: np.ndarray, grid: tuple[fl
 def run_dip(method: str, noisy: np.ndarray, iters: int | None) -> tuple[np.ndarray, dict]:
     import dipcli
 
-    result = dipcli.denoise(noisy, noise=DIP[method], detail_return=method not in FIT_ONLY, iters=iters)
+    result = dipcli.denoise(noisy, noise=DIP[method], wiener=method not in FIT_ONLY, iters=iters)
     FIT_ALONE["last"] = np.asarray(result.fit.ema, dtype=np.float32).reshape(noisy.shape)
     keep = ("sigma", "noise_model", "noise", "noise_sigma_range", "noise_correlation_px", "preset", "fits",
             "tiles")

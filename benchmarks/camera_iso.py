@@ -127,7 +127,7 @@ def save_crop(folder: Path, name: str, pixels: np.ndarray, window: tuple[slice, 
     iio.imwrite(folder / f"{name}.png", np.round(np.clip(pixels[window], 0, 1) * 255).astype(np.uint8))
 
 
-def save_strip(folder: Path, iso: int = 51200, methods: tuple[str, ...] = ("noisy", "gaussian", "fit",
+def save_strip(folder: Path, iso: int = 51200, methods: tuple[str, ...] = ("noisy", "gaussian", "default",
                                                                          "bm3d")) -> None:
     """The text crops side by side, each 2× larger (the README's picture): the noisy frame, each of
     ``methods`` that has a crop, and the ISO 100 reference last; none if a crop is missing."""

@@ -47,8 +47,8 @@ COMMANDS: dict[str, str] = {
                      f"{FAST} -o out.png",
     "denoise-group": f"denoise a.png b.png --sigma 25 --arch compact --width 8 --group 2 --stop fixed "
                      f"{FAST} --output-dir outs",
-    "denoise-detail-return": f"denoise rgb.png --sigma 10 --detail-return --arch compact --width 8 "
-                             f"--stop fixed {FAST} -o out.png",
+    "denoise-wiener": f"denoise rgb.png --sigma 10 --wiener --arch compact --width 8 --stop fixed {FAST} "
+                      "-o out.png",
     "two-stage-tv": f"two-stage rgb.png --sigma 25 --arch compact --width 8 --stop auto {FAST} -o out.png",
     "two-stage-prefilter": f"two-stage rgb.png --sigma 25 --stage1 prefilter --arch compact --width 8 "
                            f"--stop fixed {FAST} -o out.png",
@@ -119,8 +119,8 @@ def run_all(folder: Path, invoke) -> dict[str, str]:
     os.chdir(folder)
     try:
         for name, line in COMMANDS.items():
-            if line.startswith("denoise ") and "--detail-return" not in line:
-                line += " --no-detail-return"  # the fit alone, as recorded before that option
+            if line.startswith("denoise ") and "--wiener" not in line:
+                line += " --no-wiener"  # the fit alone, as recorded before that option
             code, out = invoke(shlex.split(line))
             if code != 0:
                 raise RuntimeError(f"{name}: `dip {line}` exited {code}: {out}")

@@ -103,7 +103,7 @@ CHECKS: dict[str, Callable[[str, object], None]] = {
     "drop": _real("the fraction of pixels to drop as a number between 0 and 1"),
     **dict.fromkeys(("arch", "upsample", "stop", "precision", "device", "preset", "schedule", "tv",
                      "stage1", "mask_known", "kernel", "noise"), _name),
-    **dict.fromkeys(("add_noise", "composite", "make_lr", "raw", "detail_return"), _flag),
+    **dict.fromkeys(("add_noise", "composite", "make_lr", "raw", "wiener"), _flag),
     "progress": _callable,
 }
 

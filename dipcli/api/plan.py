@@ -196,7 +196,7 @@ def denoise_inputs(spec: TaskSpec, src: TaskInput,
     """The noisy image (made here with ``add_noise``), its reference, and the problem with σ."""
     image, params = src.image, spec.params
     reference = check_reference(src.clean, image, src.clean_name) if src.clean is not None else None
-    problem = replace(noise_model(image, params, notes), detail_return=params.detail_return)
+    problem = replace(noise_model(image, params, notes), wiener=params.wiener)
     if params.add_noise:
         reference = image.pixels
         image = image.with_pixels(problem.observe(image.pixels, spec.options.seed))
@@ -235,7 +235,7 @@ def plan_denoise(spec: TaskSpec, src: TaskInput) -> Plan:
             net = replace(net, input_depth=image.pixels.shape[2])
         config = fit_config(spec, fit, net, problem, jitter=reg_noise(problem.sigma))
         header, extra = noise_header(problem), {"sigma": sigma255, **problem.noise.readout(), **auto,
-                                                "detail_return": problem.detail_return}
+                                                "wiener": problem.wiener}
         plans.append(plan_tiles(spec, Plan(spec, image, problem, config, net, reference, header, extra,
                                            notes=notes)))
     o = spec.options

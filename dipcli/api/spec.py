@@ -120,13 +120,13 @@ class DenoiseParams:
     sigma: float | None = None
     add_noise: bool = False
     noise: str = "auto"
-    detail_return: bool = True  # write the fit plus what of its residual is not noise (give_back)
+    wiener: bool = True  # write a second, Wiener stage with the fit as pilot (physics.wiener)
 
 
 @dataclass(frozen=True)
 class TwoStageParams(DenoiseParams):
     noise: str = "gaussian"  # its TV stage and prefilter take one white σ
-    detail_return: bool = False  # the report's method as it is
+    wiener: bool = False  # the report's method as it is
     tv_weight: float = TWO_STAGE_DEFAULTS["tv_weight"]
     stage1_frac: float = TWO_STAGE_DEFAULTS["stage1_frac"]
     schedule: str = TWO_STAGE_DEFAULTS["schedule"]

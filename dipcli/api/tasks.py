@@ -141,7 +141,7 @@ _COMMON_DOC = """
 
 
 def denoise(image: ImageLike, sigma: float | None = None, *, noise: str = "auto",
-            detail_return: bool = True,
+            wiener: bool = True,
             clean: ImageLike | None = None, add_noise: bool = False, preset: str | None = None,
             fits: int | None = None, iters: int | None = None, arch: str | None = None,
             width: int | str | None = None, scales: int | None = None, upsample: str | None = None,
@@ -169,11 +169,12 @@ def denoise(image: ImageLike, sigma: float | None = None, *, noise: str = "auto"
         (:func:`dipcli.physics.noise_models.camera_like` gives the measurements behind the rule).
         ``result.settings`` says what was used: ``noise_model``, ``noise_sigma_range`` (σ dark and
         bright, 0–255), ``noise_correlation_px`` and ``noise`` (the same in words).
-    detail_return : bool
-        Give back what the fit took that is not noise: per pixel, the share of the residual
-        (noisy − fit) whose local energy exceeds the noise model's variance (a Wiener gain over
-        21×21 boxes, :func:`dipcli.physics.denoise.give_back`). Where the noise is faint the fit
-        stops short of the image; this returns the detail it missed. False: the fit alone.
+    wiener : bool
+        Filter the noisy image again with the fit as the pilot of an empirical Wiener filter (8×8
+        DCT patches in an opponent colour space, the noise model's variance per coefficient:
+        :func:`dipcli.physics.wiener.wiener_stage`, BM3D's second step): where the noise is faint
+        the fit stops short of the image and the detail comes back; where it kept noise, that
+        goes. False: the fit alone.
     clean : array or path, optional
         The clean image, to score against (PSNR/SSIM); it never steers the fit.
     add_noise : bool
@@ -190,7 +191,7 @@ def denoise(image: ImageLike, sigma: float | None = None, *, noise: str = "auto"
     """
     check_arguments(locals())
     return _run("denoise", image, clean, None, _options(locals()), progress, sigma=sigma, noise=noise,
-                add_noise=add_noise, detail_return=detail_return)
+                add_noise=add_noise, wiener=wiener)
 
 
 def two_stage(image: ImageLike, sigma: float | None = None, *, clean: ImageLike | None = None,

@@ -38,7 +38,6 @@ from dipcli.cli.options import (
     CleanDirOpt,
     CleanOpt,
     ClusterOpt,
-    DetailOpt,
     DeviceOpt,
     FitsOpt,
     ForceOpt,
@@ -77,6 +76,7 @@ from dipcli.cli.options import (
     TileOpt,
     UpsampleOpt,
     WidthOpt,
+    WienerOpt,
 )
 from dipcli.errors import FAILURE, INTERRUPTED, USAGE, Fail
 from dipcli.io import ImageError
@@ -197,12 +197,12 @@ def run_task(name: str, suffix: str, c: Common, inputs: list[str], **options) ->
 def denoise(
     c: Common, inputs: InputsArg, sigma: SigmaOpt = None, noise: NoiseOpt = "auto",
     add_noise: AddNoiseOpt = False, preset: PresetOpt = None, fits: FitsOpt = None,
-    detail_return: DetailOpt = True,
+    wiener: WienerOpt = True,
 ) -> None:
     """Remove noise: `dip denoise photo.jpg`, or white noise of a known level: `--sigma 25`."""
     c = replace(c, fit=replace(c.fit, preset=preset, fits=fits))
     run_task("denoise", "denoised", c, inputs, sigma=sigma, noise=noise, add_noise=add_noise,
-             detail_return=detail_return)
+             wiener=wiener)
 
 
 @fitting_command

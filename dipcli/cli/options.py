@@ -112,9 +112,10 @@ NoiseOpt = Annotated[str, typer.Option("--noise", help="The noise model: gaussia
                      "correlation, read from each image; not with --sigma), or auto: gaussian with "
                      "--sigma, else camera where the image's noise reads as correlated or "
                      "signal-dependent.", metavar="auto|gaussian|camera")]
-DetailOpt = Annotated[bool, typer.Option("--detail-return/--no-detail-return", help="Give back what the "
-                      "fit took that is not noise: the share of the residual (noisy − fit) above the noise "
-                      "model's level, by a Wiener gain over 21×21 boxes. Off: the fit's image alone.")]
+WienerOpt = Annotated[bool, typer.Option("--wiener/--no-wiener", help="Filter the noisy image again "
+                      "with the fit as the pilot of a Wiener filter (8×8 DCT patches, BM3D's second "
+                      "step): the detail the fit missed comes back, the noise it kept goes. Off: the "
+                      "fit's image alone.")]
 AddNoiseOpt = Annotated[bool, typer.Option("--add-noise", help="Experiment mode: INPUT is clean; add "
                         "N(0, σ²) noise (seeded), restore, and score against INPUT.")]
 
