@@ -15,8 +15,9 @@ noise, m ≈ v and little comes back.
 Choose on acceptance-set crops (white noise of σ 5, 10 and 25, the simulated camera's two lower
 levels), each denoised once by `dipcli.denoise` (the ``fast`` preset, its fit cached) and the
 return applied with several boxes and thresholds k (β = max(0, 1 − k·v/m)); ``--apply-heldout``
-then applies them, and what `dip denoise` writes, to the held-out fits that benchmarks/camera.py
-cached (results/camera-fits), which no choice saw. Rows go to results/camera/residual_return.jsonl.
+then applies them, and what `dip denoise` wrote with this return (before its Wiener stage), to
+the held-out fits that benchmarks/camera.py cached (results/camera-fits), which no choice saw.
+Rows go to results/camera/residual_return.jsonl.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -119,8 +119,8 @@ def apply_heldout() -> None:
         fitted = np.load(path)
         row = scored(name, "camera", shot, noisy, fitted, reference)
         model = noise_model(Image(noisy, np.dtype(np.uint8)), DenoiseParams(), [])
-        problem = replace(model, detail_return=True)
-        row["product"] = scores(problem.composite(fitted, noisy), reference)[0]  # what `dip denoise` writes
+        # what `dip denoise` wrote until its Wiener stage: the return (w21) by the model it reads
+        row["product"] = scores(give_back(noisy, fitted, model.noise.variance(fitted), 21), reference)[0]
         log({"set": "heldout", "crop": 256, **row})
 
 
