@@ -35,7 +35,7 @@ from quality import acceptance_set, noisy_copy, scores  # noqa: E402
 
 import dipcli  # noqa: E402
 from dipcli import read_image  # noqa: E402
-from dipcli.physics.noise_models import GaussianNoise, read_camera_noise  # noqa: E402  # internal
+from dipcli.physics.noise_models import GaussianNoise, read_camera_noise  # noqa: E402  # internal: the stage's noise models
 from dipcli.physics.wiener import wiener_stage  # noqa: E402  # internal: the stage under study
 
 LOG = RESULTS / "camera" / "wiener_budget.jsonl"
