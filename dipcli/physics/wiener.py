@@ -44,7 +44,7 @@ def dct_variances(autocorrelation: np.ndarray, n: int = PATCH) -> np.ndarray:
     """``(n, n)``: the variance of each orthonormal n×n DCT coefficient of unit-variance noise with
     ``autocorrelation`` (odd side, lag 0 at the centre): Σ_d ρ(d) A_uv(d)."""
     lag = autocorrelation.shape[0] // 2
-    basis = fft.idctn(np.eye(n * n).reshape(n * n, n, n), axes=(1, 2), norm="ortho")
+    basis = _dct_matrix(n).T.reshape(n * n, n, n)  # row k: the k-th coefficient's basis function
     out = np.empty(n * n)
     for i, b in enumerate(basis):
         own = signal.correlate(b, b, mode="full")  # lags ±(n − 1)
@@ -62,14 +62,14 @@ def _noise_terms(noise: GaussianNoise | CameraNoise, pilot: np.ndarray,
     Σ_k weight_jk · unit_k."""
     h, w = pilot.shape[:2]
     if isinstance(noise, GaussianNoise):
-        return np.ones((1, PATCH, PATCH)), np.full((h, w, transform.shape[0], 1), noise.sigma**2)
+        return np.ones((1, PATCH, PATCH)), np.full((h, w, transform.shape[0], 1), noise.sigma**2, np.float32)
     kernels = noise.correlation.kernels
     # exact, so never negative but for rounding; a coefficient without noise would divide by zero
     unit = np.maximum(np.stack([dct_variances(signal.correlate(k, k, mode="full")) for k in kernels]), 1e-6)
     brightness = ndimage.uniform_filter(pilot.astype(np.float64), size=(PATCH, PATCH, 1), mode="reflect")
     sigma = np.sqrt(np.broadcast_to(noise.curve.variance(brightness), pilot.shape))
     weights = np.einsum("jc,hwc,ck->hwjk", transform, sigma, noise.correlation.mixing) ** 2
-    return unit, weights
+    return unit, weights.astype(np.float32)
 
 
 def give_back(observed: np.ndarray, restored: np.ndarray, variance: np.ndarray,
@@ -94,7 +94,7 @@ def _dct_matrix(n: int = PATCH) -> np.ndarray:
     """``(n², n²)``: a flattened n×n patch times this is its orthonormal 2-D DCT (times its
     transpose, the inverse): one matrix product for a whole strip of patches."""
     d = fft.dct(np.eye(n), norm="ortho", axis=0)
-    return np.kron(d, d).T.astype(np.float32)
+    return np.kron(d, d).T
 
 
 def _filter(noisy: np.ndarray, pilot: np.ndarray, unit: np.ndarray, weights: np.ndarray,
@@ -110,7 +110,7 @@ def _filter(noisy: np.ndarray, pilot: np.ndarray, unit: np.ndarray, weights: np.
     # the noise variance of a patch: the weights at its centre (smoothed over it by _noise_terms)
     s_at = np.pad(weights, (*padding, (0, 0)), mode="reflect")[pad:, pad:].astype(np.float32)
     rows, cols = (y.shape[0] - n) // step + 1, (y.shape[1] - n) // step + 1
-    dct, unit = _dct_matrix(n), unit.reshape(len(unit), n * n).astype(np.float32)
+    dct, unit = _dct_matrix(n).astype(np.float32), unit.reshape(len(unit), n * n).astype(np.float32)
     acc, norm = np.zeros(y.shape, np.float32), np.zeros(y.shape, np.float32)
     for first in range(0, rows, STRIP):
         count = min(STRIP, rows - first)
