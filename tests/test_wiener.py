@@ -72,6 +72,17 @@ def test_a_perfect_pilot_keeps_nearly_all_noise_out():
     assert np.abs(out - clean).mean() < 0.1 * np.abs(noisy - clean).mean()
 
 
+@pytest.mark.parametrize("sigma", [10, 25, 50])
+def test_each_patch_mean_is_the_pilots(sigma):
+    """The DC coefficient is the pilot's, not the noisy patch's shrunk: with a perfect pilot of a
+    flat image what noise is left is a small fraction of a grey level on average (the noisy
+    patches' means alone would leave 0.5–2.6 grey levels at σ = 10–50)."""
+    clean = np.full((48, 48, 3), 0.5, np.float32)
+    noisy = with_noise(clean, sigma / 255, seed=2)
+    out = wn.wiener_stage(noisy, clean, GaussianNoise(sigma / 255))
+    assert np.abs(out - clean).mean() < 0.2 / 255
+
+
 def test_camera_noise_is_filtered_by_its_own_curve_and_correlation():
     clean = scene(96)
     white = np.random.default_rng(6).standard_normal(clean.shape)
