@@ -61,7 +61,6 @@ from pathlib import Path
 
 import numpy as np
 from common import (
-    DATA,
     RESULTS,
     SMOKE_ITERS,
     add_smoke_argument,
@@ -72,6 +71,7 @@ from common import (
     write_results,
 )
 from quality import acceptance_set, scores
+from quality import heldout_set as quality_heldout
 
 from dipcli import read_image
 
@@ -292,14 +292,8 @@ def run_method(method: str, noisy: np.ndarray, reference: np.ndarray, iters: int
 
 
 def heldout_set() -> dict[str, Path]:
-    """name → file: the 3rd and 4th CBSD68 image by file name in each width class (not in the
-    acceptance set, which takes the first two)."""
-    root = DATA / "texture_widths"
-    files = {}
-    for width in ("32", "64", "128"):
-        cbsd = sorted(p for p in (root / width).glob("[0-9][0-9][0-9][0-9].png"))
-        files.update({f"CBSD68_{p.stem}": p for p in cbsd[2:4]})
-    return files
+    """name → file: the held-out set of benchmarks/quality.py, its colour CBSD68 images only."""
+    return quality_heldout(grey=False)
 
 
 def cases(sets: list[str], crop: int, smoke: bool,

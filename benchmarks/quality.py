@@ -79,6 +79,7 @@ if TYPE_CHECKING:
 SET9 = ("image_Baboon512rgb", "image_F16_512rgb", "image_House256rgb", "image_Lena512rgb",
         "image_Peppers512rgb", "kodim01", "kodim02", "kodim03", "kodim12")
 SET12 = ("Set12_01", "Set12_05", "Set12_09")
+HELDOUT_SET12 = ("Set12_03", "Set12_07")  # the held-out set's grey images (``heldout_set``)
 BASELINES = ("bm3d", "nlmeans")
 DEFAULT = "default"  # `dip denoise` with no --preset: the CPU default
 # --whole: Set9's images of 512² and more (tiled by the defaults), and House (256², fitted whole).
@@ -97,6 +98,20 @@ def acceptance_set() -> dict[str, Path]:
         cbsd = sorted(p for p in (root / width).glob("[0-9][0-9][0-9][0-9].png"))
         files.update({f"CBSD68_{p.stem}": p for p in cbsd[:2]})
     for name in SET12:
+        files[name] = next(root.glob(f"*/{name}.png"))
+    return files
+
+
+def heldout_set(grey: bool = True) -> dict[str, Path]:
+    """name → file, for reporting on images no choice was made on: the 3rd and 4th CBSD68 image
+    by file name in each width class (the acceptance set takes the first two) and, with ``grey``,
+    two Set12 images the acceptance set skips (:data:`HELDOUT_SET12`)."""
+    root = DATA / "texture_widths"
+    files = {}
+    for width in ("32", "64", "128"):
+        cbsd = sorted(p for p in (root / width).glob("[0-9][0-9][0-9][0-9].png"))
+        files.update({f"CBSD68_{p.stem}": p for p in cbsd[2:4]})
+    for name in HELDOUT_SET12 if grey else ():
         files[name] = next(root.glob(f"*/{name}.png"))
     return files
 
@@ -307,8 +322,11 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
-def table(rows: list[dict], summary: dict, crop: int) -> str:
-    what = (f"{crop}² centre crops of the acceptance set (Set9, six CBSD68, three Set12 grey)" if crop
+def table(rows: list[dict], summary: dict, crop: int, heldout: bool = False) -> str:
+    images = ("the held-out set (the 3rd and 4th CBSD68 image of each width class, Set12_03 and "
+              "Set12_07 grey; no choice was made on them)" if heldout
+              else "the acceptance set (Set9, six CBSD68, three Set12 grey)")
+    what = (f"{crop}² centre crops of {images}" if crop
             else "whole images, as `dip denoise` runs them (tiles as the defaults choose)")
     lines = [f"Denoising, {what}, the same noisy file for every method. {device_name()}.", "",
              "| σ | method | images | PSNR | SSIM | gap to BM3D: mean / median / worst | fit alone "
@@ -343,6 +361,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sigmas", type=float, nargs="+", default=[25, 50])
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--only", nargs="+", default=None, help="image names to run (default: the whole set)")
+    ap.add_argument("--set", choices=["acceptance", "heldout"], default="acceptance",
+                    help="the images: the acceptance set (choices are made on it) or the held-out set")
     ap.add_argument("--iters", type=int, default=None, help="override each preset's budget")
     ap.add_argument("--snapshots", type=int, nargs="+", default=[],
                     help="more budgets at which each fit keeps its image (for quality_budgets.py)")
@@ -368,7 +388,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.whole:
         images = {image: DATA / "set9" / f"{image}.png" for image in WHOLE}
     else:
-        images = acceptance_set()
+        images = acceptance_set() if args.set == "acceptance" else heldout_set()
     if args.only and not smoke:
         images = {k: v for k, v in images.items() if k in args.only}
     done = {}
@@ -394,7 +414,7 @@ def main(argv: list[str] | None = None) -> None:
     payload = {"device": device_name(), "crop": args.crop, "images": list(images), "summary": summary,
                "rows": rows}
     (folder / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
-    (folder / f"{stem}.md").write_text(table(rows, summary, args.crop))
+    (folder / f"{stem}.md").write_text(table(rows, summary, args.crop, args.set == "heldout"))
     print(f"wrote {folder / f'{stem}.md'}")
 
 

@@ -99,8 +99,10 @@ def test_correlated_noise_gets_the_budget_of_its_level_times_its_width_and_white
     fits = members(PRESETS["balanced"], 80 / 255, True)
     assert len(fits) == 10 and [r.seed_offset for r in fits] == list(range(10))
     assert len(members(PRESETS["best"], 200 / 255, True)) == 16
+    # fast (the CPU default) keeps its time: three fits of 220 in its 800 iterations.
+    assert [budget(r, 80 / 255, True) for r in members(PRESETS["fast"], 80 / 255, True)] == [220] * 3
     p = plan(correlated())
-    assert p.config.iters == budget(R2R, *model.budget_level)
+    assert p.config.iters == budget(PRESETS["fast"].recipes[0], *model.budget_level)  # the CPU default
 
 
 def test_a_recorrupted_fit_with_the_camera_model_lowers_the_loss_and_removes_the_noise():

@@ -41,7 +41,7 @@ def test_json_output_parses_and_reports_psnr(noisy_png):
                  noisy_png.with_name("clean.png"), "--json", *FAST)
     assert res.exit_code == 0, res.output
     record = json.loads(res.stdout)
-    assert record["iterations"] == 20 and record["arch"] == "compact" and record["preset"] == "balanced"
+    assert record["iterations"] == 20 and record["arch"] == "compact" and record["preset"] == "fast"
     assert record["psnr"] > 10 and 0 < record["ssim"] <= 1 and record["params"] > 0
 
 
@@ -183,8 +183,8 @@ def test_bad_width_is_refused(noisy_png):
     assert res.exit_code == 2 and "auto" in res.output
 
 
-def test_denoise_defaults_the_balanced_preset_on_a_cpu_and_compact_auto_width_on_a_gpu(monkeypatch):
-    """On a CPU: the `balanced` preset, the compact net fed the noisy image with a recorrupted loss
+def test_denoise_defaults_the_fast_preset_on_a_cpu_and_compact_auto_width_on_a_gpu(monkeypatch):
+    """On a CPU: the `fast` preset, the compact net fed the noisy image with a recorrupted loss
     (jitter σ, a warm average, its whole budget); a net named with --arch keeps the paper's
     jitter and the stop rule. On CUDA: the compact net at --width auto. Either way, 256² tiles."""
     from dipcli.api.plan import fit_config
@@ -195,7 +195,7 @@ def test_denoise_defaults_the_balanced_preset_on_a_cpu_and_compact_auto_width_on
     spec = make_spec("denoise", Options(device="cpu"), sigma=25)
     (fit,) = spec.fits
     config = fit_config(spec, fit, fit.net, Denoise(25 / 255), jitter=1 / 30)
-    assert spec.preset == CPU_PRESET == "balanced" and fit.recipe == PRESETS["balanced"].recipes[0]
+    assert spec.preset == CPU_PRESET == "fast" and fit.recipe == PRESETS["fast"].recipes[0]
     assert fit.net.arch == "compact" and spec.tile_target == 256 and fit.iters == fit.recipe.iters
     assert config.input == "observation" and config.recorrupt and config.stop.name == "fixed"
     assert config.reg_noise == pytest.approx(25 / 255) and config.ema_warmup == 9
@@ -208,33 +208,33 @@ def test_denoise_defaults_the_balanced_preset_on_a_cpu_and_compact_auto_width_on
     assert gpu.net.arch == "compact" and gpu.width_auto
 
 
-def test_cpu_default_gives_each_tile_the_fast_budget_and_an_image_fitted_whole_balanced():
-    """A 400² image is tiled by --tile auto: the CPU default then fits each tile with `fast`'s
-    budget (so a 512² image stays under five minutes) and says so; a 256² image is fitted whole
-    with `balanced`'s. Naming the preset or the budget keeps what was named. Planning only."""
-    from dipcli.api.presets import PRESETS
+def test_cpu_default_is_one_preset_for_an_image_fitted_whole_or_in_tiles():
+    """The CPU default is `fast` whether --tile auto cuts the image (400²) or not (256²): the first
+    tile gets its whole budget, the tiles after it the recipe's shorter warm budget from its
+    weights. Naming the preset or the budget keeps what was named. Planning only."""
+    from dipcli.api.presets import PRESETS, R2R
 
     def plan(side: int, **options):
         return plan_denoise(side, 25, **options)
 
     tiled, whole = plan(400), plan(256)
-    assert tiled.tile and tiled.config.iters == PRESETS["fast"].recipes[0].iters
-    assert tiled.extra["preset"] == "fast" and any("fitted in tiles" in n for n in tiled.notes)
+    fast = PRESETS["fast"].recipes[0]
+    assert tiled.tile and tiled.config.iters == fast.iters and tiled.warm.iters == fast.tile_iters
+    assert not whole.tile and whole.config.iters == fast.iters < R2R.iters
+    assert tiled.extra["preset"] == whole.extra["preset"] == "fast"
     assert tiled.config.recorrupt and tiled.config.reg_noise == pytest.approx(25 / 255)
-    assert not whole.tile and whole.config.iters == PRESETS["balanced"].recipes[0].iters
-    assert whole.extra["preset"] == "balanced"
     assert plan(400, preset="balanced").config.iters == PRESETS["balanced"].recipes[0].iters
-    assert plan(400, iters=50).config.iters == 50
-    # At σ = 50 `balanced` fits a second seed (presets.members): an image fitted whole gets both,
-    # each tile of a tiled one still `fast`'s single fit.
-    assert len(plan_denoise(256, 50).ensemble) == 1 and plan_denoise(400, 50).ensemble == []
+    assert plan(400, iters=50).config.iters == 50 and plan(400, iters=50).warm is None
+    # At σ = 50 `balanced` fits a second seed (presets.members), whole or tiled; `fast` one.
+    assert len(plan_denoise(256, 50, preset="balanced").ensemble) == 1
+    assert plan_denoise(400, 50).ensemble == plan_denoise(256, 50).ensemble == []
 
 
 def test_capped_presets_spend_the_time_the_cap_frees_on_more_seeds():
     """Where σ caps each fit's budget, `best` (and `balanced`) fit more seeds while their budgets
     add up to the preset's ``fill_iters``: `best` two fits of 2,000 at σ ≤ 25, five of 1,000 at
-    σ = 50; `balanced` one, and two at σ = 50; `fast` never more. Each added fit is the last
-    recipe from the next seed; --iters keeps the preset's own fits. Planning only."""
+    σ = 50; `balanced` one, and two at σ = 50; `fast` one (of 800 up to σ = 50). Each added fit is
+    the last recipe from the next seed; --iters keeps the preset's own fits. Planning only."""
     from dipcli.api.presets import PRESETS, budget, members
 
     best, balanced, fast = PRESETS["best"], PRESETS["balanced"], PRESETS["fast"]
@@ -254,7 +254,7 @@ def test_capped_presets_spend_the_time_the_cap_frees_on_more_seeds():
     assert fits(50, preset="best") == [(0, 1000), (1, 1000), (2, 1000), (3, 1000), (4, 1000)]
     assert fits(25, preset="best", seed=7) == [(7, 2000), (8, 2000)]
     assert fits(50, preset="best", iters=30) == [(0, 30), (1, 30)]
-    assert fits(50, preset="fast") == [(0, 1000)]
+    assert fits(50, preset="fast") == [(0, 800)]
     # --fits names the count: from the preset's recipes, then its last from the next seeds.
     assert fits(25, preset="best", fits=3) == [(0, 2000), (1, 2000), (2, 2000)]
     assert fits(50, preset="best", fits=1) == [(0, 1000)]
@@ -279,15 +279,14 @@ def test_fits_is_refused_where_there_is_no_preset_to_repeat(options, words, monk
 
 def test_preset_budget_is_capped_above_sigma_25_where_the_fit_peaks():
     """A recorrupted fit overfits sooner at higher σ: `best`'s 2,000 iterations fall to 1,000 at
-    σ = 50 (where its fits peaked), and so do `fast`'s 1,400, never above the recipe's own; σ ≤ 25
-    and a net named without a preset keep their budget, and --iters wins."""
+    σ = 50 (where its fits peaked), never above the recipe's own (`fast`'s 800 stay 800 to past
+    σ = 50); σ ≤ 25 and a net named without a preset keep their budget, and --iters wins."""
     from dipcli.api.presets import PRESETS, budget
 
     best, fast = PRESETS["best"].recipes[0], PRESETS["fast"].recipes[0]
     assert budget(best, 15 / 255) == budget(best, 25 / 255) == 2000 and budget(best, 50 / 255) == 1000
     assert 1000 < budget(best, 35 / 255) < 2000 and budget(best, 75 / 255) < 1000
-    assert budget(fast, 25 / 255) == 1400 and budget(fast, 50 / 255) == 1000
-    assert budget(fast, 35 / 255) == 1400
+    assert budget(fast, 25 / 255) == budget(fast, 50 / 255) == 800 and budget(fast, 75 / 255) < 800
     assert budget(replace(best, recorrupt=False), 50 / 255) == 2000
 
     def iters(sigma: float, **options) -> int:

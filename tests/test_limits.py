@@ -262,7 +262,7 @@ def test_22_a_seed_out_of_range_names_seed_and_the_range(s32, seed):
 # ---- 24: an explicit --stop against a preset that runs a fixed budget -------------------------------
 
 @pytest.mark.parametrize("args, preset", [
-    (["--iters", "4000", "--stop", "auto"], "preset balanced (the default without --arch)"),
+    (["--iters", "4000", "--stop", "auto"], "preset fast (the default without --arch)"),
     (["--preset", "best", "--stop", "wmv"], "preset best runs"),
 ])
 def test_24_an_explicit_stop_is_refused_where_the_preset_fixes_the_budget(s32, args, preset):
@@ -281,7 +281,7 @@ def test_24_stop_applies_where_nothing_fixes_it(s32):
         return make_plan(make_spec(name, Options(device="cpu", **options), **params), TaskInput(image))
 
     agreeing = make_spec("denoise", Options(device="cpu", stop="fixed"))  # what the preset does anyway
-    assert agreeing.preset == "balanced"
+    assert agreeing.preset == "fast"
     one_net = planned("denoise", arch="compact", stop="wmv")
     assert type(one_net.config.stop).__name__ == "WMVStop"
     default = planned("denoise", arch="compact")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from dipcli.api.inputs import TaskInput, check_reference
-from dipcli.api.presets import CPU_PRESET, CPU_TILED_PRESET, PRESETS, TASK_PRESETS, Recipe, budget, members
+from dipcli.api.presets import PRESETS, Recipe, budget, members
 from dipcli.api.spec import (
     DenoiseParams,
     Fit,
@@ -29,7 +29,6 @@ from dipcli.api.spec import (
     SuperResParams,
     TaskSpec,
     TwoStageParams,
-    preset_fits,
 )
 from dipcli.engine.memory import OutOfMemory
 from dipcli.engine.run import MIN_SIDE, check_size, choose_tile
@@ -238,28 +237,9 @@ def plan_denoise(spec: TaskSpec, src: TaskInput) -> Plan:
                                                 "wiener": problem.wiener}
         plans.append(plan_tiles(spec, Plan(spec, image, problem, config, net, reference, header, extra,
                                            notes=notes)))
-    o = spec.options
-    if plans[0].tile and spec.preset == CPU_PRESET and o.preset is None and o.iters is None:
-        spec = tiled_default(spec, plans)
-        fits = spec.fits
     for p, fit in zip(plans, fits, strict=True):
         warm_tiles(p, fit.recipe)
     return as_ensemble(spec, plans)
-
-
-def tiled_default(spec: TaskSpec, plans: list[Plan]) -> TaskSpec:
-    """The CPU default on an image fitted in tiles: each fit gets :data:`CPU_TILED_PRESET`'s
-    budget instead of :data:`CPU_PRESET`'s (a 512² image's four tiles in minutes, not many); the
-    plans are changed in place, and those beyond the tiled preset's fits dropped."""
-    fits = preset_fits(TASK_PRESETS["denoise"][CPU_TILED_PRESET], CPU_TILED_PRESET, spec.options)
-    spec = replace(spec, fits=fits, preset=CPU_TILED_PRESET)
-    del plans[len(fits):]
-    for p, fit in zip(plans, fits, strict=True):
-        p.spec = spec
-        p.config = fit_config(spec, fit, p.net, p.problem, jitter=reg_noise(p.problem.sigma))
-    plans[0].notes.append(f"preset {CPU_TILED_PRESET}: the CPU default for an image fitted in tiles "
-                          f"({CPU_PRESET} for one fitted whole; --preset names another)")
-    return spec
 
 
 def warm_tiles(p: Plan, recipe: Recipe | None) -> None:

@@ -81,20 +81,25 @@ PEAK_ITERS = {25 / 255: 2000, 50 / 255: 1000}
 CORRELATED_PEAK_ITERS = {50 / 255: 1000, 80 / 255: 220}
 MIN_ITERS = 150  # no recorrupted budget below this: the average needs that long to settle
 
-# Denoising presets (results/quality: 18 crops at σ = 15, 25, 50 against BM3D and NL-means).
+# Denoising presets (results/quality: 18 crops at σ = 15, 25, 50 against BM3D and NL-means;
+# results/quality_heldout: 7 more). Each writes the noisy image filtered again with the fit as
+# pilot (the Wiener stage, physics.wiener), which recovers much of what a short fit misses: 800
+# iterations and the stage are within about 0.15 dB of 2,000 and the stage at σ = 15 and 25, in
+# two fifths of the time (results/camera/wiener_budget.md, five acceptance-set crops at 256²).
 PRESETS: dict[str, Preset] = {
-    "fast": Preset("the balanced fit cut at 1,400 iterations (~60 s per 256² on 2 cores)",
-                   (replace(R2R, iters=1400),)),
+    "fast": Preset("one recorrupted fit of 800 iterations (~60 s per 256² on 2 cores), or where the "
+                   "noise caps each fit's budget several, adding up to at most that; the CPU default",
+                   (replace(R2R, iters=800),), fill_iters=800),
     "balanced": Preset("the compact net at width 32 fitted to the noisy image itself with a "
-                       "recorrupted loss, 2,000 iterations (~88 s per 256²); at σ = 50 two fits of "
-                       "1,000 from two seeds, averaged (~89 s)", (R2R,), fill_iters=2400),
-    "best": Preset("two balanced fits from seeds --seed and --seed + 1, averaged (~174 s per 256²); at "
-                   "σ = 50 five fits of 1,000 (~214 s)", (R2R, replace(R2R, seed_offset=1)), fill_iters=5000),
+                       "recorrupted loss, 2,000 iterations (~140 s per 256²); at σ = 50 two fits of "
+                       "1,000 from two seeds, averaged", (R2R,), fill_iters=2400),
+    "best": Preset("two balanced fits from seeds --seed and --seed + 1, averaged (twice balanced's time); at "
+                   "σ = 50 five fits of 1,000", (R2R, replace(R2R, seed_offset=1)), fill_iters=5000),
 }
-# `dip denoise` on a CPU without --preset or --arch: balanced for an image fitted whole, fast for
-# one fitted in tiles; on a CUDA GPU the compact net at --width auto (TASK_DEFAULTS).
-CPU_PRESET = "balanced"
-CPU_TILED_PRESET = "fast"
+# `dip denoise` on a CPU without --preset or --arch, an image fitted whole or in tiles (every
+# tile after the first then from the first one's weights, Recipe.tile_iters); on a CUDA GPU the
+# compact net at --width auto (TASK_DEFAULTS).
+CPU_PRESET = "fast"
 
 # Inpainting: the DIP paper's hourglass at width 32, once or averaged over two seeds
 # (results/inpaint_quality: eight kinds of hole against biharmonic, Telea and Navier-Stokes).

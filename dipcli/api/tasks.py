@@ -181,9 +181,7 @@ def denoise(image: ImageLike, sigma: float | None = None, *, noise: str = "auto"
         Experiment: ``image`` is clean; add seeded N(0, σ²) noise, restore, score against it.
     preset : str, optional
         How to denoise (:data:`dipcli.api.presets.PRESETS`: ``fast``, ``balanced``, ``best``); default on
-        a CPU
-        :data:`CPU_PRESET`, or :data:`CPU_TILED_PRESET` for each tile of an image fitted in tiles,
-        unless ``arch`` names one net.
+        a CPU :data:`dipcli.api.presets.CPU_PRESET`, unless ``arch`` names one net.
     fits : int, optional
         Average this many fits (1 to :data:`dipcli.api.arguments.MAX_FITS`) of the preset, from seeds
         ``seed``, ``seed`` + 1, … (default: the preset's own: ``best`` two, more where σ caps

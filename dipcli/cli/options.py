@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from dipcli.api.arguments import MAX_FITS, MAX_SEED
-from dipcli.api.presets import CPU_PRESET, CPU_TILED_PRESET, INPAINT_PRESET, INPAINT_PRESETS, PRESETS
+from dipcli.api.presets import CPU_PRESET, INPAINT_PRESET, INPAINT_PRESETS, PRESETS
 from dipcli.nets import ARCHS, UPSAMPLERS
 
 InputsArg = Annotated[list[str], typer.Argument(
@@ -122,8 +122,7 @@ AddNoiseOpt = Annotated[bool, typer.Option("--add-noise", help="Experiment mode:
 
 PresetOpt = Annotated[str | None, typer.Option(
     "--preset", help=f"How to denoise: {', '.join(PRESETS)} (README, \"Presets\"). Default on a CPU: "
-    f"{CPU_PRESET}, {CPU_TILED_PRESET} for each tile of an image fitted in tiles; --arch picks one net "
-    "instead.", show_default=False, metavar="NAME")]
+    f"{CPU_PRESET}; --arch picks one net instead.", show_default=False, metavar="NAME")]
 FitsOpt = Annotated[int | None, typer.Option(
     "--fits", help=f"Average N fits (1 to {MAX_FITS}) of the preset, from seeds --seed, --seed + 1, … "
     "(default: the preset's own; best: two, more where the noise caps each fit's budget).",
