@@ -40,29 +40,10 @@ from residual_return import give_back  # noqa: E402  # the pixel-domain return i
 from dipcli import read_image  # noqa: E402
 from dipcli.physics.noise_blocks import LAG  # noqa: E402  # internal: the autocorrelation's reach
 from dipcli.physics.noise_models import GaussianNoise, read_camera_noise  # noqa: E402  # internal: the models
-from dipcli.physics.wiener import wiener_stage  # noqa: E402  # internal: the product's stage
+from dipcli.physics.wiener import OPPONENT, wiener_stage  # noqa: E402  # internal: the product's stage and colour space
+from dipcli.physics.wiener import dct_variances as coefficient_variances  # noqa: E402  # internal: the exact coefficient variances
 
 DEV = FITS / "residual_return"
-OPPONENT = np.array([[1, 1, 1], [1, 0, -1], [1, -2, 1]], dtype=np.float64)
-OPPONENT /= np.linalg.norm(OPPONENT, axis=1, keepdims=True)
-
-
-def dct_basis(n: int) -> np.ndarray:
-    """(n², n, n): the orthonormal 2-D DCT-II basis functions."""
-    eye = np.eye(n * n).reshape(n * n, n, n)
-    return fft.idctn(eye, axes=(1, 2), norm="ortho")
-
-
-def coefficient_variances(rho: np.ndarray, n: int) -> np.ndarray:
-    """(n, n): the variance of each DCT coefficient of unit-variance noise of autocorrelation
-    ``rho`` ((2·LAG+1)², lag 0 at the centre): Σ_d ρ(d) A_uv(d)."""
-    basis = dct_basis(n)
-    out = np.empty(n * n)
-    for i, b in enumerate(basis):
-        a = signal.correlate(b, b, mode="full")  # (2n−1)², lag 0 at the centre
-        c = n - 1
-        out[i] = float((a[c - LAG:c + LAG + 1, c - LAG:c + LAG + 1] * rho).sum())
-    return out.reshape(n, n)
 
 
 def patches(img: np.ndarray, n: int) -> np.ndarray:
