@@ -37,7 +37,10 @@ from dipcli.physics.noise_models import camera_like, read_camera_noise  # noqa: 
 OUT = RESULTS / "camera"
 SHOTS = (0.004, 0.012, 0.03)
 VARIANTS = {"now": {}, "q0.1": {"QUANTILE": 0.1}, "q0.05": {"QUANTILE": 0.05},
-            "b6": {"BLOCK": 6}, "b6q0.1": {"BLOCK": 6, "QUANTILE": 0.1}}
+            "b6": {"BLOCK": 6}, "b6q0.1": {"BLOCK": 6, "QUANTILE": 0.1},
+            # FLAT: how close to the curve a block's energy must be to be read for the correlation
+            "f1.2": {"FLAT": 1.2}, "f1.1": {"FLAT": 1.1}, "q0.05f1.2": {"QUANTILE": 0.05, "FLAT": 1.2},
+            "q0.05f1.1": {"QUANTILE": 0.05, "FLAT": 1.1}}
 
 
 def truth(noisy: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
