@@ -36,7 +36,7 @@ from quality import acceptance_set, heldout_set, noisy_copy, scores  # noqa: E40
 
 import dipcli  # noqa: E402
 from dipcli import read_image  # noqa: E402
-from dipcli.engine.tiles import Blender, plan_tiles  # noqa: E402  # internal: the tiles `dip` fits, to blend them at each budget
+from dipcli.engine.tiles import blend, plan_tiles  # noqa: E402  # internal: the tiles `dip` fits, to blend them at each budget
 from dipcli.physics.noise_models import GaussianNoise  # noqa: E402  # internal: the stage's noise model
 from dipcli.physics.wiener import wiener_stage  # noqa: E402  # internal: the stage under study
 
@@ -65,11 +65,7 @@ def trace(noisy: np.ndarray, clean: np.ndarray, sigma: float) -> dict:
     row = {"tiles": len(windows), "tile": result.settings["tile"], "first_iters": max(tiles[0]),
            "later_iters": max(tiles[1]), "budgets": {}}
     for n in (c for c in CHECKS if c <= row["later_iters"]):
-        blender = Blender(windows, noisy.shape)
-        blender.add(first[0], windows[0])
-        for tile, window in zip(tiles[1:], windows[1:], strict=True):
-            blender.add(tile[n][0], window)
-        image = blender.result()
+        image = blend([first[0], *(tile[n][0] for tile in tiles[1:])], windows, noisy.shape)
         if n == row["later_iters"]:
             row["blend_matches_dip"] = float(np.abs(image - result.image).max())
         row["budgets"][n] = {"fit": scores(image, clean)[0],
