@@ -235,13 +235,9 @@ def readout(noisy: np.ndarray, reference: np.ndarray) -> dict:
     """The noise readout next to the truth (noisy − reference): σ (0–255) per channel around
     mid-grey (reference 0.4–0.6) and the correlation width, the true one read from the true noise
     laid on flat grey."""
-    from dipcli.physics.camera import (  # internal: the readout itself, scored against the true noise
-        noise_correlation,
-        noise_curve,
-    )
+    from dipcli.physics.camera import read_noise  # internal: the readout, scored against the true noise
 
-    curve = noise_curve(noisy)
-    corr = noise_correlation(noisy, curve)
+    curve, corr = read_noise(noisy)
     noise = noisy - reference
     mid = (reference > 0.4) & (reference < 0.6)
     true_mid = [float(noise[:, :, c][mid[:, :, c]].std() * 255) if mid[:, :, c].sum() > 50 else None
@@ -250,7 +246,7 @@ def readout(noisy: np.ndarray, reference: np.ndarray) -> dict:
     return {"summary": curve.summary(corr), "sigma_mid": (curve.sigma(0.5) * 255).round(2).tolist(),
             "true_sigma_mid": [None if t is None else round(t, 2) for t in true_mid],
             "width": round(corr.width, 2),
-            "true_width": round(noise_correlation(grey, noise_curve(grey)).width, 2)}
+            "true_width": round(read_noise(grey)[1].width, 2)}
 
 
 def denoised(method: str, noisy: np.ndarray, reference: np.ndarray, iters: int | None,

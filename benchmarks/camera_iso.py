@@ -145,12 +145,11 @@ def save_strip(folder: Path, iso: int = 51200, methods: tuple[str, ...] = ("nois
 def readout_row(frame: np.ndarray) -> dict:
     """What the noise readout and today's white-noise estimate (what `dip` prints) say of a frame."""
     # internal: the readout itself, and the white-noise σ `dip` printed before it, side by side
-    from dipcli.physics.camera import noise_correlation, noise_curve
+    from dipcli.physics.camera import read_noise
     from dipcli.physics.noise import estimate_noise
 
     start = time.perf_counter()
-    curve = noise_curve(frame)
-    corr = noise_correlation(frame, curve)
+    curve, corr = read_noise(frame)
     return {"summary": curve.summary(corr), "width": round(corr.width, 2),
             "sigma_dark_mid_bright": [(curve.sigma(v) * 255).round(2).tolist() for v in (0.1, 0.3, 0.6)],
             "white_sigma": round(estimate_noise(frame) * 255, 2), "curve": curve.to_dict(),

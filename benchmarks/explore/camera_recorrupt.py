@@ -15,6 +15,8 @@ at width 32, Adam 0.01, an average of the outputs) for a short budget, with e dr
   back together.
 
 Not the product: a guide for wiring the noise model into the fit. Run with nice and one thread.
+Its results (results/camera/recorrupt.jsonl) were read with the readout before 2026-12-07
+(readout_trial.py's ``before``); the script now reads the product's.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from quality import acceptance_set, scores  # noqa: E402
 from dipcli import NetSpec, build_net, read_image  # noqa: E402
 
 # internal: an exploration of the noise model's parts before they were wired into the fit
-from dipcli.physics.camera import noise_correlation, noise_curve, sample_noise  # noqa: E402
+from dipcli.physics.camera import read_noise, sample_noise  # noqa: E402
 from dipcli.physics.noise import estimate_noise  # noqa: E402
 
 VARIANTS = ("white-est", "white-curve", "correlated", "shuffle2")
@@ -78,7 +80,7 @@ def fit(y: np.ndarray, draw, iters: int, seed: int = 0) -> np.ndarray:
 
 
 def run_variant(variant: str, noisy: np.ndarray, iters: int) -> np.ndarray:
-    curve = noise_curve(noisy)
+    curve, corr = read_noise(noisy)
     level = noisy  # the best guess of the clean brightness the fit has
     if variant == "white-est":
         s = estimate_noise(noisy)
@@ -87,7 +89,6 @@ def run_variant(variant: str, noisy: np.ndarray, iters: int) -> np.ndarray:
     if variant == "white-curve":
         return fit(noisy[None], lambda r: sample_noise(noisy.shape, curve, None, level, r)[None], iters)[0]
     if variant == "correlated":
-        corr = noise_correlation(noisy, curve)
         return fit(noisy[None], lambda r: sample_noise(noisy.shape, curve, corr, level, r)[None], iters)[0]
     parts = shuffle(noisy)
     return unshuffle(fit(parts, lambda r: np.stack([sample_noise(p.shape, curve, None, p, r) for p in parts]),

@@ -6,9 +6,11 @@
 Each 256² crop goes through the simulated camera of benchmarks/camera.py at three shot levels and
 without noise. The truth: the RMS σ of noisy − reference, and the correlation width of that noise
 laid on flat grey (what the readout gives on noise alone). The readout: ``read_camera_noise`` of
-the noisy crop, as the product reads it, under each variant of the readout's constants
-(:mod:`dipcli.physics.camera`'s QUANTILE, the low quantile of the blocks' residual energy per
-brightness group; BLOCK, their side). The budget's level is σ × width (σ alone if white:
+the noisy crop, as the product reads it, under each variant of the readout: the readout before
+2026-12-07 (``before``: readout_trial.py's) with its constants varied (:mod:`dipcli.physics.camera`'s
+QUANTILE, the low quantile of the blocks' residual energy per brightness group; BLOCK, their side;
+FLAT, the flat test of the correlation's blocks), and the product's (``mended``) with the fine
+reading's (FINE_QUANTILE, FINE_FLAT). The budget's level is σ × width (σ alone if white:
 ``CameraNoise.budget_level``), so the ratio of the level read to the true one is the number that
 matters; on a clean crop ``--noise auto`` should not take the camera model. numpy only, seconds.
 """
@@ -29,25 +31,32 @@ from camera import camera, case_seed, heldout_set  # noqa: E402
 from common import RESULTS, centre_crop  # noqa: E402
 from quality import acceptance_set  # noqa: E402
 
+sys.path.insert(0, str(HERE))  # the readout before, beside this file
+from readout_trial import before_read  # noqa: E402
+
 from dipcli import read_image  # noqa: E402
 from dipcli.physics import camera as cam  # noqa: E402  # internal: the readout's constants under study
+from dipcli.physics import noise_models as nm  # noqa: E402  # internal: the readout `dip` calls
 from dipcli.physics.noise import estimate_noise  # noqa: E402  # internal: the white σ auto compares with
 from dipcli.physics.noise_models import camera_like, read_camera_noise  # noqa: E402  # internal
 
 OUT = RESULTS / "camera"
 SHOTS = (0.004, 0.012, 0.03)
-VARIANTS = {"now": {}, "q0.1": {"QUANTILE": 0.1}, "q0.05": {"QUANTILE": 0.05},
+# a variant: the product's readout (``mended``) or the one before it, and constants of dipcli.physics.camera
+VARIANTS = {"before": {}, "q0.1": {"QUANTILE": 0.1}, "q0.05": {"QUANTILE": 0.05},
             "b6": {"BLOCK": 6}, "b6q0.1": {"BLOCK": 6, "QUANTILE": 0.1},
             # FLAT: how close to the curve a block's energy must be to be read for the correlation
             "f1.2": {"FLAT": 1.2}, "f1.1": {"FLAT": 1.1}, "q0.05f1.2": {"QUANTILE": 0.05, "FLAT": 1.2},
-            "q0.05f1.1": {"QUANTILE": 0.05, "FLAT": 1.1}}
+            "q0.05f1.1": {"QUANTILE": 0.05, "FLAT": 1.1},
+            "mended": {}, "mended-fq0.1": {"FINE_QUANTILE": 0.1}, "mended-fq0.02": {"FINE_QUANTILE": 0.02},
+            "mended-ff1.4": {"FINE_FLAT": 1.4}, "mended-ff1.1": {"FINE_FLAT": 1.1}}
 
 
 def truth(noisy: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     noise = noisy - reference
     sigma = float(np.sqrt(np.mean(noise.var(axis=(0, 1)))))
     grey = np.clip(0.5 + noise, 0, 1)
-    width = cam.noise_correlation(grey, cam.noise_curve(grey)).width
+    width = cam.read_noise(grey)[1].width
     return sigma, width
 
 
@@ -55,11 +64,12 @@ def level(sigma: float, width: float) -> float:
     return sigma * width if width >= cam.WHITE_WIDTH else sigma
 
 
-def read(noisy: np.ndarray, constants: dict) -> dict:
+def read(noisy: np.ndarray, tag: str, constants: dict) -> dict:
     saved = {k: getattr(cam, k) for k in constants}
     try:
         for k, v in constants.items():
             setattr(cam, k, v)
+        nm.read_noise = cam.read_noise if tag.startswith("mended") else before_read
         model = read_camera_noise(noisy)
         width = model.correlation.width if model.correlation.measured else 1.0
         taken = camera_like(model, estimate_noise(noisy))
@@ -67,6 +77,7 @@ def read(noisy: np.ndarray, constants: dict) -> dict:
     finally:
         for k, v in saved.items():
             setattr(cam, k, v)
+        nm.read_noise = cam.read_noise
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
             t_sigma, t_width = truth(noisy, reference) if shot is not None else (0.0, 1.0)
             row = {"image": name, "shot": shot, "true_sigma": t_sigma * 255, "true_width": t_width}
             for tag, constants in VARIANTS.items():
-                row[tag] = read(noisy, constants)
+                row[tag] = read(noisy, tag, constants)
             rows.append(row)
             print(json.dumps(row), flush=True)
     lines = [f"Camera noise readout against the truth, {args.set} set, {args.crop}² crops "

@@ -164,7 +164,7 @@ def denoise(image: ImageLike, sigma: float | None = None, *, noise: str = "auto"
         fit then draws its noise from; not with ``sigma``. ``auto``: ``gaussian`` when ``sigma``
         is given; otherwise ``camera`` when the model read from the image has an RMS σ of at least
         one grey level and its noise is correlated (the white-noise estimate, which sees only the
-        finest scale, under 0.7 × that RMS σ) or signal-dependent (σ at the brightest level
+        finest scale, under 0.75 × that RMS σ) or signal-dependent (σ at the brightest level
         measured at least twice σ at the darkest plus one grey level), else ``gaussian``
         (:func:`dipcli.physics.noise_models.camera_like` gives the measurements behind the rule).
         ``result.settings`` says what was used: ``noise_model``, ``noise_sigma_range`` (σ dark and

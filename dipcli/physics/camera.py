@@ -14,6 +14,8 @@ Recorrupted-to-Recorrupted, CVPR 2021) teaches a net the wrong noise. So this mo
 * :func:`noise_correlation`: the autocorrelation of the normalised residuals of flat blocks, per
   decorrelated colour component (luma-like and chroma-like noise differ: chroma is blotchier), a
   kernel per component whose convolution with white noise reproduces it, and a width in pixels;
+* :func:`read_noise`: both, each read with the other, in the order that keeps texture out of them
+  (a rough curve, the correlation against it, then the fine curve);
 * :func:`sample_noise`: seeded noise with that curve and correlation, to recorrupt with (numpy;
   the fit draws it in torch: :class:`dipcli.physics.noise_models.CameraNoise`);
 * :func:`read_camera_noise` and :func:`camera_like`: the noise model of a photo, read once, and
@@ -40,10 +42,12 @@ from dipcli.physics.noise_blocks import KERNEL, LAG
 
 BLOCK = 8  # side of the blocks that read the curve: small, so that smooth ones are common
 CORR_BLOCK = 16  # side of the blocks that read the correlation: long enough for its lags
-QUANTILE = 0.2  # per brightness group: texture only adds variance, so read a low quantile
+QUANTILE = 0.2  # per brightness group: texture only adds variance, so read a low quantile (rough curve)
+FINE_QUANTILE = 0.05  # the fine curve's, of energies levelled within the group by the rough curve
 BINS = 12  # brightness groups over [0, 1]
 MIN_BLOCKS = 8  # blocks a group needs to count
 FLAT = 1.4  # a block whose residual variance is under FLAT × the curve's is read for correlation
+FINE_FLAT = 1.2  # the same test against the rough curve, when reading the correlation the fine curve uses
 EDGE = 2 / 255  # groups darker or brighter than this from 0 and 1 are mostly clipped: left out
 WHITE_WIDTH = 1.3  # a correlation width under this (px) is white noise, as read
 
@@ -117,17 +121,20 @@ def _fmt(x: float) -> str:
     return f"{x:.1f}" if x < 3 else f"{x:.0f}"
 
 
-def _group_variances(means: np.ndarray, sums: np.ndarray, trace: float,
-                     dof: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _group_variances(means: np.ndarray, sums: np.ndarray, trace: float, dof: float, quantile: float,
+                     expected: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per brightness group with enough blocks: its mean level, noise variance and block count.
 
-    The variance is the low QUANTILE of the blocks' Σ r², turned into σ² through the scaled-χ²
+    The variance is the low ``quantile`` of the blocks' Σ r², turned into σ² through the scaled-χ²
     law of a noise-only block (E = σ²·trace, ``dof`` degrees of freedom): texture and edges only
-    add to a block's residual, so the lower part of the spread is the noise's.
+    add to a block's residual, so the lower part of the spread is the noise's. ``expected`` (each
+    block's σ² by a first curve) levels the blocks of a group to its median brightness first: a
+    group spans a twelfth of the range, over which shot noise changes, and a quantile as low as
+    FINE_QUANTILE would otherwise read the group's darkest blocks' noise as the group's.
     """
     edges = np.linspace(0.0, 1.0, BINS + 1)
     group = np.clip(np.digitize(means, edges) - 1, 0, BINS - 1)
-    factor = trace * stats.chi2.ppf(QUANTILE, dof) / dof
+    factor = trace * stats.chi2.ppf(quantile, dof) / dof
     levels, variances, counts = [], [], []
     for g in range(BINS):
         inside = group == g
@@ -136,8 +143,12 @@ def _group_variances(means: np.ndarray, sums: np.ndarray, trace: float,
         level = float(np.median(means[inside]))
         if level < EDGE or level > 1 - EDGE:
             continue
+        energy = sums[inside]
+        if expected is not None:
+            share = np.maximum(expected[inside], 1e-12)
+            energy = energy * np.median(share) / share
         levels.append(level)
-        variances.append(float(np.quantile(sums[inside], QUANTILE)) / factor)
+        variances.append(float(np.quantile(energy, quantile)) / factor)
         counts.append(int(inside.sum()))
     return np.array(levels), np.array(variances), np.array(counts)
 
@@ -162,13 +173,41 @@ def _fit_affine(levels: np.ndarray, variances: np.ndarray, counts: np.ndarray) -
 
 
 def noise_curve(pixels: np.ndarray) -> NoiseCurve:
-    """The noise level as a function of brightness, per channel, read from one photo.
+    """The noise level as a function of brightness, per channel, read from one photo
+    (:func:`read_noise`'s curve).
 
     ``pixels``: float ``(H, W)`` or ``(H, W, C)`` in [0, 1] (C = 1 or 3), or 8/16-bit integers.
+    """
+    return read_noise(pixels)[0]
+
+
+def read_noise(pixels: np.ndarray) -> tuple[NoiseCurve, Correlation]:
+    """The noise curve and the noise correlation of one photo, each read with the other.
+
     Blocks of BLOCK² pixels (half overlapping) have a plane removed; their residual energy, grouped
     by the blocks' mean, gives σ² per group, corrected for the share of correlated noise that the
-    plane absorbs (the correlation is read first, from a white-noise curve, then the curve again).
+    plane absorbs. Texture passes for noise in both readings, and more so the more blocks are read,
+    so three steps: a rough curve (QUANTILE of the energies, read with white noise's share, then
+    with the correlation that curve gives), the correlation against the rough curve from blocks
+    that pass the stricter FINE_FLAT, and the fine curve: FINE_QUANTILE of the energies, each
+    levelled by the rough curve. On textured crops through the simulated camera this reads the
+    level σ × width 1.21–1.54× the truth where the rough reading gave 1.28–1.74×
+    (benchmarks/explore/readout_texture.py, benchmarks/results/camera/README.md).
     """
+    img = nb.as_pixels(pixels)
+    rough = rough_curve(img)
+    if not rough.measured:
+        return rough, noise_correlation(img, rough)
+    correlation = noise_correlation(img, rough, FINE_FLAT)
+    fine = _curve_for(img, correlation.autocorrelation_half, FINE_QUANTILE, levelled_by=rough)
+    return (fine if fine.measured else rough), correlation
+
+
+def rough_curve(pixels: np.ndarray) -> NoiseCurve:
+    """The first curve :func:`read_noise` reads (QUANTILE of the blocks' energies): read with white
+    noise's share of the plane, then again with the correlation it gives (FLAT). Texture in the
+    blocks reads as noise in it, more so where the noise is faint; it is what ``dip`` read alone
+    before 2026-12-07 (benchmarks/explore/readout_trial.py compares the two)."""
     img = nb.as_pixels(pixels)
     curve = _curve_for(img, nb.white_rho()[None].repeat(img.shape[2], axis=0))
     if not curve.measured:
@@ -176,15 +215,20 @@ def noise_curve(pixels: np.ndarray) -> NoiseCurve:
     return _curve_for(img, noise_correlation(img, curve).autocorrelation_half)
 
 
-def _curve_for(img: np.ndarray, rho: np.ndarray) -> NoiseCurve:
-    """The curve of each channel, given each channel's autocorrelation (half lags)."""
+def _curve_for(img: np.ndarray, rho: np.ndarray, quantile: float | None = None,
+               levelled_by: NoiseCurve | None = None) -> NoiseCurve:
+    """The curve of each channel, given each channel's autocorrelation (half lags), read at
+    ``quantile`` (None: QUANTILE, looked up when called, as the studies vary it) of the blocks'
+    energies, levelled by a first curve if given (:func:`_group_variances`)."""
+    quantile = QUANTILE if quantile is None else quantile
     params, levels, sigmas = [], [], []
     for c in range(img.shape[2]):
         trace, dof = nb.block_stats(rho[c], BLOCK)
         if min(img.shape[:2]) < BLOCK:
             break
         means, resid = nb.block_residuals(img[:, :, c], BLOCK, BLOCK // 2)
-        lv, var, n = _group_variances(means, (resid**2).sum(axis=(1, 2)), trace, dof)
+        expected = None if levelled_by is None else levelled_by.variance(means[:, None])[:, c]
+        lv, var, n = _group_variances(means, (resid**2).sum(axis=(1, 2)), trace, dof, quantile, expected)
         if not len(lv):
             break
         params.append(_fit_affine(lv, var, n))
@@ -268,7 +312,7 @@ def white_correlation(channels: int, blocks: int = 0) -> Correlation:
     return Correlation(np.repeat(kernel[None], channels, axis=0), np.eye(channels), auto, blocks)
 
 
-def _flat_residuals(img: np.ndarray, curve: NoiseCurve) -> np.ndarray:
+def _flat_residuals(img: np.ndarray, curve: NoiseCurve, limit: float) -> np.ndarray:
     """Normalised residuals ``(N, C, s, s)`` of the blocks that look like noise alone in every channel."""
     parts, flat = [], None
     for c in range(img.shape[2]):
@@ -277,17 +321,18 @@ def _flat_residuals(img: np.ndarray, curve: NoiseCurve) -> np.ndarray:
         ok = (sigma > 0) & (means > EDGE) & (means < 1 - EDGE)
         norm = resid / np.where(ok, sigma, 1.0)[:, None, None]
         energy = (norm**2).sum(axis=(1, 2)) / (CORR_BLOCK**2 - 3)
-        keep = ok & (energy < FLAT)
+        keep = ok & (energy < limit)
         flat = keep if flat is None else flat & keep
         parts.append(norm)
     return np.stack(parts, axis=1)[flat]
 
 
-def noise_correlation(pixels: np.ndarray, curve: NoiseCurve) -> Correlation:
-    """How the noise of ``pixels`` is correlated, given its curve (:func:`noise_curve`).
+def noise_correlation(pixels: np.ndarray, curve: NoiseCurve, flat: float | None = None) -> Correlation:
+    """How the noise of ``pixels`` is correlated, given its curve.
 
-    Residuals of flat CORR_BLOCK² blocks (a plane removed), divided by the curve's σ at each block's
-    brightness, give the channels' noise correlation; its eigenvectors split the noise into colour
+    Residuals of flat CORR_BLOCK² blocks (a plane removed; flat: their energy under ``flat`` × the
+    curve's, None: FLAT), divided by the curve's σ at each block's brightness, give the channels'
+    noise correlation; its eigenvectors split the noise into colour
     components whose autocorrelations (the plane's bias undone exactly) become kernels. White noise
     reads as ~1 px; demosaicked JPEG noise as 2–3 px, its chroma wider.
     """
@@ -295,7 +340,7 @@ def noise_correlation(pixels: np.ndarray, curve: NoiseCurve) -> Correlation:
     channels = img.shape[2]
     if min(img.shape[:2]) < CORR_BLOCK:
         return white_correlation(channels)
-    resid = _flat_residuals(img, curve)
+    resid = _flat_residuals(img, curve, FLAT if flat is None else flat)
     if len(resid) < 4:
         return white_correlation(channels)
     cov = np.median(np.einsum("nahw,nbhw->nab", resid, resid), axis=0)  # robust, as the lags

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from dipcli.physics import noise_blocks as nb
-from dipcli.physics.camera import WHITE_WIDTH, Correlation, NoiseCurve, noise_correlation, noise_curve
+from dipcli.physics.camera import WHITE_WIDTH, Correlation, NoiseCurve, read_noise
 from dipcli.physics.noise import _noise_sample
 
 
@@ -135,7 +135,7 @@ class CameraNoise:
 
 # ---- the model of a photo's noise, and when --noise auto takes it ----------------------------------
 
-CORRELATED = 0.7  # a white-noise σ under this share of the per-pixel σ: the noise is correlated
+CORRELATED = 0.75  # a white-noise σ under this share of the per-pixel σ: the noise is correlated
 DEPENDENT = (2.0, 1 / 255)  # σ bright ≥ 2 × σ dark + 1 grey level: the noise depends on the signal
 VISIBLE = 1 / 255  # an RMS σ under this (one grey level) is no noise worth a model
 
@@ -145,8 +145,7 @@ def read_camera_noise(pixels: np.ndarray) -> CameraNoise:
     their RMS σ over the image. A large image is read from a mosaic of tiles spread over it (at
     most 1024² pixels, as :func:`dipcli.physics.noise.estimate_noise` reads one)."""
     sample = _noise_sample(nb.as_pixels(pixels))
-    curve = noise_curve(sample)
-    correlation = noise_correlation(sample, curve)
+    curve, correlation = read_noise(sample)
     return CameraNoise(curve, correlation, float(np.sqrt(np.mean(curve.variance(sample)))))
 
 
@@ -157,24 +156,25 @@ def camera_like(model: CameraNoise, white_sigma: float) -> bool:
     It does when the curve was measured, its RMS σ is at least :data:`VISIBLE` (one grey level),
     and the noise is either
 
-    * **correlated**: the white-noise σ is under :data:`CORRELATED` (0.7) × the curve's RMS σ.
+    * **correlated**: the white-noise σ is under :data:`CORRELATED` (0.75) × the curve's RMS σ.
       The finest scale sees only the part of the noise that changes from pixel to pixel, so
       demosaicked, denoised and compressed noise reads far below its per-pixel level there. On
-      256² crops of Set9 with white noise of σ 5, 15, 25 and 50 the ratio was 0.55–1.0 (0.78 and
+      256² crops of Set9 with white noise of σ 5, 15, 25 and 50 the ratio is 0.61–1.0 (0.85 and
       up from σ 15); through the simulated camera of benchmarks/camera.py (Brooks et al.'s,
-      three levels) 0.18–0.34; the real ISO series at ISO 6400–51200 0.38–0.66. The correlation
-      width itself decides nothing: texture reads as 1.3–2.9 px of correlation on busy crops
-      with white noise of σ 5; or
+      three levels) 0.19–0.35; the real ISO series at ISO 6400–51200 0.42–0.71
+      (benchmarks/explore/auto_rule.py, results/camera/auto_rule.md; with the readout before
+      2026-12-07, which read texture as more noise, the line was 0.7 and ISO 25,600 read 0.66).
+      The correlation width itself decides nothing: texture reads as 1.3–2.9 px of correlation
+      on busy crops with white noise of σ 5; or
     * **signal-dependent**: σ at the brightest level measured is at least twice σ at the darkest
       plus one grey level (:data:`DEPENDENT`): shot noise (σ² = a·x + b with b small) gives a
       ratio of 2–4 over the levels a photo spans, while texture only in the bright (or dark) parts
-      of an image with faint white noise rarely doubles it (2 of those 9 crops at σ 5: kodim01, 02).
+      of an image with faint white noise rarely doubles it.
 
     Otherwise white Gaussian noise of ``white_sigma``, as before the camera model. Known limit:
     the curve reads texture as noise where the noise is faint, so a nearly clean textured image
-    (8 of those 9 crops without noise) and some with faint white noise (σ 5: 5 of the 9) take
-    the camera model; ``--noise gaussian`` (or ``--sigma``) keeps them white. The measurements:
-    benchmarks/results/camera/README.md.
+    (8 of those 9 crops without noise) and some with faint white noise (σ 5: 4 of the 9) take
+    the camera model; ``--noise gaussian`` (or ``--sigma``) keeps them white.
     """
     if not model.curve.measured or model.sigma < VISIBLE:
         return False
