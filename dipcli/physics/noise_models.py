@@ -164,8 +164,8 @@ def camera_like(model: CameraNoise, white_sigma: float) -> bool:
       three levels) 0.19–0.35; the real ISO series at ISO 6400–51200 0.42–0.71
       (benchmarks/explore/auto_rule.py, results/camera/auto_rule.md; with the readout before
       2026-12-07, which read texture as more noise, the line was 0.7 and ISO 25,600 read 0.66).
-      The correlation width itself decides nothing: texture reads as 1.3–2.9 px of correlation
-      on busy crops with white noise of σ 5; or
+      The correlation width itself decides nothing: texture reads as 1.1–2.6 px of correlation
+      on those crops with white noise of σ 5; or
     * **signal-dependent**: σ at the brightest level measured is at least twice σ at the darkest
       plus one grey level (:data:`DEPENDENT`): shot noise (σ² = a·x + b with b small) gives a
       ratio of 2–4 over the levels a photo spans, while texture only in the bright (or dark) parts
