@@ -16,6 +16,8 @@ fits' images and camera.py's tables of each run go to folders beside it, not com
   and the correlation against it (FLAT 1.4).
 * ``q0.05f1.2``: ``before`` with QUANTILE 0.05 and FLAT 1.2, which reads truer but fails the unit
   tests (the ramp's dark end σ 5 for 8; correlation unmeasured on small images): what ``mended`` mends.
+* ``stage-before``: the fit with ``mended``'s model, the Wiener stage with ``before``'s, read from
+  the same observation (explore/iso_readout.py found the real series' loss in the stage).
 * ``fq0.2``: ``mended`` with FINE_QUANTILE 0.2: the fine curve at the rough curve's quantile (its σ
   about the rough one's), the correlation as ``mended`` reads it. On the real ISO series the
   mended readout's loss came from its lower σ alone (explore/iso_readout.py).
@@ -34,10 +36,11 @@ import camera  # noqa: E402
 from common import RESULTS  # noqa: E402
 
 from dipcli.physics import camera as cam  # noqa: E402  # internal: the readout's constants under trial
+from dipcli.physics import denoise as dn  # noqa: E402  # internal: the stage the split gives another model
 from dipcli.physics import noise_models as nm  # noqa: E402  # internal: the readout `dip` calls
 
 READOUTS = {"mended": {}, "before": {}, "q0.05f1.2": {"QUANTILE": 0.05, "FLAT": 1.2},
-            "fq0.2": {"FINE_QUANTILE": 0.2}}
+            "fq0.2": {"FINE_QUANTILE": 0.2}, "stage-before": {}}
 BEFORE = ("before", "q0.05f1.2")  # the readouts built on before_read
 OUT = RESULTS / "camera" / "readout_trial"
 
@@ -49,10 +52,30 @@ def before_read(pixels: np.ndarray) -> tuple[cam.NoiseCurve, cam.Correlation]:
     return curve, cam.noise_correlation(pixels, curve)
 
 
+def stage_with(read) -> None:
+    """Give the Wiener stage the camera model ``read`` reads from its observation (the fit keeps
+    the one ``dip`` read); white noise is left as it is."""
+    stage = dn.wiener_stage
+
+    def wrapped(observed: np.ndarray, fit: np.ndarray, noise):
+        if not isinstance(noise, nm.CameraNoise):
+            return stage(observed, fit, noise)
+        product, nm.read_noise = nm.read_noise, read
+        try:
+            model = nm.read_camera_noise(observed)
+        finally:
+            nm.read_noise = product
+        return stage(observed, fit, model)
+
+    dn.wiener_stage = wrapped
+
+
 def use(readout: str) -> None:
     """Make ``dip`` read the noise with ``readout`` in this process."""
     if readout in BEFORE:
         nm.read_noise = before_read  # read_camera_noise looks it up in its module when called
+    if readout == "stage-before":
+        stage_with(before_read)
     for name, value in READOUTS[readout].items():
         setattr(cam, name, value)
 
