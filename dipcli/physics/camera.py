@@ -191,7 +191,7 @@ def read_noise(pixels: np.ndarray) -> tuple[NoiseCurve, Correlation]:
     with the correlation that curve gives), the correlation against the rough curve from blocks
     that pass the stricter FINE_FLAT, and the fine curve: FINE_QUANTILE of the energies, each
     levelled by the rough curve. On textured crops through the simulated camera this reads the
-    level σ × width 1.21–1.54× the truth where the rough reading gave 1.28–1.74×
+    level σ × width 1.23–1.53× the truth where the rough reading gave 1.30–1.73×
     (benchmarks/explore/readout_texture.py, benchmarks/results/camera/README.md).
     """
     img = nb.as_pixels(pixels)
