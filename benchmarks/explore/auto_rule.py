@@ -26,6 +26,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from camera_iso import FRAMES, load_series  # noqa: E402
 from common import DATA, RESULTS, centre_crop  # noqa: E402
 
 sys.path.insert(0, str(HERE))  # the readout before, beside this file
-from readout_trial import before_read  # noqa: E402
+from readout_trial import before_read, camera_model  # noqa: E402
 
 from dipcli import read_image  # noqa: E402
 from dipcli.physics import camera as cam  # noqa: E402  # internal: the product's readout
@@ -67,14 +68,11 @@ def inputs() -> list[tuple[str, str, np.ndarray]]:
 
 def decide(pixels: np.ndarray, readout: str) -> dict:
     """What ``auto`` reads and takes for ``pixels`` under ``readout``."""
-    product = nm.read_noise, nm.CORRELATED
-    nm.read_noise, nm.CORRELATED = READOUTS[readout]
-    try:
-        model = nm.read_camera_noise(pixels)
-        white = estimate_noise(pixels)
+    read, line = READOUTS[readout]
+    model = camera_model(read, pixels)
+    white = estimate_noise(pixels)
+    with mock.patch.object(nm, "CORRELATED", line):
         taken = nm.camera_like(model, white)
-    finally:
-        nm.read_noise, nm.CORRELATED = product
     dark, bright = model.curve.sigma_range()
     return {"camera": taken, "ratio": round(white / max(model.sigma, 1e-9), 3),
             "sigma": round(model.sigma * 255, 2), "dark": round(dark * 255, 2),

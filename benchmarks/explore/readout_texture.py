@@ -21,7 +21,9 @@ import argparse
 import json
 import statistics
 import sys
+from contextlib import nullcontext
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -32,13 +34,12 @@ from common import RESULTS, centre_crop  # noqa: E402
 from quality import acceptance_set  # noqa: E402
 
 sys.path.insert(0, str(HERE))  # the readout before, beside this file
-from readout_trial import before_read  # noqa: E402
+from readout_trial import before_read, camera_model  # noqa: E402
 
 from dipcli import read_image  # noqa: E402
 from dipcli.physics import camera as cam  # noqa: E402  # internal: the readout's constants under study
-from dipcli.physics import noise_models as nm  # noqa: E402  # internal: the readout `dip` calls
 from dipcli.physics.noise import estimate_noise  # noqa: E402  # internal: the white σ auto compares with
-from dipcli.physics.noise_models import camera_like, read_camera_noise  # noqa: E402  # internal
+from dipcli.physics.noise_models import camera_like  # noqa: E402  # internal: auto's rule
 
 OUT = RESULTS / "camera"
 SHOTS = (0.004, 0.012, 0.03)
@@ -65,19 +66,11 @@ def level(sigma: float, width: float) -> float:
 
 
 def read(noisy: np.ndarray, tag: str, constants: dict) -> dict:
-    saved = {k: getattr(cam, k) for k in constants}
-    try:
-        for k, v in constants.items():
-            setattr(cam, k, v)
-        nm.read_noise = cam.read_noise if tag.startswith("mended") else before_read
-        model = read_camera_noise(noisy)
+    with mock.patch.multiple(cam, **constants) if constants else nullcontext():
+        model = camera_model(cam.read_noise if tag.startswith("mended") else before_read, noisy)
         width = model.correlation.width if model.correlation.measured else 1.0
         taken = camera_like(model, estimate_noise(noisy))
-        return {"sigma": model.sigma * 255, "width": width, "auto_camera": taken}
-    finally:
-        for k, v in saved.items():
-            setattr(cam, k, v)
-        nm.read_noise = cam.read_noise
+    return {"sigma": model.sigma * 255, "width": width, "auto_camera": taken}
 
 
 def main(argv: list[str] | None = None) -> None:

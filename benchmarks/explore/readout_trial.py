@@ -26,7 +26,9 @@ fits' images and camera.py's tables of each run go to folders beside it, not com
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -39,9 +41,6 @@ from dipcli.physics import camera as cam  # noqa: E402  # internal: the readout'
 from dipcli.physics import denoise as dn  # noqa: E402  # internal: the stage the split gives another model
 from dipcli.physics import noise_models as nm  # noqa: E402  # internal: the readout `dip` calls
 
-READOUTS = {"mended": {}, "before": {}, "q0.05f1.2": {"QUANTILE": 0.05, "FLAT": 1.2},
-            "fq0.2": {"FINE_QUANTILE": 0.2}, "stage-before": {}}
-BEFORE = ("before", "q0.05f1.2")  # the readouts built on before_read
 OUT = RESULTS / "camera" / "readout_trial"
 
 
@@ -52,40 +51,51 @@ def before_read(pixels: np.ndarray) -> tuple[cam.NoiseCurve, cam.Correlation]:
     return curve, cam.noise_correlation(pixels, curve)
 
 
-def stage_with(read) -> None:
-    """Give the Wiener stage the camera model ``read`` reads from its observation (the fit keeps
-    the one ``dip`` read); white noise is left as it is."""
-    stage = dn.wiener_stage
-
-    def wrapped(observed: np.ndarray, fit: np.ndarray, noise):
-        if not isinstance(noise, nm.CameraNoise):
-            return stage(observed, fit, noise)
-        product, nm.read_noise = nm.read_noise, read
-        try:
-            model = nm.read_camera_noise(observed)
-        finally:
-            nm.read_noise = product
-        return stage(observed, fit, model)
-
-    dn.wiener_stage = wrapped
+# readout → the read the fit's model comes from, constants of dipcli.physics.camera, and the read
+# the Wiener stage's model comes from (None: the fit's). iso_readout.py takes its readouts from here.
+READOUTS = {"mended": (cam.read_noise, {}, None), "before": (before_read, {}, None),
+            "q0.05f1.2": (before_read, {"QUANTILE": 0.05, "FLAT": 1.2}, None),
+            "fq0.1": (cam.read_noise, {"FINE_QUANTILE": 0.1}, None),
+            "fq0.2": (cam.read_noise, {"FINE_QUANTILE": 0.2}, None),
+            "ff1.4": (cam.read_noise, {"FINE_FLAT": 1.4}, None),
+            "stage-before": (cam.read_noise, {}, before_read),
+            "stage-mended": (before_read, {}, cam.read_noise)}
 
 
-def use(readout: str) -> None:
-    """Make ``dip`` read the noise with ``readout`` in this process."""
-    if readout in BEFORE:
-        nm.read_noise = before_read  # read_camera_noise looks it up in its module when called
-    if readout == "stage-before":
-        stage_with(before_read)
-    for name, value in READOUTS[readout].items():
-        setattr(cam, name, value)
+def camera_model(read, pixels: np.ndarray) -> nm.CameraNoise:
+    """``read_camera_noise(pixels)`` with the curve and correlation read by ``read``."""
+    with mock.patch.object(nm, "read_noise", read):
+        return nm.read_camera_noise(pixels)
+
+
+def reading(readout: str, frame: np.ndarray | None = None) -> ExitStack:
+    """A context in which ``dip`` reads the noise with ``readout``. Where the stage reads with
+    another read, its model comes from ``frame`` once (the whole photo, as ``dip`` reads it) or,
+    without one, from each observation the stage is given; white noise is left as it is."""
+    read, constants, stage_read = READOUTS[readout]
+    patches = ExitStack()
+    if constants:
+        patches.enter_context(mock.patch.multiple(cam, **constants))
+    if stage_read is not None:
+        stage, fixed = dn.wiener_stage, None if frame is None else camera_model(stage_read, frame)
+
+        def wrapped(observed: np.ndarray, fit: np.ndarray, noise):
+            if not isinstance(noise, nm.CameraNoise):
+                return stage(observed, fit, noise)
+            return stage(observed, fit, camera_model(stage_read, observed) if fixed is None else fixed)
+
+        patches.enter_context(mock.patch.object(dn, "wiener_stage", wrapped))
+    patches.enter_context(mock.patch.object(nm, "read_noise", read))  # read_camera_noise looks it up
+    return patches
 
 
 def main() -> None:
     readout, rest = sys.argv[1], sys.argv[2:]
-    use(readout)
     camera.FITS = OUT / "fits"
     folder = OUT / readout
-    camera.main([*rest, "--methods", "default", "--log", str(OUT / f"{readout}.jsonl"), "--out", str(folder)])
+    log = OUT / f"{readout}.jsonl"
+    with reading(readout):
+        camera.main([*rest, "--methods", "default", "--log", str(log), "--out", str(folder)])
 
 
 if __name__ == "__main__":
