@@ -40,7 +40,12 @@ Methods (``--methods``), each on the same noisy JPEG:
   Wiener stage on; rows of the pixel-domain detail return that preceded it are in
   results/archive/camera-give-back.jsonl);
 * ``camera``: ``dipcli.denoise(noisy, noise="camera")``: the camera noise model, whatever the
-  rule of ``auto`` says.
+  rule of ``auto`` says;
+* ``camera-true``: ``dipcli.denoise(noisy, true σ, noise="camera")`` (``dip denoise --noise camera
+  --sigma``): the camera model read from the image at the RMS σ of the noise the camera added
+  (noisy − reference, :func:`true_sigma`): what a user who knows the level gets, where the
+  readout takes texture for noise. Simulated camera only (camera_iso.py's reference is another
+  frame).
 
 Each DIP row keeps what the fit took the noise to be (``noise_model``, ``noise``: the readout).
 
@@ -77,8 +82,10 @@ from dipcli import read_image
 
 LEVELS = (0.004, 0.012, 0.03)  # shot noise (variance per unit of linear signal)
 BM3D_GRID = (3, 4, 6, 8, 11, 16, 22, 32, 45, 64)  # σ (0–255) tried by the hill climb
-METHODS = ("noisy", "readout", "bm3d", "nlmeans", "nlmeans-best", "gaussian", "fit", "default", "camera")
-DIP = {"gaussian": "gaussian", "fit": "auto", "default": "auto", "camera": "camera"}  # → denoise(noise=...)
+METHODS = ("noisy", "readout", "bm3d", "nlmeans", "nlmeans-best", "gaussian", "fit", "default", "camera",
+           "camera-true")
+DIP = {"gaussian": "gaussian", "fit": "auto", "default": "auto", "camera": "camera",  # → denoise(noise=...)
+       "camera-true": "camera"}
 FIT_ONLY = ("gaussian", "fit")  # methods run with wiener=False: the fit's image alone
 OUT = RESULTS / "camera"
 FITS = RESULTS / "camera-fits"  # each DIP fit's image, for studies of what follows the fit (not committed)
@@ -219,10 +226,17 @@ def best_sigma(denoise, noisy: np.ndarray, reference: np.ndarray, grid: tuple[fl
                                                           sorted(tried.items())}}
 
 
-def run_dip(method: str, noisy: np.ndarray, iters: int | None) -> tuple[np.ndarray, dict]:
+def true_sigma(noisy: np.ndarray, reference: np.ndarray) -> float:
+    """The RMS σ (0–255) of the noise the simulated camera added (noisy − reference), over channels
+    as ``CameraNoise.sigma`` is over the image."""
+    return float(np.sqrt(np.mean((noisy - reference).var(axis=(0, 1))))) * 255
+
+
+def run_dip(method: str, noisy: np.ndarray, iters: int | None,
+            sigma: float | None = None) -> tuple[np.ndarray, dict]:
     import dipcli
 
-    result = dipcli.denoise(noisy, noise=DIP[method], wiener=method not in FIT_ONLY, iters=iters)
+    result = dipcli.denoise(noisy, sigma, noise=DIP[method], wiener=method not in FIT_ONLY, iters=iters)
     FIT_ALONE["last"] = np.asarray(result.fit.ema, dtype=np.float32).reshape(noisy.shape)
     keep = ("sigma", "noise_model", "noise", "noise_sigma_range", "noise_correlation_px", "preset", "fits",
             "tiles")
@@ -261,7 +275,8 @@ def denoised(method: str, noisy: np.ndarray, reference: np.ndarray, iters: int |
     if method == "nlmeans-best":
         return best_sigma(run_nlmeans, noisy, reference, grid, align=align)
     if method in DIP:
-        return run_dip(method, noisy, iters)
+        given = true_sigma(noisy, reference) if method == "camera-true" else None
+        return run_dip(method, noisy, iters, given)
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
 
 

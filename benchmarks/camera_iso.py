@@ -226,7 +226,8 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="camera_iso.py", description=__doc__.split("\n")[0])
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    methods = [m for m in METHODS if m != "camera-true"]  # the reference is another frame: no true σ
+    ap.add_argument("--methods", nargs="+", default=methods, choices=methods)
     ap.add_argument("--isos", nargs="+", type=int, default=None, help="only these ISOs (200 gives the floor)")
     ap.add_argument("--iters", type=int, default=None, help="DIP budget (default: the product's)")
     ap.add_argument("--log", type=Path, default=None, help="JSON Lines log (default <out>/camera_iso.jsonl)")

@@ -175,7 +175,7 @@ def test_the_json_and_the_result_carry_the_readout_of_white_noise_too(tmp_path):
 
 
 @pytest.mark.parametrize("args, says", [
-    (["--sigma", "25", "--noise", "camera"], "--sigma gives one white-noise level and --noise camera reads"),
+    (["--sigma", "25", "--noise", "camera", "--add-noise"], "--add-noise adds white Gaussian noise of"),
     (["--noise", "poisson"], "unknown --noise 'poisson'; choose one of: auto, gaussian, camera"),
 ])
 def test_noise_options_that_cannot_work_exit_2_with_one_line(tmp_path, args, says):
@@ -185,8 +185,34 @@ def test_noise_options_that_cannot_work_exit_2_with_one_line(tmp_path, args, say
     assert res.exit_code == 2
     assert len(res.stderr.strip().splitlines()) == 1 and says in res.stderr
     assert not (tmp_path / "out.png").exists()
-    with pytest.raises(dipcli.Fail, match="drop one of them"):
-        dipcli.denoise(np.zeros((16, 16)), sigma=25, noise="camera")
+    with pytest.raises(dipcli.Fail, match="use it with --noise gaussian or auto"):
+        dipcli.denoise(np.zeros((16, 16)), sigma=25, noise="camera", add_noise=True)
+
+
+def test_sigma_with_the_camera_model_sets_its_level_and_keeps_its_shape_and_correlation(tmp_path):
+    pixels = correlated()
+    read = read_camera_noise(pixels)
+    half = read.at_level(read.sigma / 2)
+    assert np.sqrt(np.mean(half.curve.variance(pixels))) == pytest.approx(read.sigma / 2, rel=1e-5)
+    levels = np.array([[0.1], [0.5], [0.9]])
+    np.testing.assert_allclose(half.curve.sigma(levels), read.curve.sigma(levels) / 2, rtol=1e-6)
+    assert half.correlation is read.correlation
+    assert half.budget_level[0] == pytest.approx(read.budget_level[0] / 2)
+    path = tmp_path / "photo.png"
+    iio.imwrite(path, np.round(pixels * 255).astype(np.uint8))
+    level = round(read.sigma * 255 / 2, 2)
+    res = invoke("denoise", path, "--noise", "camera", "--sigma", level, *FAST, "-o", tmp_path / "out.png")
+    assert res.exit_code == 0, res.output
+    record = json.loads(res.stdout)
+    full = invoke("denoise", path, "--noise", "camera", *FAST, "-o", tmp_path / "full.png")
+    assert record["noise_model"] == "camera"
+    np.testing.assert_allclose(record["noise_sigma_range"],
+                               np.array(json.loads(full.stdout)["noise_sigma_range"]) / 2, rtol=0.005)
+    assert record["noise_correlation_px"] == json.loads(full.stdout)["noise_correlation_px"]
+    result = dipcli.denoise(pixels, level, noise="camera", iters=5, width=8)
+    assert "its RMS level set by --sigma" in result.notes[0]
+    with pytest.raises(ValueError, match="positive noise level"):
+        read.at_level(0.0)
 
 
 def test_the_html_report_draws_the_noise_curve_read(tmp_path):

@@ -82,8 +82,9 @@ def noise_model(image: Image, params: DenoiseParams, notes: list[str]) -> Denois
     Gaussian noise of σ (0–1 scale) or, if None, of σ estimated from the image with
     :func:`dipcli.physics.noise.estimate_noise`, the one estimator every part uses; or the photo's
     noise model read from it (:func:`dipcli.physics.noise_models.read_camera_noise`), which ``auto``
-    takes where :func:`dipcli.physics.noise_models.camera_like` says the noise is not white."""
-    if params.sigma is not None:
+    takes where :func:`dipcli.physics.noise_models.camera_like` says the noise is not white;
+    with ``camera`` and a σ, that model at the RMS level σ."""
+    if params.sigma is not None and params.noise != "camera":
         return Denoise(params.sigma)
     from dipcli.physics.noise import estimate_noise
 
@@ -93,6 +94,9 @@ def noise_model(image: Image, params: DenoiseParams, notes: list[str]) -> Denois
 
     camera = read_camera_noise(image.pixels)
     read = camera.curve.summary(camera.correlation)
+    if params.sigma is not None:
+        camera = camera.at_level(params.sigma)
+        read = f"{camera.curve.summary(camera.correlation)} (read as {read}, its RMS level set by --sigma)"
     if params.noise == "auto":
         white = estimate_noise(image.pixels)
         if not camera_like(camera, white):

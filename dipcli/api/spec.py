@@ -113,7 +113,7 @@ class DenoiseParams:
 
     ``noise``: the noise model (:data:`NOISE_MODELS`): ``gaussian``, white Gaussian noise of
     ``sigma`` or of σ estimated; ``camera``, a photo's noise read from each image (a level by
-    brightness, and its correlation), never with ``sigma``; ``auto``, ``gaussian`` with ``sigma``,
+    brightness, and its correlation), with ``sigma`` its RMS level; ``auto``, ``gaussian`` with ``sigma``,
     else whichever the image's noise reads as (:func:`dipcli.physics.noise_models.camera_like`).
     """
 
@@ -353,12 +353,12 @@ def make_params(name: str, given: dict, has_clean: bool, has_mask: bool) -> Para
 
 
 def check_noise(p: DenoiseParams) -> None:
-    """``--noise``: a model offered, and a camera model read from the image, never given a σ."""
+    """``--noise``: a model offered; with ``camera``, ``--sigma`` sets the model's level, not noise
+    to add."""
     if p.noise not in NOISE_MODELS:
         raise Fail(f"unknown --noise {p.noise!r}; choose one of: {', '.join(NOISE_MODELS)}")
-    if p.noise == "camera" and p.sigma is not None:
-        raise Fail("--sigma gives one white-noise level and --noise camera reads a level by brightness from "
-                   "the image: drop one of them")
+    if p.noise == "camera" and p.add_noise:
+        raise Fail("--add-noise adds white Gaussian noise of --sigma: use it with --noise gaussian or auto")
     if isinstance(p, TwoStageParams) and p.noise != "gaussian":
         raise Fail("two-stage takes white Gaussian noise (its TV stage weighs one σ); use denoise --noise "
                    f"{p.noise}")

@@ -157,11 +157,13 @@ def denoise(image: ImageLike, sigma: float | None = None, *, noise: str = "auto"
         float in [0, 1]; or an image file.
     sigma : float, optional
         White-noise standard deviation on the 0–255 scale; estimated from the image when omitted.
+        With ``noise="camera"``: the RMS σ of the photo's noise model read from the image (its
+        shape kept); lower keeps texture the readout took for noise.
     noise : {"auto", "gaussian", "camera"}
         The noise model. ``gaussian``: white Gaussian noise of ``sigma`` (or of σ estimated).
         ``camera``: a photo's noise, read from the image (:mod:`dipcli.physics.camera`): its σ at
         each brightness per channel and its spatial and colour correlation, which the recorrupted
-        fit then draws its noise from; not with ``sigma``. ``auto``: ``gaussian`` when ``sigma``
+        fit then draws its noise from; ``sigma`` sets its RMS level. ``auto``: ``gaussian`` when ``sigma``
         is given; otherwise ``camera`` when the model read from the image has an RMS σ of at least
         one grey level and its noise is correlated (the white-noise estimate, which sees only the
         finest scale, under 0.75 × that RMS σ) or signal-dependent (σ at the brightest level

@@ -106,11 +106,12 @@ RawOpt = Annotated[bool, typer.Option("--raw", help="Write the last raw output i
                    "running average (the average is ~2 dB better).")]
 
 SigmaOpt = Annotated[float | None, typer.Option("--sigma", "-s", help="Noise standard deviation "
-                     "on the 0–255 scale; estimated from each image when omitted.")]
+                     "on the 0–255 scale; estimated from each image when omitted. With --noise camera: "
+                     "the RMS level of the noise read from the image (lower keeps more texture).")]
 NoiseOpt = Annotated[str, typer.Option("--noise", help="The noise model: gaussian (white, one σ: --sigma "
                      "or estimated), camera (a photo's: its level by brightness and its spatial "
-                     "correlation, read from each image; not with --sigma), or auto: gaussian with "
-                     "--sigma, else camera where the image's noise reads as correlated or "
+                     "correlation, read from each image; --sigma then sets its RMS level), or auto: "
+                     "gaussian with --sigma, else camera where the image's noise reads as correlated or "
                      "signal-dependent.", metavar="auto|gaussian|camera")]
 WienerOpt = Annotated[bool, typer.Option("--wiener/--no-wiener", help="Filter the noisy image again "
                       "with the fit as the pilot of a Wiener filter (8×8 DCT patches, BM3D's second "

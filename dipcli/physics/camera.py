@@ -84,6 +84,12 @@ class NoiseCurve:
         """σ at ``brightness`` (see :meth:`variance`)."""
         return np.sqrt(self.variance(brightness))
 
+    def scaled(self, factor: float) -> NoiseCurve:
+        """The curve with σ × ``factor`` at every brightness (its shape kept)."""
+        square = factor**2
+        return NoiseCurve(tuple(v * square for v in self.a), tuple(v * square for v in self.b), self.levels,
+                          tuple(tuple(v * factor for v in sg) for sg in self.sigmas), self.measured)
+
     def span(self) -> tuple[float, float]:
         """The brightness range the curve was measured over (all of [0, 1] when it was not)."""
         seen = [v for lv in self.levels for v in lv]

@@ -10,7 +10,7 @@ the noise, in words that are true of it).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -116,6 +116,18 @@ class CameraNoise:
         width = self.correlation.width if self.correlation.measured else 1.0
         correlated = width >= WHITE_WIDTH
         return (self.sigma * width if correlated else self.sigma), correlated
+
+    def at_level(self, sigma: float) -> CameraNoise:
+        """This model with its RMS σ set to ``sigma`` (``--noise camera --sigma``): the curve's shape
+        and the correlation as read, every σ scaled by one factor. Where texture passes for noise the
+        readout reads too much of it, and the fit then smooths the texture away; a level the user
+        knows (or tries lower) keeps it (benchmarks/results/camera/README.md, "The level given")."""
+        if not sigma > 0:
+            raise ValueError(f"sigma must be a positive noise level, got {sigma:g}")
+        if self.sigma > 0:
+            return replace(self, curve=self.curve.scaled(sigma / self.sigma), sigma=sigma)
+        flat = NoiseCurve((0.0,) * self.curve.channels, (sigma**2,) * self.curve.channels, measured=False)
+        return replace(self, curve=flat, sigma=sigma)
 
     def variance(self, brightness: np.ndarray) -> np.ndarray:
         """The noise variance at each pixel of an image ``(H, W, C)`` of ``brightness``: the curve's."""
