@@ -210,7 +210,7 @@ def test_sigma_with_the_camera_model_sets_its_level_and_keeps_its_shape_and_corr
                                np.array(json.loads(full.stdout)["noise_sigma_range"]) / 2, rtol=0.005)
     assert record["noise_correlation_px"] == json.loads(full.stdout)["noise_correlation_px"]
     result = dipcli.denoise(pixels, level, noise="camera", iters=5, width=8)
-    assert "its RMS level set by --sigma" in result.notes[0]
+    assert result.notes[0].endswith(f"RMS σ {read.sigma * 255:.3g}) at the RMS σ given")
     with pytest.raises(ValueError, match="positive noise level"):
         read.at_level(0.0)
 

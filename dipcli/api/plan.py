@@ -93,16 +93,18 @@ def noise_model(image: Image, params: DenoiseParams, notes: list[str]) -> Denois
     from dipcli.physics.noise_models import camera_like, read_camera_noise
 
     camera = read_camera_noise(image.pixels)
-    read = camera.curve.summary(camera.correlation)
-    if params.sigma is not None:
-        camera = camera.at_level(params.sigma)
-        read = f"{camera.curve.summary(camera.correlation)} (read as {read}, its RMS level set by --sigma)"
+    read = f"{camera.curve.summary(camera.correlation)}, RMS σ {camera.sigma * 255:.3g}"
     if params.noise == "auto":
         white = estimate_noise(image.pixels)
         if not camera_like(camera, white):
             return white_noise(white, notes, f"; taken as white: the camera model reads {read}")
-    notes.append(f"{read}: the camera noise model, read from the image (--noise gaussian: white noise "
-                 "of one σ)")
+    if params.sigma is not None:
+        camera = camera.at_level(params.sigma)
+        notes.append(f"{camera.curve.summary(camera.correlation)}: the camera noise model read from the "
+                     f"image ({read}) at the RMS σ given")
+    else:
+        notes.append(f"{read}: the camera noise model, read from the image (--sigma sets its RMS level; "
+                     "--noise gaussian: white noise of one σ)")
     return Denoise(max(camera.sigma, MIN_SIGMA), sigma_estimated=True, camera=camera)
 
 
