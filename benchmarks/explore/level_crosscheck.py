@@ -45,16 +45,34 @@ def finest(pixels: np.ndarray) -> float:
     return float(estimate_sigma(pixels, channel_axis=-1, average_sigmas=True))
 
 
-def readings(noisy: np.ndarray) -> dict:
-    """The model's RMS σ, the finest scale's share of the modelled noise, ``alt`` and ``geo`` (0–255)."""
-    model = read_camera_noise(noisy)
+def finest_share(curve: cam.NoiseCurve, correlation: cam.Correlation, pixels: np.ndarray) -> float:
+    """The finest scale's σ of noise drawn from the model (at ``pixels``' brightness, laid on flat
+    grey) over its RMS σ: the share of that noise the finest scale sees (three draws)."""
     rng = np.random.default_rng(0)
     shares = []
     for _ in range(3):
-        draw = cam.sample_noise(noisy.shape, model.curve, model.correlation if model.correlation.measured
-                                else None, noisy, rng)
+        kind = correlation if correlation.measured else None
+        draw = cam.sample_noise(pixels.shape, curve, kind, pixels, rng)
         shares.append(finest(0.5 + draw - draw.mean()) / float(np.sqrt(np.mean(draw.var(axis=(0, 1))))))
-    share = float(np.mean(shares))
+    return float(np.mean(shares))
+
+
+def geo_read(pixels: np.ndarray) -> tuple[cam.NoiseCurve, cam.Correlation]:
+    """:func:`dipcli.physics.camera.read_noise` with the curve scaled to the geometric mean of its
+    RMS σ and ``alt``: readout_trial.py's ``geo`` (the fits with this level)."""
+    curve, correlation = cam.read_noise(pixels)
+    img = np.asarray(pixels, dtype=np.float64)
+    rms = float(np.sqrt(np.mean(curve.variance(img))))
+    if not curve.measured or rms <= 0:
+        return curve, correlation
+    alt = finest(img) / finest_share(curve, correlation, img)
+    return curve.scaled(math.sqrt(alt / rms)), correlation
+
+
+def readings(noisy: np.ndarray) -> dict:
+    """The model's RMS σ, the finest scale's share of the modelled noise, ``alt`` and ``geo`` (0–255)."""
+    model = read_camera_noise(noisy)
+    share = finest_share(model.curve, model.correlation, noisy)
     alt = finest(noisy) / share
     return {"read": model.sigma * 255, "share": share, "alt": alt * 255,
             "geo": math.sqrt(model.sigma * alt) * 255}

@@ -21,6 +21,8 @@ fits' images and camera.py's tables of each run go to folders beside it, not com
 * ``fq0.2``: ``mended`` with FINE_QUANTILE 0.2: the fine curve at the rough curve's quantile (its σ
   about the rough one's), the correlation as ``mended`` reads it. On the real ISO series the
   mended readout's loss came from its lower σ alone (explore/iso_readout.py).
+* ``geo``: ``mended`` with the curve scaled to the geometric mean of its RMS σ and the finest
+  wavelet scale's reading (explore/level_crosscheck.py's ``geo_read``), for the fit and the stage.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the studies beside this folder
 import camera  # noqa: E402
 from common import RESULTS  # noqa: E402
+from level_crosscheck import geo_read  # noqa: E402
 
 from dipcli.physics import camera as cam  # noqa: E402  # internal: the readout's constants under trial
 from dipcli.physics import denoise as dn  # noqa: E402  # internal: the stage the split gives another model
@@ -59,7 +62,8 @@ READOUTS = {"mended": (cam.read_noise, {}, None), "before": (before_read, {}, No
             "fq0.2": (cam.read_noise, {"FINE_QUANTILE": 0.2}, None),
             "ff1.4": (cam.read_noise, {"FINE_FLAT": 1.4}, None),
             "stage-before": (cam.read_noise, {}, before_read),
-            "stage-mended": (before_read, {}, cam.read_noise)}
+            "stage-mended": (before_read, {}, cam.read_noise),
+            "geo": (geo_read, {}, None)}
 
 
 def camera_model(read, pixels: np.ndarray) -> nm.CameraNoise:
