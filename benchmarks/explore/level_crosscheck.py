@@ -45,16 +45,18 @@ def finest(pixels: np.ndarray) -> float:
     return float(estimate_sigma(pixels, channel_axis=-1, average_sigmas=True))
 
 
-def finest_share(curve: cam.NoiseCurve, correlation: cam.Correlation, pixels: np.ndarray) -> float:
-    """The finest scale's σ of noise drawn from the model (at ``pixels``' brightness, laid on flat
-    grey) over its RMS σ: the share of that noise the finest scale sees (three draws)."""
+def alt_sigma(curve: cam.NoiseCurve, correlation: cam.Correlation, pixels: np.ndarray) -> tuple[float, float]:
+    """``alt`` (0–1 scale): the finest scale's σ of ``pixels`` over the share of the modelled noise
+    that scale sees, and that share: the finest scale's σ of noise drawn from the model (at
+    ``pixels``' brightness, laid on flat grey) over its RMS σ, three draws."""
     rng = np.random.default_rng(0)
+    kind = correlation if correlation.measured else None
     shares = []
     for _ in range(3):
-        kind = correlation if correlation.measured else None
         draw = cam.sample_noise(pixels.shape, curve, kind, pixels, rng)
         shares.append(finest(0.5 + draw - draw.mean()) / float(np.sqrt(np.mean(draw.var(axis=(0, 1))))))
-    return float(np.mean(shares))
+    share = float(np.mean(shares))
+    return finest(pixels) / share, share
 
 
 def geo_read(pixels: np.ndarray) -> tuple[cam.NoiseCurve, cam.Correlation]:
@@ -65,15 +67,14 @@ def geo_read(pixels: np.ndarray) -> tuple[cam.NoiseCurve, cam.Correlation]:
     rms = float(np.sqrt(np.mean(curve.variance(img))))
     if not curve.measured or rms <= 0:
         return curve, correlation
-    alt = finest(img) / finest_share(curve, correlation, img)
+    alt, _ = alt_sigma(curve, correlation, img)
     return curve.scaled(math.sqrt(alt / rms)), correlation
 
 
 def readings(noisy: np.ndarray) -> dict:
     """The model's RMS σ, the finest scale's share of the modelled noise, ``alt`` and ``geo`` (0–255)."""
     model = read_camera_noise(noisy)
-    share = finest_share(model.curve, model.correlation, noisy)
-    alt = finest(noisy) / share
+    alt, share = alt_sigma(model.curve, model.correlation, noisy)
     return {"read": model.sigma * 255, "share": share, "alt": alt * 255,
             "geo": math.sqrt(model.sigma * alt) * 255}
 

@@ -29,7 +29,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the studies beside this folder
-from camera import camera, case_seed, heldout_set  # noqa: E402
+from camera import camera, case_seed, heldout_set, true_sigma  # noqa: E402
 from common import RESULTS, centre_crop  # noqa: E402
 from quality import acceptance_set  # noqa: E402
 
@@ -54,11 +54,9 @@ VARIANTS = {"before": {}, "q0.1": {"QUANTILE": 0.1}, "q0.05": {"QUANTILE": 0.05}
 
 
 def truth(noisy: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
-    noise = noisy - reference
-    sigma = float(np.sqrt(np.mean(noise.var(axis=(0, 1)))))
-    grey = np.clip(0.5 + noise, 0, 1)
-    width = cam.read_noise(grey)[1].width
-    return sigma, width
+    """The true RMS σ (0–1 scale, camera.py's :func:`true_sigma`) and the true noise's width."""
+    grey = np.clip(0.5 + (noisy - reference), 0, 1)
+    return true_sigma(noisy, reference) / 255, cam.read_noise(grey)[1].width
 
 
 def level(sigma: float, width: float) -> float:
