@@ -11,7 +11,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from test_camera_noise import A, B, noisy, scene
+from scipy import ndimage
+from test_camera_noise import A, B, assert_curve_close, noisy, scene
 from typer.testing import CliRunner
 
 import dipcli
@@ -23,9 +24,9 @@ from dipcli.io import Image
 from dipcli.optim import FitConfig, fit
 from dipcli.optim.parts import Input
 from dipcli.physics import Denoise, GaussianNoise
-from dipcli.physics.camera import noise_correlation
+from dipcli.physics.camera import noise_correlation, read_noise
 from dipcli.physics.noise import estimate_noise
-from dipcli.physics.noise_models import camera_like, read_camera_noise
+from dipcli.physics.noise_models import CameraNoise, camera_like, level_checked, read_camera_noise
 from dipcli.tensors import jitter, to_nchw
 
 BOX = np.ones((3, 3))  # white noise through it: correlated over 3 px
@@ -34,6 +35,35 @@ FAST = ["--iters", "20", "--width", "8", "--json"]
 
 def correlated(seed: int = 0, channels: int = 3) -> np.ndarray:
     return noisy(scene(channels=channels), seed=seed, kernel=BOX)
+
+
+def as_read(pixels: np.ndarray) -> CameraNoise:
+    """The model with its level as the block readout gives it, before the cross-check."""
+    curve, correlation = read_noise(pixels)
+    return CameraNoise(curve, correlation, float(np.sqrt(np.mean(curve.variance(pixels)))))
+
+
+def test_the_finest_scale_pulls_a_level_that_texture_inflated_towards_the_truth():
+    clean = scene()
+    texture = ndimage.gaussian_filter(np.random.default_rng(3).standard_normal(clean.shape[:2]), 1.0)
+    clean = np.clip(clean + 0.1 * (texture / texture.std())[:, :, None], 0, 1)
+    pixels = noisy(clean, seed=1, kernel=BOX)
+    true = np.sqrt(np.mean(A * clean + B))
+    read, model = as_read(pixels), read_camera_noise(pixels)
+    assert read.sigma > 1.5 * true  # the blocks take texture for noise
+    assert abs(model.sigma / true - 1) < 0.6 * abs(read.sigma / true - 1)
+    np.testing.assert_array_equal(model.correlation.kernels, read.correlation.kernels)  # the shape stays
+    levels = np.array([[0.1], [0.5], [0.9]])
+    np.testing.assert_allclose(model.curve.sigma(levels), read.curve.sigma(levels) * model.sigma / read.sigma,
+                               rtol=1e-6)
+    assert read_camera_noise(pixels).curve == model.curve  # seeded: the same photo reads the same
+    assert_curve_close(read_camera_noise(noisy(scene())).curve)  # a known curve is still found within 15 %
+
+
+def test_a_model_without_a_measured_curve_keeps_its_level():
+    tiny = noisy(scene(size=6))
+    read = as_read(tiny)
+    assert not read.curve.measured and level_checked(read, tiny) is read
 
 
 def test_the_model_draws_its_curve_and_correlation_in_torch():
@@ -190,7 +220,7 @@ def test_noise_options_that_cannot_work_exit_2_with_one_line(tmp_path, args, say
 
 
 def test_sigma_with_the_camera_model_sets_its_level_and_keeps_its_shape_and_correlation(tmp_path):
-    pixels = correlated()
+    pixels = np.round(correlated() * 255) / 255  # as the photo saved below holds them
     read = read_camera_noise(pixels)
     half = read.at_level(read.sigma / 2)
     assert np.sqrt(np.mean(half.curve.variance(pixels))) == pytest.approx(read.sigma / 2, rel=1e-5)

@@ -13,7 +13,8 @@ the model (:func:`dipcli.physics.camera.sample_noise`, three draws on flat grey)
 ``alt`` = finest-scale σ of the photo / share, beside the model's RMS σ (``read``) and their
 geometric mean (``geo``: the two err in different ways, the block readout over, the finest scale
 under). The truth on the simulated camera: the RMS σ of noisy − reference; the real series has
-none (its reference is another frame). numpy only, a minute. Rows and table:
+none (its reference is another frame). ``geo`` is what `dip` reads since 2026-12-07's last
+change (:func:`dipcli.physics.noise_models.level_checked`). numpy only, a minute. Rows and table:
 results/camera/level_crosscheck-<set>.jsonl and .md.
 """
 
@@ -21,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 from pathlib import Path
 
 import numpy as np
-from skimage.restoration import estimate_sigma
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the studies beside this folder
@@ -35,48 +34,24 @@ from camera import LEVELS, camera, case_seed, cases, true_sigma  # noqa: E402
 from camera_iso import FRAMES, load_series  # noqa: E402
 from common import RESULTS  # noqa: E402
 
-from dipcli.physics import camera as cam  # noqa: E402  # internal: draws from the model read
-from dipcli.physics.noise_models import read_camera_noise  # noqa: E402  # internal: the readout checked
+sys.path.insert(0, str(HERE))  # the level as read, beside this file
+from readout_trial import camera_model  # noqa: E402
+
+from dipcli.physics import camera as cam  # noqa: E402  # internal: the read itself
+from dipcli.physics.noise_models import finest_scale_sigma, read_camera_noise  # noqa: E402  # internal: checked
 
 OUT = RESULTS / "camera"
 
 
-def finest(pixels: np.ndarray) -> float:
-    return float(estimate_sigma(pixels, channel_axis=-1, average_sigmas=True))
-
-
-def alt_sigma(curve: cam.NoiseCurve, correlation: cam.Correlation, pixels: np.ndarray) -> tuple[float, float]:
-    """``alt`` (0–1 scale): the finest scale's σ of ``pixels`` over the share of the modelled noise
-    that scale sees, and that share: the finest scale's σ of noise drawn from the model (at
-    ``pixels``' brightness, laid on flat grey) over its RMS σ, three draws."""
-    rng = np.random.default_rng(0)
-    kind = correlation if correlation.measured else None
-    shares = []
-    for _ in range(3):
-        draw = cam.sample_noise(pixels.shape, curve, kind, pixels, rng)
-        shares.append(finest(0.5 + draw - draw.mean()) / float(np.sqrt(np.mean(draw.var(axis=(0, 1))))))
-    share = float(np.mean(shares))
-    return finest(pixels) / share, share
-
-
-def geo_read(pixels: np.ndarray) -> tuple[cam.NoiseCurve, cam.Correlation]:
-    """:func:`dipcli.physics.camera.read_noise` with the curve scaled to the geometric mean of its
-    RMS σ and ``alt``: readout_trial.py's ``geo`` (the fits with this level)."""
-    curve, correlation = cam.read_noise(pixels)
-    img = np.asarray(pixels, dtype=np.float64)
-    rms = float(np.sqrt(np.mean(curve.variance(img))))
-    if not curve.measured or rms <= 0:
-        return curve, correlation
-    alt, _ = alt_sigma(curve, correlation, img)
-    return curve.scaled(math.sqrt(alt / rms)), correlation
-
-
 def readings(noisy: np.ndarray) -> dict:
-    """The model's RMS σ, the finest scale's share of the modelled noise, ``alt`` and ``geo`` (0–255)."""
-    model = read_camera_noise(noisy)
-    alt, share = alt_sigma(model.curve, model.correlation, noisy)
-    return {"read": model.sigma * 255, "share": share, "alt": alt * 255,
-            "geo": math.sqrt(model.sigma * alt) * 255}
+    """The model's RMS σ as read, the finest scale's share of the modelled noise, ``alt`` and ``geo``
+    (0–255). ``geo`` is the level `dip` takes since (:func:`dipcli.physics.noise_models.level_checked`,
+    first built here as ``geo_read``); ``alt`` and the share follow from it."""
+    read = camera_model(cam.read_noise, noisy)  # the level as read
+    geo = read_camera_noise(noisy).sigma
+    alt = geo**2 / read.sigma
+    share = finest_scale_sigma(noisy) / alt
+    return {"read": read.sigma * 255, "share": share, "alt": alt * 255, "geo": geo * 255}
 
 
 def rows_for(name_of_set: str) -> list[dict]:
