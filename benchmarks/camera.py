@@ -38,7 +38,8 @@ Methods (``--methods``), each on the same noisy JPEG:
   ``fit``);
 * ``default``: ``dipcli.denoise(noisy)``, no σ: the product as it is (``noise="auto"``, the
   Wiener stage on; rows of the pixel-domain detail return that preceded it are in
-  results/archive/camera-give-back.jsonl);
+  results/archive/camera-give-back.jsonl, rows with the level as read, before it was
+  cross-checked by the finest wavelet scale, in results/archive/camera-unchecked-level.jsonl);
 * ``camera``: ``dipcli.denoise(noisy, noise="camera")``: the camera noise model, whatever the
   rule of ``auto`` says;
 * ``camera-true``: ``dipcli.denoise(noisy, true σ, noise="camera")`` (``dip denoise --noise camera
@@ -248,10 +249,14 @@ def run_dip(method: str, noisy: np.ndarray, iters: int | None,
 def readout(noisy: np.ndarray, reference: np.ndarray) -> dict:
     """The noise readout next to the truth (noisy − reference): σ (0–255) per channel around
     mid-grey (reference 0.4–0.6) and the correlation width, the true one read from the true noise
-    laid on flat grey."""
-    from dipcli.physics.camera import read_noise  # internal: the readout, scored against the true noise
+    laid on flat grey. The readout is the model `dip` takes (its level cross-checked since
+    2026-12-07's last change; the rows before: results/archive/camera-unchecked-level.jsonl)."""
+    # internal: the model dip reads, and the correlation reader for the true noise's width
+    from dipcli.physics.camera import read_noise
+    from dipcli.physics.noise_models import read_camera_noise
 
-    curve, corr = read_noise(noisy)
+    model = read_camera_noise(noisy)
+    curve, corr = model.curve, model.correlation
     noise = noisy - reference
     mid = (reference > 0.4) & (reference < 0.6)
     true_mid = [float(noise[:, :, c][mid[:, :, c]].std() * 255) if mid[:, :, c].sum() > 50 else None

@@ -145,11 +145,12 @@ def save_strip(folder: Path, iso: int = 51200, methods: tuple[str, ...] = ("nois
 def readout_row(frame: np.ndarray) -> dict:
     """What the noise readout and today's white-noise estimate (what `dip` prints) say of a frame."""
     # internal: the readout itself, and the white-noise σ `dip` printed before it, side by side
-    from dipcli.physics.camera import read_noise
     from dipcli.physics.noise import estimate_noise
+    from dipcli.physics.noise_models import read_camera_noise
 
     start = time.perf_counter()
-    curve, corr = read_noise(frame)
+    model = read_camera_noise(frame)  # its level cross-checked since 2026-12-07's last change
+    curve, corr = model.curve, model.correlation
     return {"summary": curve.summary(corr), "width": round(corr.width, 2),
             "sigma_dark_mid_bright": [(curve.sigma(v) * 255).round(2).tolist() for v in (0.1, 0.3, 0.6)],
             "white_sigma": round(estimate_noise(frame) * 255, 2), "curve": curve.to_dict(),

@@ -8,8 +8,9 @@
 white-noise estimate of the finest scale under 0.75 × the model's RMS σ; or signal-dependent).
 A readout that reads lower σ moves that ratio up, so a change of readout can move an image
 across the rule. Read here, for the readout before 2026-12-07 (readout_trial.py's ``before``,
-with the line at 0.7 as it was then) and the product's (``mended``, the line at
-:data:`dipcli.physics.noise_models.CORRELATED`), on:
+with the line at 0.7 as it was then), the mended one (``mended``, the line at
+:data:`dipcli.physics.noise_models.CORRELATED`) and the product's, its level cross-checked by the
+finest wavelet scale (``geo``, the same line), on:
 
 * the nine Set9 images, 256² centre crops, with white Gaussian noise of σ 0, 5, 15, 25 and 50
   (0–255; seeded per image and σ): white noise should stay white from σ 15 up;
@@ -47,7 +48,10 @@ from dipcli.physics.noise import estimate_noise  # noqa: E402  # internal: the w
 OUT = RESULTS / "camera"
 SIGMAS = (0, 5, 15, 25, 50)
 # readout → how it reads, and the line of `auto`'s correlated test that went with it
-READOUTS = {"before": (before_read, 0.7), "mended": (cam.read_noise, nm.CORRELATED)}
+# readout → how it reads, the line of `auto`'s correlated test that went with it, and whether the
+# level is cross-checked (``geo``: the product's since 2026-12-07's last change, nm.level_checked)
+READOUTS = {"before": (before_read, 0.7, False), "mended": (cam.read_noise, nm.CORRELATED, False),
+            "geo": (cam.read_noise, nm.CORRELATED, True)}
 
 
 def inputs() -> list[tuple[str, str, np.ndarray]]:
@@ -68,8 +72,8 @@ def inputs() -> list[tuple[str, str, np.ndarray]]:
 
 def decide(pixels: np.ndarray, readout: str) -> dict:
     """What ``auto`` reads and takes for ``pixels`` under ``readout``."""
-    read, line = READOUTS[readout]
-    model = camera_model(read, pixels)
+    read, line, checked = READOUTS[readout]
+    model = camera_model(read, pixels, checked)
     white = estimate_noise(pixels)
     with mock.patch.object(nm, "CORRELATED", line):
         taken = nm.camera_like(model, white)
@@ -85,7 +89,7 @@ def table(rows: list[dict]) -> str:
     kinds = list(dict.fromkeys(r["kind"] for r in rows))
     lines = ["What `--noise auto` takes under each readout (benchmarks/explore/auto_rule.py). Ratio: the "
              "white-noise estimate / the model's RMS σ (camera noise if under the line, 0.7 before and "
-             f"{nm.CORRELATED:g} mended, or if the σ read depends on the brightness).", "",
+             f"{nm.CORRELATED:g} since, or if the σ read depends on the brightness).", "",
              "| input | readout | ratio (range) | RMS σ read (0–255, range) | taken as camera noise |",
              "|---|---|---|---|---|"]
     for kind in kinds:
