@@ -47,7 +47,6 @@ from dipcli.physics.noise import estimate_noise  # noqa: E402  # internal: the w
 
 OUT = RESULTS / "camera"
 SIGMAS = (0, 5, 15, 25, 50)
-# readout → how it reads, and the line of `auto`'s correlated test that went with it
 # readout → how it reads, the line of `auto`'s correlated test that went with it, and whether the
 # level is cross-checked (``geo``: the product's since 2026-12-07's last change, nm.level_checked)
 READOUTS = {"before": (before_read, 0.7, False), "mended": (cam.read_noise, nm.CORRELATED, False),
