@@ -38,7 +38,8 @@ sys.path.insert(0, str(HERE))  # the level as read, beside this file
 from readout_trial import camera_model  # noqa: E402
 
 from dipcli.physics import camera as cam  # noqa: E402  # internal: the read itself
-from dipcli.physics.noise_models import finest_scale_sigma, read_camera_noise  # noqa: E402  # internal: checked
+from dipcli.physics.noise import finest_scale_sigma  # noqa: E402  # internal: the second reading
+from dipcli.physics.noise_models import read_camera_noise  # noqa: E402  # internal: the level checked
 
 OUT = RESULTS / "camera"
 

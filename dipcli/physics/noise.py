@@ -77,6 +77,13 @@ def clipped_mean_and_variance(mu: np.ndarray, s: float) -> tuple[np.ndarray, np.
     return mu + bias, np.maximum(second - bias * bias, 0.0)
 
 
+def finest_scale_sigma(pixels: np.ndarray) -> float:
+    """The finest wavelet scale's σ of ``pixels`` ``(H, W, C)`` (scikit-image's ``estimate_sigma``,
+    the MAD of the diagonal detail; Donoho & Johnstone 1994), averaged over channels, as seen:
+    no floor, no clipping correction (:func:`estimate_noise` adds both)."""
+    return float(estimate_sigma(pixels, channel_axis=-1, average_sigmas=True))
+
+
 def _unclip_sigma(pixels: np.ndarray, observed: float) -> float:
     """The σ before clipping whose clipped noise ``estimate_sigma`` would read as ``observed``.
 
@@ -94,7 +101,7 @@ def _unclip_sigma(pixels: np.ndarray, observed: float) -> float:
     for _ in range(5):
         grid = np.linspace(-3 * s, 1 + 3 * s, 1024)
         level = np.interp(smooth, clipped_mean_and_variance(grid, s)[0], grid)
-        seen = float(estimate_sigma(np.clip(level + s * unit, 0, 1), channel_axis=-1, average_sigmas=True))
+        seen = finest_scale_sigma(np.clip(level + s * unit, 0, 1))
         s = min(s * observed / max(seen, 1e-3 * observed), 3 * observed)
     return float(s)
 
@@ -123,7 +130,7 @@ def estimate_noise(pixels: np.ndarray) -> float:
     (σ = 25 reads as 24.96).
     """
     pixels = _noise_sample(as_float_image(pixels))
-    observed = float(estimate_sigma(pixels, channel_axis=-1, average_sigmas=True))
+    observed = finest_scale_sigma(pixels)
     return _unclip_sigma(pixels, float(np.sqrt(max(observed**2 - ESTIMATE_FLOOR**2, 0.0))))
 
 

@@ -16,11 +16,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from skimage.restoration import estimate_sigma
 
 from dipcli.physics import noise_blocks as nb
 from dipcli.physics.camera import WHITE_WIDTH, Correlation, NoiseCurve, read_noise, sample_noise
-from dipcli.physics.noise import _noise_sample
+from dipcli.physics.noise import _noise_sample, finest_scale_sigma
 
 
 @dataclass(frozen=True)
@@ -168,8 +167,9 @@ def level_checked(model: CameraNoise, pixels: np.ndarray, draws: int = 3) -> Cam
     """``model`` (read from ``pixels``) at the geometric mean of its RMS σ and a second reading.
 
     The block readout (:func:`dipcli.physics.camera.read_noise`) takes texture for noise, so it
-    reads over; the finest wavelet scale (scikit-image's ``estimate_sigma``, the MAD of the
-    diagonal detail; Donoho & Johnstone 1994) sees texture far less, but only the share of
+    reads over; the finest wavelet scale (:func:`dipcli.physics.noise.finest_scale_sigma`, without
+    :func:`~dipcli.physics.noise.estimate_noise`'s floor, which takes out rounding the share must
+    keep) sees texture far less, but only the share of
     correlated noise that changes from pixel to pixel, so divided by that share it reads under.
     The share is the model's own: the finest scale's σ of ``draws`` seeded draws of the model (at
     ``pixels``' brightness, on flat grey) over their RMS σ. The two err in opposite directions;
@@ -190,12 +190,6 @@ def level_checked(model: CameraNoise, pixels: np.ndarray, draws: int = 3) -> Cam
         shares.append(finest_scale_sigma(0.5 + draw - draw.mean()) / rms)
     second = finest_scale_sigma(pixels) / float(np.mean(shares))
     return model.at_level(float(np.sqrt(model.sigma * second))) if second > 0 else model
-
-
-def finest_scale_sigma(pixels: np.ndarray) -> float:
-    """The finest wavelet scale's σ of ``pixels`` ``(H, W, C)``, averaged over channels, with no floor
-    (:func:`dipcli.physics.noise.estimate_noise` takes rounding out, which the share must not)."""
-    return float(estimate_sigma(pixels, channel_axis=-1, average_sigmas=True))
 
 
 def camera_like(model: CameraNoise, white_sigma: float) -> bool:
