@@ -1,17 +1,19 @@
 """Two `dip` processes on the same cores: how much slower is each than alone? (issue 18, case 18)
 
 A shell loop run with ``xargs -P 2`` or ``&`` starts several `dip` processes at once. Each one's
-torch uses every core, and OpenMP's idle threads by default *spin* for a while after each
-parallel region before they sleep: harmless alone, but two such processes steal each other's
-cores while spinning. `dip` now sets ``OMP_WAIT_POLICY=PASSIVE`` before torch loads (unless the
-user chose a policy), so idle threads sleep at once.
+torch uses every core, and OpenMP's idle threads by default *spin* for a while (about 3 ms) after
+each parallel region before they sleep: harmless alone, but two such processes steal each other's
+cores while spinning. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``) shares the cores fairly but
+wakes the threads for every region, which a lone fit pays for. `dip` sets the passive policy with
+a short spin (``GOMP_SPINCOUNT``, :data:`dipcli.signals.SPIN_COUNT`) before torch loads, unless
+the user chose either.
 
 This runs the same fixed-budget denoise (default net, 256² crop, ``--stop fixed``) alone and as
-two processes at once, in two modes: ``before`` (the policy left to OpenMP's default, as `dip`
-ran before the change: ``OMP_WAIT_POLICY`` set to an empty value, which `dip` leaves alone and
-OpenMP ignores) and ``after`` (`dip`'s default). Each figure is the wall time of one process.
+two processes at once, in each mode named by ``--modes`` (:data:`MODES`: OpenMP's default,
+`dip`'s, the passive policy, and spin counts). Each figure is the wall time of one process.
 
-    python benchmarks/sharing.py                    # results/sharing/sharing.{json,md}
+    python benchmarks/sharing.py --iters 300 --modes passive spin-1000 after spin-10000 spin-30000 before
+    python benchmarks/sharing.py                    # OpenMP's default and `dip`'s (before, after)
     python benchmarks/sharing.py --smoke            # a few iterations on a tiny image
 """
 
@@ -39,7 +41,20 @@ from common import (  # noqa: E402
     smoke_image,
 )
 
-MODES = {"before": {"OMP_WAIT_POLICY": ""}, "after": {}}
+from dipcli.signals import SPIN_COUNT  # noqa: E402
+
+# mode → the environment a run adds. ``before``: the policy left to OpenMP (an empty value, which
+# `dip` leaves alone and OpenMP ignores); ``after``: `dip`'s default; ``passive``: idle threads
+# sleep at once (`dip`'s default until 2026-12-08); ``spin-N``: ``GOMP_SPINCOUNT=N``, which `dip`
+# leaves alone: PyTorch's OpenMP (libgomp) spins N times (about 0.01 µs each), then sleeps.
+MODES = {"before": {"OMP_WAIT_POLICY": ""}, "after": {},
+         "passive": {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"},
+         **{f"spin-{n}": {"GOMP_SPINCOUNT": str(n)} for n in (1000, 3000, 10000, 30000, 100000)}}
+LABELS = {"before": "spin 300,000, then sleep (OpenMP's default)",
+          "after": f"`dip`'s default (passive, spin {SPIN_COUNT:,})",
+          "passive": "sleep at once (`OMP_WAIT_POLICY=PASSIVE`)",
+          **{m: f"spin {int(m[5:]):,}, then sleep (`GOMP_SPINCOUNT`)"
+             for m in MODES if m.startswith("spin-")}}
 
 
 def image(size: int, smoke: bool) -> np.ndarray:
@@ -52,7 +67,8 @@ def image(size: int, smoke: bool) -> np.ndarray:
 
 def run(inputs: list[Path], iters: int, env_extra: dict) -> list[float]:
     """Start one `dip denoise` per input at once; the wall time of each."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
     env.update(env_extra)
     cmd = [sys.executable, "-m", "dipcli", "denoise", "--sigma", "25", "--stop", "fixed",
            "--iters", str(iters), "--quiet", "--force"]
@@ -71,6 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=150)
     ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=["before", "after"])
     ap.add_argument("--out", type=Path, default=None,
                     help="results folder (default benchmarks/results/sharing)")
     add_smoke_argument(ap)
@@ -84,7 +101,8 @@ def main() -> None:
         inputs = [Path(tmp) / f"{k}.png" for k in "ab"]
         for p in inputs:
             iio.imwrite(p, image(args.size, smoke))
-        for mode, env in MODES.items():
+        for mode in args.modes:
+            env = MODES[mode]
             alone = run(inputs[:1], args.iters, env)[0]
             together = run(inputs, args.iters, env)
             rows.append({"mode": mode, "alone_s": round(alone, 1),
@@ -92,7 +110,8 @@ def main() -> None:
                          "slowdown": round(max(together) / alone, 2)})
             print(rows[-1], flush=True)
     payload = {"device": device_name(), "cores": os.cpu_count(), "iters": args.iters, "size": args.size,
-               "command": f"python benchmarks/sharing.py --iters {args.iters} --size {args.size}",
+               "command": f"python benchmarks/sharing.py --iters {args.iters} --size {args.size} "
+                          f"--modes {' '.join(args.modes)}",
                "rows": rows}
     (out_dir / "sharing.json").write_text(json.dumps(payload, indent=1) + "\n")
     lines = [f"Two `dip denoise` processes at once (default net, {args.size}², `--stop fixed --iters "
@@ -100,8 +119,7 @@ def main() -> None:
              "| OpenMP idle threads | one alone (s) | each of two at once (s) | slowdown (two / alone) |",
              "|---|---|---|---|"]
     for r in rows:
-        label = "spin, then sleep (OpenMP default; `dip` before)" if r["mode"] == "before" else \
-            "sleep at once (`OMP_WAIT_POLICY=PASSIVE`, `dip` now)"
+        label = LABELS[r["mode"]]
         each = " / ".join(map(str, r["together_s"]))
         lines.append(f"| {label} | {r['alone_s']} | {each} | {r['slowdown']}× |")
     lines += ["", f"Command: `{payload['command']}`"]

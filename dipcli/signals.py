@@ -7,11 +7,16 @@
   128 + the signal's number (143, 129) instead of 130. After a hangup the terminal is gone and
   writing to it fails (EIO), which would cost the result its report: output that went to the
   terminal goes to the null device from then on.
-* **Idle OpenMP threads wait passively** (``OMP_WAIT_POLICY=PASSIVE``) unless the user chose a
-  policy: by default they spin for a while after each parallel region, which costs nothing on
-  an idle machine but steals most of the CPU from a second process sharing the cores (two
-  `dip` runs under ``xargs -P 2``; benchmarks/sharing.py measures it). OpenMP reads the
-  variable once, when torch loads it, so this must run first.
+* **Idle OpenMP threads spin briefly, then sleep** unless the user chose a policy
+  (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``). OpenMP's default lets them spin for about 3 ms
+  after each parallel region: on an idle machine the next region starts at once, but a second
+  process sharing the cores (two `dip` runs under ``xargs -P 2``) loses most of its CPU to the
+  spinning. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``) shares the cores fairly but wakes
+  the threads for every region, which costs a lone fit on 2 cores about a tenth of its time.
+  ``dip`` sets the passive policy and, for PyTorch's own OpenMP (libgomp, whose
+  ``GOMP_SPINCOUNT`` overrides the policy's spin count of zero), :data:`SPIN_COUNT` spins, about
+  30 µs: benchmarks/sharing.py measures both sides. OpenMP reads these once, when torch loads
+  it, so this must run first.
 """
 
 from __future__ import annotations
@@ -58,10 +63,17 @@ def _leave_terminal() -> None:
         os.close(null)
 
 
+# Spins of an idle OpenMP thread before it sleeps (libgomp: about 0.01 µs each), unless the user
+# set a policy: benchmarks/results/sharing/README.md (alone and two processes at once, against the spin).
+SPIN_COUNT = 3000
+
+
 def install() -> None:
-    """Set the OpenMP wait policy (if unset) and route SIGTERM and SIGHUP to :class:`Terminated`
-    (main thread)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    """Set the OpenMP wait policy (unless the user set one: module docstring) and route SIGTERM
+    and SIGHUP to :class:`Terminated` (main thread)."""
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        os.environ["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
     for signum in STOPPING:
         signal.signal(signum, _on_signal)
 

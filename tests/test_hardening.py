@@ -327,16 +327,23 @@ def test_17_help_shows_flags_as_flags_and_nets_json_says_what_it_prints(capsys):
     assert "per generator" in capsys.readouterr().out
 
 
-def test_18_idle_threads_wait_passively_unless_the_user_chose(monkeypatch):
+def test_18_idle_threads_spin_briefly_unless_the_user_chose(monkeypatch):
     from dipcli import signals
 
     previous = signal.getsignal(signal.SIGTERM)
     try:
         monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+        monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
         signals.install()
         assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-        monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+        assert os.environ["GOMP_SPINCOUNT"] == str(signals.SPIN_COUNT)
+        monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's policy: left as it is
+        monkeypatch.delenv("GOMP_SPINCOUNT")
         signals.install()
-        assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+        assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE" and "GOMP_SPINCOUNT" not in os.environ
+        monkeypatch.delenv("OMP_WAIT_POLICY")  # the user's spin count: left as it is, no policy
+        monkeypatch.setenv("GOMP_SPINCOUNT", "0")
+        signals.install()
+        assert os.environ["GOMP_SPINCOUNT"] == "0" and "OMP_WAIT_POLICY" not in os.environ
     finally:
         signal.signal(signal.SIGTERM, previous)
