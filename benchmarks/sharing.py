@@ -41,7 +41,7 @@ from common import (  # noqa: E402
     smoke_image,
 )
 
-from dipcli.signals import SPIN_COUNT  # noqa: E402
+from dipcli.signals import SPIN_COUNT  # noqa: E402  # internal: the spin count dip sets, for the label
 
 # mode → the environment a run adds. ``before``: the policy left to OpenMP (an empty value, which
 # `dip` leaves alone and OpenMP ignores); ``after``: `dip`'s default; ``passive``: idle threads

@@ -31,8 +31,8 @@ sys.path.insert(0, str(HERE.parent))
 import quality  # noqa: E402
 from common import RESULTS  # noqa: E402
 
-from dipcli.api.presets import PRESETS, Preset  # noqa: E402
-from dipcli.nets import registry  # noqa: E402
+from dipcli.api.presets import PRESETS, Preset  # noqa: E402  # internal: a preset for this run only
+from dipcli.nets import registry  # noqa: E402  # internal: the zero-padded net, registered
 
 NAME = "fast-zeros"
 FOLDER = RESULTS / "explore" / "padding_trial"
