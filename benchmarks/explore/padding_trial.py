@@ -45,7 +45,6 @@ def register() -> None:
     compact = registry.ARCHITECTURES["compact"]
     zeros = replace(compact, defaults={**compact.defaults, "padding": "zeros"})
     registry.ARCHITECTURES["compact-zeros"] = zeros
-    registry.ARCHS = tuple(registry.ARCHITECTURES)
     fast = PRESETS["fast"]
     recipes = tuple(replace(r, arch="compact-zeros") for r in fast.recipes)
     PRESETS[NAME] = Preset("fast with zero padding", recipes, fill_iters=fast.fill_iters)
@@ -61,15 +60,10 @@ def rows(path: Path, methods: set[str]) -> dict[tuple[str, float, str], dict]:
     return out
 
 
-def gaps(a: list[float], b: list[float]) -> str:
-    """Mean / median / worst of ``a − b``, image by image."""
-    d = [x - y for x, y in zip(a, b, strict=True)]
-    return f"{statistics.mean(d):+.2f} / {statistics.median(d):+.2f} / {min(d):+.2f}"
-
-
 def table(which: str) -> str:
-    """Per σ: mean PSNR (and seconds) of fast, fast-zeros and BM3D on the images all three ran;
-    the gap of each net to BM3D and of fast-zeros to fast (mean / median / worst)."""
+    """Per σ: mean PSNR (and seconds) of fast, fast-zeros and BM3D on the images all three ran, the
+    gap of each net to BM3D (``quality.summarise``) and of fast-zeros to fast, image by image
+    (mean / median / worst)."""
     done = {**rows(BASELINE[which], {"fast", "bm3d"}), **rows(FOLDER / f"{which}.jsonl", {NAME})}
     lines = [f"`fast` with zero padding ({NAME}) against `fast` and BM3D, {which} set, 256² crops.", "",
              "| σ | images | fast dB (s) | fast-zeros dB (s) | BM3D dB | fast − BM3D | zeros − BM3D | "
@@ -77,13 +71,17 @@ def table(which: str) -> str:
     for sigma in sorted({k[1] for k in done if k[2] == NAME}):
         names = sorted(k[0] for k in done if k[1] == sigma and k[2] == NAME
                        and all((k[0], sigma, m) in done for m in ("fast", "bm3d")))
-        got = {(m, f): [done[(n, sigma, m)][f] for n in names]
-               for m in ("fast", NAME, "bm3d") for f in ("psnr", "seconds")}
-        f, z, b = (got[(m, "psnr")] for m in ("fast", NAME, "bm3d"))
-        mean = statistics.mean
-        lines.append(f"| {sigma:g} | {len(names)} | {mean(f):.2f} ({mean(got[('fast', 'seconds')]):.0f}) | "
-                     f"{mean(z):.2f} ({mean(got[(NAME, 'seconds')]):.0f}) | {mean(b):.2f} | {gaps(f, b)} | "
-                     f"{gaps(z, b)} | {gaps(z, f)} |")
+        by = quality.summarise([done[(n, sigma, m)] for n in names for m in ("fast", NAME, "bm3d")])
+        fast, zeros, bm3d = (by[f"{m} @ {sigma:g}"] for m in ("fast", NAME, "bm3d"))
+        d = [done[(n, sigma, NAME)]["psnr"] - done[(n, sigma, "fast")]["psnr"] for n in names]
+
+        def gaps(s: dict) -> str:
+            return f"{s['gap']:+.2f} / {s['median_gap']:+.2f} / {s['worst_gap']:+.2f}"
+
+        lines.append(f"| {sigma:g} | {len(names)} | {fast['psnr']:.2f} ({fast['seconds']:.0f}) | "
+                     f"{zeros['psnr']:.2f} ({zeros['seconds']:.0f}) | {bm3d['psnr']:.2f} | {gaps(fast)} | "
+                     f"{gaps(zeros)} | {statistics.mean(d):+.2f} / {statistics.median(d):+.2f} / "
+                     f"{min(d):+.2f} |")
     return "\n".join(lines) + "\n"
 
 
